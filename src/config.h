@@ -1,0 +1,81 @@
+/* gatherd configuration: one static option table (config.c) with type,
+ * default, range and reloadability; INI files read with inih; overrides from
+ * `--set section.key=value`. */
+#ifndef GATHERD_CONFIG_H
+#define GATHERD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Default config path used when -c is not given (and it exists). */
+#define CONFIG_DEFAULT_PATH "/etc/gatherd/gatherd.conf"
+
+/* The values.  Strings are heap-allocated and owned by the struct; an
+ * unset optional string (ca_file, nameserver) is "" (never NULL). */
+struct config {
+	/* [gatherd] */
+	char *queue_file;  /* required path; relative paths are resolved */
+	char *database;    /* required path; against the config file's dir */
+	int log_level;     /* LOG_ERROR..LOG_DEBUG from log.h */
+	int stats_interval_s;
+	/* [fetch] */
+	int max_in_flight;
+	int max_per_host;
+	int host_delay_ms;
+	int connect_timeout_ms;
+	int idle_timeout_ms;
+	int request_timeout_ms;
+	int retries;
+	int max_redirects;
+	int64_t max_body_bytes;
+	int64_t max_header_bytes;
+	char *user_agent;
+	/* [tls] */
+	bool tls_verify;
+	char *tls_ca_file;
+	/* [dns] */
+	char *dns_nameserver; /* "" = use /etc/resolv.conf */
+	int dns_timeout_ms;
+	int dns_cache_ttl_s;
+};
+
+/* One --set override, kept in argv order. */
+struct config_override {
+	const char *text; /* "section.key=value" */
+};
+
+/* Fill *cfg with defaults, then read `path` (NULL: CONFIG_DEFAULT_PATH if it
+ * exists, else defaults only), then apply the overrides, then validate
+ * (ranges, required paths: the directories holding queue_file and database
+ * must exist; ca_file, when set, must be readable).  On error returns -1,
+ * leaves *cfg freed, and sets *cause to a malloc'd message naming the file,
+ * line and key, e.g.
+ *   "/etc/gatherd/gatherd.conf:12: [fetch] max_in_flight: value 0 out of
+ *    range 1..100000"
+ *   "--set fetch.bogus=1: unknown key [fetch] bogus"
+ * Relative paths from a file are resolved against that file's directory;
+ * relative paths from --set against the current directory. */
+int config_load(struct config *cfg, const char *path,
+		const struct config_override *ov, int n_ov, char **cause)
+	__attribute__((warn_unused_result));
+
+void config_free(struct config *cfg);
+
+/* For SIGHUP: copy the reloadable options of `next` into `cur`, and set
+ * *changed_fixed to true if any non-reloadable option differs (the caller
+ * logs that a restart is needed for those). */
+void config_apply_reload(struct config *cur, const struct config *next,
+			 bool *changed_fixed);
+
+/* Print the effective configuration as INI to stdout (for check-config). */
+void config_dump(const struct config *cfg);
+
+/* Iterate the option table (for the documentation test): returns the
+ * "section.key" name of option i, or NULL past the end. */
+const char *config_option_name(int i);
+
+/* The table's default of option i as text (as config/gatherd.conf should
+ * show it), or NULL past the end. */
+const char *config_option_default(int i);
+
+#endif

@@ -1,0 +1,242 @@
+/* Connections and keep-alive pool: see conn.h. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "http.h"
+#include "log.h"
+#include "map.h"
+
+struct conn {
+	TAILQ_ENTRY(conn) link; /* in its idle list while idle */
+	struct conn_pool *pool;
+	struct conn_idle *idle; /* non-NULL while idle */
+	struct bufferevent *bev;
+	struct http_resp *parser;
+	unsigned uses;
+	char key[];
+};
+TAILQ_HEAD(conn_list, conn);
+
+struct conn_idle {
+	struct conn_list conns;
+	size_t n;
+	char *key;
+};
+
+struct conn_pool {
+	struct event_base *base;
+	struct map *idle; /* key -> struct conn_idle */
+	size_t n_idle;
+	int idle_ms;
+	unsigned long opened;
+};
+
+struct conn_pool *conn_pool_new(struct event_base *base)
+{
+	struct conn_pool *p = calloc(1, sizeof *p);
+
+	if (p == NULL || (p->idle = map_new()) == NULL)
+		abort();
+	p->base = base;
+	p->idle_ms = 30000;
+	return p;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	http_resp_free(c->parser);
+	free(c);
+}
+
+/* Remove an idle connection from its list (dropping an empty list). */
+static void conn_unidle(struct conn *c)
+{
+	struct conn_idle *il = c->idle;
+	struct conn_pool *p = c->pool;
+
+	TAILQ_REMOVE(&il->conns, c, link);
+	il->n--;
+	p->n_idle--;
+	c->idle = NULL;
+	if (il->n == 0) {
+		map_del(p->idle, il->key);
+		free(il->key);
+		free(il);
+	}
+}
+
+static void conn_idle_free(void *v)
+{
+	struct conn_idle *il = v;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&il->conns)) != NULL) {
+		TAILQ_REMOVE(&il->conns, c, link);
+		conn_close(c);
+	}
+	free(il->key);
+	free(il);
+}
+
+void conn_pool_free(struct conn_pool *p)
+{
+	if (p == NULL)
+		return;
+	map_free(p->idle, conn_idle_free);
+	free(p);
+}
+
+void conn_pool_set_idle_ms(struct conn_pool *p, int ms)
+{
+	p->idle_ms = ms;
+}
+
+size_t conn_pool_idle_count(const struct conn_pool *p)
+{
+	return p->n_idle;
+}
+
+unsigned long conn_pool_opened(const struct conn_pool *p)
+{
+	return p->opened;
+}
+
+struct conn *conn_pool_take(struct conn_pool *p, const char *key)
+{
+	struct conn_idle *il = map_get(p->idle, key);
+	struct conn *c;
+
+	if (il == NULL)
+		return NULL;
+	/* Most recently used first: the least likely to have been closed
+	 * by the server's own keep-alive timeout. */
+	c = TAILQ_LAST(&il->conns, conn_list);
+	conn_unidle(c);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	return c;
+}
+
+struct conn *conn_new(struct conn_pool *p, const char *key)
+{
+	size_t klen = strlen(key);
+	struct conn *c = calloc(1, sizeof *c + klen + 1);
+
+	if (c == NULL)
+		return NULL;
+	c->pool = p;
+	memcpy(c->key, key, klen + 1);
+	return c;
+}
+
+int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len)
+{
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->bev = bufferevent_socket_new(c->pool->base, -1,
+					BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		return -1;
+	c->pool->opened++;
+	if (bufferevent_socket_connect(c->bev, addr, (int)len) != 0) {
+		int err = errno;
+
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		errno = err ? err : ECONNREFUSED;
+		return -1;
+	}
+	return 0;
+}
+
+void conn_set_cbs(struct conn *c, bufferevent_data_cb readcb,
+		  bufferevent_event_cb eventcb, void *arg)
+{
+	bufferevent_setcb(c->bev, readcb, NULL, eventcb, arg);
+}
+
+struct bufferevent *conn_bev(struct conn *c)
+{
+	return c->bev;
+}
+
+struct http_resp *conn_parser(struct conn *c, size_t max_header_bytes,
+			      uint64_t max_body_bytes)
+{
+	if (c->parser == NULL)
+		c->parser = http_resp_new(max_header_bytes, max_body_bytes);
+	else
+		http_resp_reset(c->parser, max_header_bytes, max_body_bytes);
+	return c->parser;
+}
+
+unsigned conn_uses(const struct conn *c)
+{
+	return c->uses;
+}
+
+/* Anything on an idle connection (data, EOF, error, idle timeout) ends
+ * it: a server does not speak first in HTTP/1.1. */
+static void conn_idle_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	log_debug("closing idle connection %s: unexpected data", c->key);
+	conn_unidle(c);
+	conn_close(c);
+}
+
+static void conn_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	(void)what;
+	conn_unidle(c);
+	conn_close(c);
+}
+
+void conn_release(struct conn *c, bool reusable)
+{
+	struct conn_pool *p = c->pool;
+	struct conn_idle *il;
+
+	if (!reusable || c->bev == NULL) {
+		conn_close(c);
+		return;
+	}
+	il = map_get(p->idle, c->key);
+	if (il == NULL) {
+		il = calloc(1, sizeof *il);
+		if (il == NULL || (il->key = strdup(c->key)) == NULL ||
+		    map_put(p->idle, c->key, il) != 0) {
+			if (il != NULL)
+				free(il->key);
+			free(il);
+			conn_close(c);
+			return;
+		}
+		TAILQ_INIT(&il->conns);
+	}
+	c->uses++;
+	c->idle = il;
+	TAILQ_INSERT_TAIL(&il->conns, c, link);
+	il->n++;
+	p->n_idle++;
+	struct timeval tv = {p->idle_ms / 1000, (p->idle_ms % 1000) * 1000};
+	bufferevent_setcb(c->bev, conn_idle_read_cb, NULL, conn_idle_event_cb,
+			  c);
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+}

@@ -1,0 +1,57 @@
+/* Connections and the keep-alive pool, keyed by (scheme, host, port).
+ * A connection is owned either by one fetch (active) or by the pool (idle);
+ * an idle connection that the server closes, or that sends anything, or
+ * that stays unused for the idle timeout, is closed by the pool. */
+#ifndef GATHERD_CONN_H
+#define GATHERD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+
+struct event_base;
+struct conn_pool;
+struct conn;
+struct http_resp;
+
+struct conn_pool *conn_pool_new(struct event_base *base);
+/* Close every idle connection and free the pool (no active ones may be
+ * left). */
+void conn_pool_free(struct conn_pool *p);
+/* How long an idle connection is kept. */
+void conn_pool_set_idle_ms(struct conn_pool *p, int ms);
+size_t conn_pool_idle_count(const struct conn_pool *p);
+/* Connections opened since start (for stats and tests). */
+unsigned long conn_pool_opened(const struct conn_pool *p);
+
+/* Take an idle connection for key, or NULL. */
+struct conn *conn_pool_take(struct conn_pool *p, const char *key);
+
+/* A new, unconnected connection for key. */
+struct conn *conn_new(struct conn_pool *p, const char *key);
+
+/* Start connecting to addr (closing any previous socket of c).  Returns
+ * -1 with errno set when the socket cannot even be created or the connect
+ * fails at once. */
+int conn_connect(struct conn *c, const struct sockaddr *addr,
+		 socklen_t len) __attribute__((warn_unused_result));
+
+/* Route the connection's events to its owner. */
+void conn_set_cbs(struct conn *c, bufferevent_data_cb readcb,
+		  bufferevent_event_cb eventcb, void *arg);
+struct bufferevent *conn_bev(struct conn *c);
+/* The response parser of this connection, created with these limits on
+ * first use and reset with them afterwards. */
+struct http_resp *conn_parser(struct conn *c, size_t max_header_bytes,
+			      uint64_t max_body_bytes);
+/* Requests completed on this connection before the current one. */
+unsigned conn_uses(const struct conn *c);
+
+/* Give the connection back: to the pool when reusable (one more use is
+ * counted), else closed.  Safe inside the connection's own callbacks. */
+void conn_release(struct conn *c, bool reusable);
+
+#endif

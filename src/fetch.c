@@ -1,0 +1,493 @@
+/* One URL's fetch: see fetch.h.
+ *
+ * States: RESOLVING -> CONNECTING -> WAITING (request written, response
+ * being read) -> DONE.  A pooled connection skips straight to WAITING.
+ * Every exit goes through fetch_finish(), which schedules the reap event:
+ * the result callback and the free happen there, outside any bufferevent
+ * callback. */
+#include "fetch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "http.h"
+#include "log.h"
+#include "url.h"
+#include "util.h"
+
+enum fetch_state {
+	FETCH_NEW,
+	FETCH_RESOLVING,
+	FETCH_CONNECTING,
+	FETCH_WAITING,
+	FETCH_DONE,
+};
+
+static const char *const fetch_state_names[] = {"new", "resolving",
+						"connecting", "waiting",
+						"done"};
+
+struct fetch {
+	struct fetch_ctx ctx;
+	const char *url;
+	enum fetch_state state;
+	enum url_scheme scheme;
+	uint16_t port;
+	bool literal;
+	char host[256];
+	char key[320]; /* pool key: scheme://authority */
+	char *request;
+	size_t request_len;
+	struct dns_req *dns;
+	struct dns_addrs addrs;
+	int addr_i;
+	int last_errno;
+	struct conn *conn;
+	struct http_resp *parser;
+	bool reused;        /* the current connection came from the pool */
+	bool retried_fresh; /* a dead pooled connection was replaced once */
+	int64_t start_ms;
+	struct event timer;
+	struct event reap;
+	struct fetch_result res;
+	fetch_done_cb done;
+	void *arg;
+};
+
+static void fetch_get_conn(struct fetch *f, bool allow_pool);
+static void fetch_arm_timer(struct fetch *f);
+
+static void fetch_set_state(struct fetch *f, enum fetch_state s)
+{
+	/* Forward only, except a dead pooled connection sending a WAITING
+	 * fetch back to RESOLVING/CONNECTING once. */
+	if (!(s > f->state || (f->state == FETCH_WAITING &&
+			       s < FETCH_WAITING && f->retried_fresh)))
+		log_error("fetch %s: bad transition %s -> %s", f->url,
+			  fetch_state_names[f->state], fetch_state_names[s]);
+	log_debug("fetch %s: %s -> %s", f->url, fetch_state_names[f->state],
+		  fetch_state_names[s]);
+	f->state = s;
+}
+
+/* End the fetch: release what it holds and schedule the result. */
+static void fetch_finish(struct fetch *f)
+{
+	fetch_set_state(f, FETCH_DONE);
+	event_del(&f->timer);
+	if (f->dns != NULL) {
+		dns_cancel(f->dns);
+		f->dns = NULL;
+	}
+	if (f->conn != NULL) {
+		conn_release(f->conn, false);
+		f->conn = NULL;
+	}
+	f->res.elapsed_ms = util_mono_ms() - f->start_ms;
+	f->res.fetched_at_ms = util_wall_ms();
+	event_active(&f->reap, 0, 0);
+}
+
+static void fetch_fail(struct fetch *f, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fetch_fail(struct fetch *f, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+	char *detail;
+
+	va_start(ap, fmt);
+	if (vasprintf(&detail, fmt, ap) < 0)
+		detail = NULL;
+	va_end(ap);
+	f->res.ok = false;
+	f->res.error = kind;
+	free(f->res.error_detail);
+	f->res.error_detail = detail;
+	log_debug("fetch %s: %s: %s", f->url, kind, detail ? detail : "");
+	fetch_finish(f);
+}
+
+static void fetch_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fetch *f = arg;
+
+	(void)fd;
+	(void)what;
+	f->done(f->arg, &f->res); /* takes the result's strings */
+	free(f->request);
+	free(f);
+}
+
+static void fetch_free_result(struct fetch_result *r)
+{
+	free(r->error_detail);
+	free(r->content_type);
+	free(r->final_url);
+}
+
+void fetch_abort(struct fetch *f)
+{
+	if (f == NULL)
+		return;
+	event_del(&f->timer);
+	event_del(&f->reap);
+	if (f->dns != NULL)
+		dns_cancel(f->dns);
+	if (f->conn != NULL)
+		conn_release(f->conn, false);
+	fetch_free_result(&f->res);
+	free(f->request);
+	free(f);
+}
+
+/* The response is complete: record it and give the connection back. */
+static void fetch_complete(struct fetch *f, bool reusable)
+{
+	const char *ct = http_resp_content_type(f->parser);
+
+	f->res.ok = true;
+	f->res.status = http_resp_status(f->parser);
+	f->res.length = (int64_t)http_resp_body_len(f->parser);
+	f->res.content_type = ct ? strdup(ct) : NULL;
+	conn_release(f->conn, reusable);
+	f->conn = NULL;
+	fetch_finish(f);
+}
+
+/* The connection died before any response byte: a pooled connection the
+ * server had already closed gets one retry on a fresh connection. */
+static bool fetch_retry_fresh(struct fetch *f)
+{
+	if (!f->reused || f->retried_fresh || http_resp_started(f->parser))
+		return false;
+	log_debug("fetch %s: pooled connection died, retrying on a new one",
+		  f->url);
+	conn_release(f->conn, false);
+	f->conn = NULL;
+	f->retried_fresh = true;
+	fetch_get_conn(f, false);
+	return true;
+}
+
+static void fetch_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fetch *f = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (f->state != FETCH_WAITING)
+		return;
+	while (evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v[8];
+		int n = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used = 0, c;
+		enum http_feed r = HTTP_MORE;
+
+		if (n > 8)
+			n = 8;
+		for (int i = 0; i < n && r == HTTP_MORE; i++) {
+			r = http_resp_feed(f->parser, v[i].iov_base,
+					   v[i].iov_len, &c);
+			used += c;
+		}
+		evbuffer_drain(in, used);
+		if (r == HTTP_DONE) {
+			/* Bytes after the response mean a confused or
+			 * pipelining server: do not reuse the connection. */
+			fetch_complete(f, http_resp_keep_alive(f->parser) &&
+						  evbuffer_get_length(in) == 0);
+			return;
+		}
+		if (r == HTTP_ERROR) {
+			fetch_fail(f,
+				   http_error_name(http_resp_error(f->parser)),
+				   "%s", http_resp_error_detail(f->parser));
+			return;
+		}
+	}
+}
+
+static void fetch_send(struct fetch *f)
+{
+	const struct config *cfg = f->ctx.cfg;
+	struct bufferevent *bev = conn_bev(f->conn);
+	struct timeval idle = {cfg->idle_timeout_ms / 1000,
+			       (cfg->idle_timeout_ms % 1000) * 1000};
+
+	fetch_set_state(f, FETCH_WAITING);
+	f->parser = conn_parser(f->conn, (size_t)cfg->max_header_bytes,
+				(uint64_t)cfg->max_body_bytes);
+	if (f->parser == NULL) {
+		fetch_fail(f, "connect", "out of memory");
+		return;
+	}
+	fetch_arm_timer(f);
+	conn_set_cbs(f->conn, fetch_read_cb, NULL, f);
+	/* The read timeout is the idle timeout: libevent restarts it on every
+	 * read, so it fires only after idle_timeout_ms without a byte. */
+	bufferevent_set_timeouts(bev, &idle, NULL);
+	if (bufferevent_write(bev, f->request, f->request_len) != 0 ||
+	    bufferevent_enable(bev, EV_READ | EV_WRITE) != 0) {
+		fetch_fail(f, "connect", "cannot write the request");
+		return;
+	}
+}
+
+static void fetch_connect_next(struct fetch *f);
+
+static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fetch *f = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)bev;
+	if (f->state == FETCH_CONNECTING) {
+		if (what & BEV_EVENT_CONNECTED) {
+			fetch_send(f);
+			return;
+		}
+		f->last_errno = err;
+		fetch_connect_next(f);
+		return;
+	}
+	if (f->state != FETCH_WAITING)
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		fetch_fail(f, "timeout", "no data received for %d ms",
+			   f->ctx.cfg->idle_timeout_ms);
+		return;
+	}
+	if (fetch_retry_fresh(f))
+		return;
+	/* Whatever is still buffered belongs to the response. */
+	fetch_read_cb(conn_bev(f->conn), f);
+	if (f->state != FETCH_WAITING)
+		return;
+	enum http_feed r = http_resp_eof(f->parser);
+	if (what & BEV_EVENT_ERROR) {
+		/* A reset may have discarded data: never take it as the end
+		 * of a close-delimited body. */
+		fetch_fail(f, "truncated", "%s (%s)",
+			   r == HTTP_ERROR ? http_resp_error_detail(f->parser)
+					   : "connection reset during a "
+					     "close-delimited body",
+			   evutil_socket_error_to_string(err));
+		return;
+	}
+	if (r == HTTP_DONE) {
+		fetch_complete(f, false);
+		return;
+	}
+	fetch_fail(f, http_error_name(http_resp_error(f->parser)), "%s",
+		   http_resp_error_detail(f->parser));
+}
+
+/* Try the next resolved address; fail with `connect` when none is left. */
+static void fetch_connect_next(struct fetch *f)
+{
+	while (f->addr_i < f->addrs.n) {
+		int i = f->addr_i++;
+		struct sockaddr_storage *ss = &f->addrs.addr[i];
+
+		if (ss->ss_family == AF_INET)
+			((struct sockaddr_in *)ss)->sin_port = htons(f->port);
+		else if (ss->ss_family == AF_INET6)
+			((struct sockaddr_in6 *)ss)->sin6_port =
+				htons(f->port);
+		if (f->conn == NULL) {
+			f->conn = conn_new(f->ctx.pool, f->key);
+			if (f->conn == NULL) {
+				fetch_fail(f, "connect", "out of memory");
+				return;
+			}
+		}
+		if (f->state != FETCH_CONNECTING)
+			fetch_set_state(f, FETCH_CONNECTING);
+		if (conn_connect(f->conn, (struct sockaddr *)ss,
+				 f->addrs.len[i]) == 0) {
+			conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb,
+				     f);
+			return;
+		}
+		f->last_errno = errno;
+	}
+	fetch_fail(f, "connect", "cannot connect to %s port %u: %s", f->host,
+		   f->port, strerror(f->last_errno ? f->last_errno : EIO));
+}
+
+static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
+			 const char *error)
+{
+	struct fetch *f = arg;
+
+	f->dns = NULL;
+	if (addrs == NULL) {
+		fetch_fail(f, "dns", "%s", error);
+		return;
+	}
+	f->addrs = *addrs;
+	f->addr_i = 0;
+	fetch_connect_next(f);
+}
+
+/* Fill f->addrs from an IP literal host. */
+static void fetch_literal_addr(struct fetch *f)
+{
+	memset(&f->addrs, 0, sizeof f->addrs);
+	if (inet_pton(AF_INET, f->host,
+		      &((struct sockaddr_in *)&f->addrs.addr[0])->sin_addr) ==
+	    1) {
+		f->addrs.addr[0].ss_family = AF_INET;
+		f->addrs.len[0] = sizeof(struct sockaddr_in);
+		f->addrs.n = 1;
+	} else if (inet_pton(AF_INET6, f->host,
+			     &((struct sockaddr_in6 *)&f->addrs.addr[0])
+				      ->sin6_addr) == 1) {
+		f->addrs.addr[0].ss_family = AF_INET6;
+		f->addrs.len[0] = sizeof(struct sockaddr_in6);
+		f->addrs.n = 1;
+	}
+}
+
+static void fetch_get_conn(struct fetch *f, bool allow_pool)
+{
+	if (allow_pool) {
+		f->conn = conn_pool_take(f->ctx.pool, f->key);
+		if (f->conn != NULL) {
+			f->reused = true;
+			fetch_send(f);
+			return;
+		}
+	}
+	f->reused = false;
+	fetch_arm_timer(f);
+	if (f->literal || f->addrs.n > 0) {
+		if (f->addrs.n == 0)
+			fetch_literal_addr(f);
+		f->addr_i = 0;
+		fetch_connect_next(f);
+		return;
+	}
+	fetch_set_state(f, FETCH_RESOLVING);
+	f->dns = dns_resolve(f->ctx.dns, f->host, fetch_dns_cb, f);
+	if (f->dns == NULL)
+		fetch_fail(f, "dns", "out of memory");
+}
+
+/* Arm the timer for the nearest deadline: connecting (DNS included) must
+ * end within connect_timeout_ms, the whole request within
+ * request_timeout_ms, both counted from when the fetch really started. */
+static void fetch_arm_timer(struct fetch *f)
+{
+	const struct config *cfg = f->ctx.cfg;
+	int64_t deadline = f->start_ms + cfg->request_timeout_ms;
+	int64_t now = util_mono_ms(), left;
+
+	if (f->state < FETCH_WAITING &&
+	    f->start_ms + cfg->connect_timeout_ms < deadline)
+		deadline = f->start_ms + cfg->connect_timeout_ms;
+	left = deadline > now ? deadline - now : 0;
+	struct timeval tv = {(time_t)(left / 1000),
+			     (suseconds_t)(left % 1000) * 1000};
+	event_add(&f->timer, &tv);
+}
+
+static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fetch *f = arg;
+	const struct config *cfg = f->ctx.cfg;
+	int64_t elapsed = util_mono_ms() - f->start_ms;
+
+	(void)fd;
+	(void)what;
+	if (f->state < FETCH_WAITING && elapsed >= cfg->connect_timeout_ms) {
+		fetch_fail(f, "timeout", "%s not finished within %d ms",
+			   f->state == FETCH_RESOLVING ? "DNS lookup"
+						       : "connect",
+			   cfg->connect_timeout_ms);
+		return;
+	}
+	if (elapsed >= cfg->request_timeout_ms) {
+		fetch_fail(f, "timeout", "request took longer than %d ms",
+			   cfg->request_timeout_ms);
+		return;
+	}
+	fetch_arm_timer(f);
+}
+
+struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
+			  fetch_done_cb done, void *arg)
+{
+	struct fetch *f = calloc(1, sizeof *f);
+	const char *reason;
+	struct url u;
+	char buf[URL_MAX_LEN + 1024];
+	int n;
+
+	if (f == NULL)
+		return NULL;
+	f->ctx = *ctx;
+	f->url = url;
+	f->done = done;
+	f->arg = arg;
+	f->start_ms = util_mono_ms();
+	f->res.attempts = 1;
+	f->res.redirects = 0;
+	f->res.length = -1;
+	event_assign(&f->timer, ctx->base, -1, 0, fetch_timer_cb, f);
+	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
+
+	if (url_parse(url, strlen(url), &u, &reason) != 0) {
+		fetch_fail(f, "invalid_url", "%s", reason);
+		return f;
+	}
+	n = url_format(&u, buf, sizeof buf);
+	f->res.final_url = n >= 0 ? strdup(buf) : NULL;
+	f->scheme = u.scheme;
+	f->port = u.port;
+	f->literal = u.host_is_ipv4 || u.host_is_ipv6;
+	snprintf(f->host, sizeof f->host, "%s", u.host);
+	snprintf(f->key, sizeof f->key, "%s://%s",
+		 u.scheme == URL_HTTPS ? "https" : "http", u.authority);
+	if (u.scheme == URL_HTTPS) {
+		fetch_fail(f, "tls", "HTTPS is not supported by this build");
+		return f;
+	}
+	n = http_build_request(buf, sizeof buf, &u, ctx->cfg->user_agent);
+	if (n < 0 || (f->request = malloc((size_t)n)) == NULL) {
+		fetch_fail(f, "invalid_url", "request does not fit");
+		return f;
+	}
+	memcpy(f->request, buf, (size_t)n);
+	f->request_len = (size_t)n;
+	fetch_get_conn(f, true);
+	return f;
+}
+
+int fetch_host_key(const char *url, char *buf, size_t size)
+{
+	struct url u;
+	const char *reason;
+	int n;
+
+	if (url_parse(url, strlen(url), &u, &reason) != 0)
+		return -1;
+	/* Always with the port, so "h" and "h:80" are one host. */
+	n = snprintf(buf, size, u.host_is_ipv6 ? "[%s]:%u" : "%s:%u", u.host,
+		     u.port);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}

@@ -1,0 +1,57 @@
+/* One URL's fetch: DNS, connection (pooled or new), request, response,
+ * timers, result.  The result is always delivered from the event loop
+ * (never from inside fetch_start or a bufferevent callback), after which
+ * the fetch is freed. */
+#ifndef GATHERD_FETCH_H
+#define GATHERD_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct config;
+struct conn_pool;
+struct dns;
+struct fetch;
+
+/* What the fetch needs from the daemon; the config may change (SIGHUP)
+ * between fetches. */
+struct fetch_ctx {
+	struct event_base *base;
+	const struct config *cfg;
+	struct conn_pool *pool;
+	struct dns *dns;
+};
+
+/* The outcome.  Strings are malloc'd and owned by the receiver; `error`
+ * is a static stable kind ("dns", "connect", ...) or NULL when ok. */
+struct fetch_result {
+	bool ok; /* an HTTP response was received (state done) */
+	int status;
+	int64_t length;
+	const char *error;
+	char *error_detail;
+	char *content_type;
+	char *final_url;
+	int attempts;
+	int redirects;
+	int64_t elapsed_ms;
+	int64_t fetched_at_ms;
+};
+
+typedef void (*fetch_done_cb)(void *arg, struct fetch_result *res);
+
+/* Start fetching `url` (NUL-terminated, as submitted; must stay valid
+ * until done runs or the fetch is aborted). */
+struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
+			  fetch_done_cb done, void *arg);
+
+/* Stop a fetch at once without a result (shutdown). */
+void fetch_abort(struct fetch *f);
+
+/* Per-key helper: the pool/limit key of a URL, "host:port", written into
+ * buf.  Returns -1 if the URL does not parse. */
+int fetch_host_key(const char *url, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,114 @@
+/* HTTP/1.1 response parsing (a wrapper around llhttp) and request building.
+ * Pure: no libevent, no sockets, so it can be unit-tested and fuzzed. */
+#ifndef GATHERD_HTTP_H
+#define GATHERD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct url;
+struct http_resp;
+
+enum http_feed {
+	HTTP_MORE,  /* all bytes consumed, the response is not complete yet */
+	HTTP_DONE,  /* the final response is complete; *consumed tells how many
+	             * bytes belonged to it (the rest is not part of it) */
+	HTTP_ERROR, /* the response is bad; see http_resp_error() */
+};
+
+/* Stable error kinds, matching the `error` column of the results view. */
+enum http_error {
+	HTTP_ERR_NONE = 0,
+	HTTP_ERR_PROTOCOL,  /* "http_protocol": llhttp's reason in the detail
+	                     * ("llhttp: ..."), or "invalid status code N"
+	                     * for a status outside 100..599 */
+	HTTP_ERR_TOO_LARGE, /* "too_large": headers or body over the limit */
+	HTTP_ERR_TRUNCATED, /* "truncated": EOF before the response ended */
+};
+
+/* Allocate a parser for one connection; limits apply per response.
+ * max_header_bytes bounds each response's header block, interim 1xx ones
+ * included, each on its own: the count is every byte fed from the first
+ * byte of that response (after the previous one ended) up to and including
+ * the LF of the empty line that ends its headers, so a block of exactly
+ * max_header_bytes passes and one byte more fails ("headers larger than N
+ * bytes").  The trailer section of a chunked body has a budget of its own of
+ * the same size, counting field names and values only ("trailers larger than
+ * N bytes").  max_body_bytes bounds the de-chunked body bytes of the final
+ * response; a Content-Length above it fails as soon as the headers are
+ * parsed, without waiting for the body ("body larger than N bytes").
+ * Returns NULL on allocation failure. */
+struct http_resp *http_resp_new(size_t max_header_bytes,
+				uint64_t max_body_bytes);
+void http_resp_free(struct http_resp *r);
+
+/* Prepare for the next response on the same connection.  Resets all
+ * per-response state; changing the limits is allowed here. */
+void http_resp_reset(struct http_resp *r, size_t max_header_bytes,
+		     uint64_t max_body_bytes);
+
+/* Feed `len` bytes received from the server.  1xx interim responses (other
+ * than 101) are skipped transparently: only the final response counts.
+ * 101 Switching Protocols is treated as a final response without a body
+ * (gatherd never asks for an upgrade), never kept alive.  1xx, 204 and 304
+ * responses have no body whatever their headers say.
+ * Body bytes are counted, never stored.  *consumed is set on every call: on
+ * HTTP_MORE it is len, on HTTP_DONE the number of bytes of this call that
+ * belonged to the response (bytes after it are not parsed), on HTTP_ERROR 0.
+ * After HTTP_DONE or HTTP_ERROR, further feeds return the same value without
+ * consuming anything. */
+enum http_feed http_resp_feed(struct http_resp *r, const char *data,
+			      size_t len, size_t *consumed);
+
+/* The server closed the connection.  Returns HTTP_DONE when that ends a
+ * close-delimited body (no Content-Length, not chunked), HTTP_ERROR with
+ * HTTP_ERR_TRUNCATED when a response had started but was cut, and also
+ * HTTP_ERR_TRUNCATED with detail "connection closed before any response
+ * byte" when nothing at all was received. */
+enum http_feed http_resp_eof(struct http_resp *r);
+
+/* Accessors, valid after the headers of the final response were parsed
+ * (status is 0 and the header values NULL before that).  Header names
+ * match case-insensitively; when a header is repeated the last one wins;
+ * headers of interim responses and chunked trailers are ignored. */
+int http_resp_status(const struct http_resp *r);
+uint64_t http_resp_body_len(const struct http_resp *r);
+/* The Content-Type value (trimmed, at most 255 bytes kept), or NULL when
+ * absent or empty (same for the other two). */
+const char *http_resp_content_type(const struct http_resp *r);
+/* The Location value (trimmed), or NULL.  At most URL_MAX_LEN + 1 bytes are
+ * kept: a longer value comes back as 8193 bytes, which url_resolve() rejects
+ * as too long rather than following a truncated URL. */
+const char *http_resp_location(const struct http_resp *r);
+/* The Retry-After value as received (trimmed, at most 63 bytes), or NULL. */
+const char *http_resp_retry_after(const struct http_resp *r);
+/* True if any byte of a response was received since the last reset. */
+bool http_resp_started(const struct http_resp *r);
+/* After HTTP_DONE: may the connection carry another request?  False for
+ * HTTP/1.0 without keep-alive, "Connection: close", close-delimited
+ * bodies, 101, and whenever the result is not HTTP_DONE. */
+bool http_resp_keep_alive(const struct http_resp *r);
+
+/* After HTTP_ERROR: the kind and a human-readable detail (static or owned by
+ * the parser, valid until the next reset/free), e.g. llhttp's reason
+ * "Invalid status code" prefixed with "llhttp: ", or "headers larger than
+ * 65536 bytes", "body larger than 1048576 bytes", "connection closed after
+ * 1234 of 5000 body bytes". */
+enum http_error http_resp_error(const struct http_resp *r);
+const char *http_resp_error_detail(const struct http_resp *r);
+
+/* The text of an error kind as stored in SQLite ("http_protocol", ...);
+ * NULL for HTTP_ERR_NONE (stored as SQL NULL). */
+const char *http_error_name(enum http_error e);
+
+/* Write a GET request for `u` into buf: request line with u->target,
+ * "Host: <authority>", "User-Agent: <ua>", "Accept: * / *" (without
+ * spaces), "Accept-Encoding: identity", "Connection: keep-alive", blank
+ * line, each line ending in CRLF.  Returns the length, or -1 if it does not
+ * fit or if user_agent holds a control character (CR/LF would let it
+ * inject headers). */
+int http_build_request(char *buf, size_t size, const struct url *u,
+		       const char *user_agent);
+
+#endif

@@ -1,0 +1,415 @@
+/* gatherd: command line, start-up order, signals, sd_notify, shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "fetch.h"
+#include "log.h"
+#include "queue.h"
+#include "scheduler.h"
+#include "stats.h"
+#include "store.h"
+#include "thread.h"
+#include "util.h"
+
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#define app_notify(...) sd_notifyf(0, __VA_ARGS__)
+#else
+#define app_notify(...) ((void)0)
+#endif
+
+#ifndef GATHERD_VERSION
+#define GATHERD_VERSION "0.0.0"
+#endif
+
+/* How long in-flight fetches may run on after SIGTERM, and how long the
+ * last writes may then take before gatherd gives up on them (their rows
+ * stay queued and are fetched again on the next start). */
+#define APP_DRAIN_MS 10000
+#define APP_FLUSH_MS 10000
+
+struct app {
+	struct event_base *base;
+	struct config cfg;
+	const char *cfg_path;
+	struct config_override *ov;
+	int n_ov;
+	bool once;
+	bool stopping;
+	bool aborted;
+	struct worker *worker;
+	struct store *store;
+	struct queue *queue;
+	struct sched *sched;
+	struct dns *dns;
+	struct conn_pool *pool;
+	struct stats *stats;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gatherd [-c FILE] [--set section.key=value]... "
+		"[--once]\n"
+		"       gatherd check-config [-c FILE] [--set "
+		"section.key=value]...\n"
+		"       gatherd --version | --help\n"
+		"\n"
+		"Fetch the URLs appended to the queue file, concurrently, and "
+		"record\n"
+		"each page's length or error in SQLite (view `results`).\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"  --set S.K=V         override a configuration key\n"
+		"  --once              ingest the queue file, fetch everything "
+		"queued,\n"
+		"                      then exit\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Exit status: 0 ok, 1 runtime failure, 2 usage or "
+		"configuration error.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+/* Stop the loop once there is nothing left to do. */
+static void app_check_finish(struct app *a)
+{
+	if (a->stopping) {
+		if (sched_drained(a->sched) && !queue_busy(a->queue))
+			event_base_loopbreak(a->base);
+		return;
+	}
+	if (a->once && queue_caught_up(a->queue) && sched_idle(a->sched))
+		event_base_loopbreak(a->base);
+}
+
+static void app_idle_cb(void *arg)
+{
+	app_check_finish(arg);
+}
+
+static void app_ingested_cb(void *arg, size_t n_queued, size_t n_failed)
+{
+	struct app *a = arg;
+
+	if (a->stats != NULL)
+		stats_ingested(a->stats, n_queued, n_failed);
+	if (n_queued > 0 && a->sched != NULL)
+		sched_kick(a->sched);
+	if (a->sched != NULL)
+		app_check_finish(a);
+}
+
+static void app_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct app *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (!a->aborted) {
+		log_warn("fetches still running after %d ms: aborting them "
+			 "(their rows stay queued)",
+			 APP_DRAIN_MS);
+		a->aborted = true;
+		sched_abort_in_flight(a->sched);
+		struct timeval tv = {APP_FLUSH_MS / 1000, 0};
+		event_add(a->ev_deadline, &tv);
+		app_check_finish(a);
+		return;
+	}
+	log_error("results could not be written within %d ms: exiting; "
+		  "their rows stay queued",
+		  APP_FLUSH_MS);
+	event_base_loopbreak(a->base);
+}
+
+static void app_stop(struct app *a, const char *why)
+{
+	if (a->stopping) {
+		if (!a->aborted) {
+			log_warn("%s again: aborting in-flight fetches", why);
+			event_active(a->ev_deadline, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	log_info("%s: stopping; waiting up to %d ms for in-flight fetches",
+		 why, APP_DRAIN_MS);
+	app_notify("STOPPING=1");
+	a->stopping = true;
+	queue_stop(a->queue);
+	sched_drain(a->sched);
+	struct timeval tv = {APP_DRAIN_MS / 1000, 0};
+	event_add(a->ev_deadline, &tv);
+	app_check_finish(a);
+}
+
+static void app_reload(struct app *a)
+{
+	struct config next;
+	char *cause = NULL;
+	bool fixed = false;
+
+	app_notify("RELOADING=1");
+	if (config_load(&next, a->cfg_path, a->ov, a->n_ov, &cause) != 0) {
+		log_error("reload refused, keeping the current configuration: "
+			  "%s",
+			  cause);
+		free(cause);
+		app_notify("READY=1");
+		return;
+	}
+	config_apply_reload(&a->cfg, &next, &fixed);
+	config_free(&next);
+	log_set_level(a->cfg.log_level);
+	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
+	log_info("configuration reloaded%s",
+		 fixed ? " (changes to queue_file, database, [tls] and [dns] "
+			 "need a restart)"
+		       : "");
+	sched_kick(a->sched);
+	app_notify("READY=1");
+}
+
+static void app_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *a = arg;
+
+	(void)what;
+	if (sig == SIGHUP)
+		app_reload(a);
+	else
+		app_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+struct app_open_job {
+	const char *path;
+	struct store *store;
+	struct store_queue_pos pos;
+	bool found;
+	int64_t queued;
+	int rc;
+	char *cause;
+};
+
+static void app_open_store_work(void *arg)
+{
+	struct app_open_job *j = arg;
+
+	j->rc = store_open(j->path, &j->store, &j->cause);
+	if (j->rc == 0)
+		j->rc = store_get_queue_pos(j->store, &j->pos, &j->found,
+					    &j->cause);
+	if (j->rc == 0)
+		j->rc = store_count_queued(j->store, &j->queued, &j->cause);
+}
+
+static void app_close_store_work(void *arg)
+{
+	store_close(arg);
+}
+
+static int app_run(struct app *a)
+{
+	struct app_open_job oj = {0};
+	char *cause = NULL;
+	int rc = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	a->base = event_base_new();
+	if (a->base == NULL) {
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	a->worker = thread_start(a->base);
+	if (a->worker == NULL) {
+		log_error("cannot start the worker thread: %s",
+			  strerror(errno));
+		goto out;
+	}
+
+	oj.path = a->cfg.database;
+	thread_call(a->worker, app_open_store_work, &oj);
+	if (oj.rc != 0) {
+		log_error("%s", oj.cause);
+		free(oj.cause);
+		if (oj.store != NULL)
+			thread_call(a->worker, app_close_store_work, oj.store);
+		goto out;
+	}
+	a->store = oj.store;
+
+	a->dns = dns_new(a->base, a->cfg.dns_nameserver, a->cfg.dns_timeout_ms,
+			 a->cfg.dns_cache_ttl_s, &cause);
+	if (a->dns == NULL) {
+		log_error("%s", cause);
+		free(cause);
+		goto out;
+	}
+	a->pool = conn_pool_new(a->base);
+	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
+
+	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns};
+	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
+			     app_idle_cb, a);
+	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
+	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
+		       oj.found ? &oj.pos : NULL, app_ingested_cb, a,
+		       &a->queue, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		goto out;
+	}
+
+	a->ev_term = evsignal_new(a->base, SIGTERM, app_signal_cb, a);
+	a->ev_int = evsignal_new(a->base, SIGINT, app_signal_cb, a);
+	a->ev_hup = evsignal_new(a->base, SIGHUP, app_signal_cb, a);
+	a->ev_deadline = event_new(a->base, -1, 0, app_deadline_cb, a);
+	if (a->ev_term == NULL || a->ev_int == NULL || a->ev_hup == NULL ||
+	    a->ev_deadline == NULL || event_add(a->ev_term, NULL) != 0 ||
+	    event_add(a->ev_int, NULL) != 0 || event_add(a->ev_hup, NULL) != 0) {
+		log_error("cannot install signal handlers");
+		goto out;
+	}
+
+	log_info("gatherd %s ready: queue %s, database %s, %lld queued, "
+		 "max_in_flight %d, max_per_host %d%s",
+		 GATHERD_VERSION, a->cfg.queue_file, a->cfg.database,
+		 (long long)oj.queued, a->cfg.max_in_flight,
+		 a->cfg.max_per_host, a->once ? ", --once" : "");
+	app_notify("READY=1\nSTATUS=ready");
+	sched_kick(a->sched);
+
+	if (event_base_dispatch(a->base) < 0) {
+		log_error("event loop failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (a->queue != NULL)
+		queue_stop(a->queue);
+	if (a->sched != NULL)
+		sched_drain(a->sched);
+	/* Let the worker finish what it was given, and run the completions,
+	 * before the objects they refer to are freed. */
+	while (a->worker != NULL && thread_pending(a->worker) > 0)
+		event_base_loop(a->base, EVLOOP_ONCE);
+	if (a->stats != NULL) {
+		stats_final(a->stats);
+		stats_free(a->stats);
+	}
+	queue_free(a->queue);
+	sched_free(a->sched);
+	conn_pool_free(a->pool);
+	dns_free(a->dns);
+	if (a->store != NULL)
+		thread_call(a->worker, app_close_store_work, a->store);
+	thread_stop(a->worker);
+	if (a->ev_term != NULL)
+		event_free(a->ev_term);
+	if (a->ev_int != NULL)
+		event_free(a->ev_int);
+	if (a->ev_hup != NULL)
+		event_free(a->ev_hup);
+	if (a->ev_deadline != NULL)
+		event_free(a->ev_deadline);
+	event_base_free(a->base);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 's'},
+		{"once", no_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct app a;
+	bool check = false;
+	char *cause = NULL;
+	int c, rc;
+
+	memset(&a, 0, sizeof a);
+	log_init();
+	if (argc > 1 && argv[1][0] != '-') {
+		if (strcmp(argv[1], "check-config") == 0) {
+			check = true;
+			argv++;
+			argc--;
+		} else {
+			fprintf(stderr, "gatherd: unknown command \"%s\"\n",
+				argv[1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	a.ov = calloc((size_t)argc, sizeof *a.ov);
+	if (a.ov == NULL)
+		return 1;
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a.cfg_path = optarg;
+			break;
+		case 's':
+			a.ov[a.n_ov++].text = optarg;
+			break;
+		case 'o':
+			a.once = true;
+			break;
+		case 'h':
+			usage(stdout);
+			free(a.ov);
+			return 0;
+		case 'V':
+			printf("gatherd %s\n", GATHERD_VERSION);
+			free(a.ov);
+			return 0;
+		default:
+			usage(stderr);
+			free(a.ov);
+			return 2;
+		}
+	}
+	if (optind < argc || (check && a.once)) {
+		fprintf(stderr, "gatherd: unexpected argument \"%s\"\n",
+			optind < argc ? argv[optind] : "--once");
+		usage(stderr);
+		free(a.ov);
+		return 2;
+	}
+	if (config_load(&a.cfg, a.cfg_path, a.ov, a.n_ov, &cause) != 0) {
+		fprintf(stderr, "gatherd: %s\n", cause);
+		free(cause);
+		free(a.ov);
+		return 2;
+	}
+	if (check) {
+		config_dump(&a.cfg);
+		fprintf(stderr, "gatherd: configuration OK\n");
+		config_free(&a.cfg);
+		free(a.ov);
+		return 0;
+	}
+	log_set_level(a.cfg.log_level);
+	rc = app_run(&a);
+	config_free(&a.cfg);
+	free(a.ov);
+	return rc;
+}

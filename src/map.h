@@ -1,0 +1,21 @@
+/* A string-keyed hash map (chaining, power-of-two buckets).  Keys are
+ * copied; values are opaque pointers owned by the caller. */
+#ifndef GATHERD_MAP_H
+#define GATHERD_MAP_H
+
+#include <stddef.h>
+
+struct map;
+
+struct map *map_new(void);
+/* Free the map, calling free_value (if not NULL) on every value. */
+void map_free(struct map *m, void (*free_value)(void *));
+void *map_get(const struct map *m, const char *key);
+/* Insert or replace.  Returns 0, or -1 on allocation failure. */
+int map_put(struct map *m, const char *key, void *value)
+	__attribute__((warn_unused_result));
+/* Remove key; returns its value or NULL. */
+void *map_del(struct map *m, const char *key);
+size_t map_count(const struct map *m);
+
+#endif

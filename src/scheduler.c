@@ -1,0 +1,575 @@
+/* Scheduler: see scheduler.h (named so to not shadow <sched.h>).
+ *
+ * A job is one queued row in memory.  It is, in turn, on its host's waiting
+ * list, in flight (on the in-flight list, with a fetch), then on the results
+ * list until its result is committed, when it is freed.  `in_mem` counts
+ * jobs in all three places; the window bounds it, so memory does not grow
+ * with the queue. */
+#include "scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "log.h"
+#include "map.h"
+#include "store.h"
+#include "thread.h"
+#include "util.h"
+
+#define SCHED_WRITE_MAX 4096   /* results per transaction at most */
+#define SCHED_FLUSH_MS 5       /* how long a result may wait for others */
+
+struct host;
+
+struct job {
+	TAILQ_ENTRY(job) link;
+	int64_t id;
+	char *url;
+	struct host *host;
+	struct fetch *fetch;
+	struct fetch_result res;
+};
+TAILQ_HEAD(job_list, job);
+
+/* Per-host state, keyed by "host:port".  A host is on the ready list
+ * exactly when it has waiting jobs, is below max_per_host and is not
+ * waiting out host_delay_ms. */
+struct host {
+	TAILQ_ENTRY(host) ready_link;
+	bool ready;
+	struct job_list waiting;
+	int n_waiting;
+	int in_flight;
+	int64_t next_start_ms;
+	struct event *delay_ev;
+	struct sched *s;
+	char key[];
+};
+TAILQ_HEAD(host_list, host);
+
+struct sched_load {
+	struct sched *s;
+	int64_t after_id;
+	int limit;
+	unsigned gen;
+	struct store_row *rows;
+	size_t n;
+	int rc;
+	char *cause;
+};
+
+struct sched_write {
+	struct sched *s;
+	struct job **jobs;
+	struct store_result *res;
+	size_t n;
+	int rc;
+	char *cause;
+};
+
+struct sched {
+	struct event_base *base;
+	struct worker *worker;
+	struct store *store;
+	const struct config *cfg;
+	struct fetch_ctx fctx;
+	struct map *hosts;
+	struct host_list ready;
+	struct job_list in_flight_jobs;
+	struct job_list results;
+	size_t n_results;
+	size_t in_mem;
+	size_t n_in_flight;
+	size_t n_waiting;
+	int64_t cursor;       /* highest row id loaded so far */
+	bool loading;
+	bool exhausted;       /* the last load found every queued row */
+	unsigned kick_gen;    /* bumped by sched_kick */
+	struct sched_write *writing;
+	struct event *ev_flush;
+	struct event *ev_write_retry;
+	bool draining;
+	uint64_t n_done, n_failed;
+	void (*idle_cb)(void *);
+	void *idle_arg;
+};
+
+static void sched_dispatch(struct sched *s);
+static void sched_maybe_load(struct sched *s);
+static void sched_flush(struct sched *s);
+
+static size_t sched_window(const struct sched *s)
+{
+	size_t w = (size_t)s->cfg->max_in_flight * 8;
+
+	return w < 1024 ? 1024 : w;
+}
+
+static void sched_notify(struct sched *s)
+{
+	if (s->idle_cb != NULL)
+		s->idle_cb(s->idle_arg);
+}
+
+static bool host_eligible(const struct host *h)
+{
+	return h->n_waiting > 0 &&
+	       h->in_flight < h->s->cfg->max_per_host && h->delay_ev == NULL;
+}
+
+static void host_make_ready(struct host *h)
+{
+	if (!h->ready && host_eligible(h)) {
+		TAILQ_INSERT_TAIL(&h->s->ready, h, ready_link);
+		h->ready = true;
+	}
+}
+
+/* Free a host that holds nothing any more. */
+static void host_maybe_free(struct host *h)
+{
+	if (h->n_waiting > 0 || h->in_flight > 0 || h->delay_ev != NULL)
+		return;
+	if (h->ready) {
+		TAILQ_REMOVE(&h->s->ready, h, ready_link);
+		h->ready = false;
+	}
+	map_del(h->s->hosts, h->key);
+	free(h);
+}
+
+static struct host *host_get(struct sched *s, const char *key)
+{
+	struct host *h = map_get(s->hosts, key);
+	size_t klen;
+
+	if (h != NULL)
+		return h;
+	klen = strlen(key);
+	h = calloc(1, sizeof *h + klen + 1);
+	if (h == NULL)
+		return NULL;
+	memcpy(h->key, key, klen + 1);
+	h->s = s;
+	TAILQ_INIT(&h->waiting);
+	if (map_put(s->hosts, key, h) != 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct host *h = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(h->delay_ev);
+	h->delay_ev = NULL;
+	host_make_ready(h);
+	host_maybe_free(h);
+	sched_dispatch(h->s);
+}
+
+static void job_free(struct job *j)
+{
+	free(j->res.error_detail);
+	free(j->res.content_type);
+	free(j->res.final_url);
+	free(j->url);
+	free(j);
+}
+
+/* A job has its result: queue it for the next write. */
+static void sched_add_result(struct sched *s, struct job *j)
+{
+	TAILQ_INSERT_TAIL(&s->results, j, link);
+	s->n_results++;
+	if (s->writing == NULL) {
+		if (s->n_results >= SCHED_WRITE_MAX) {
+			sched_flush(s);
+		} else if (!event_pending(s->ev_flush, EV_TIMEOUT, NULL)) {
+			struct timeval tv = {0, SCHED_FLUSH_MS * 1000};
+
+			event_add(s->ev_flush, &tv);
+		}
+	}
+}
+
+static void sched_fetch_done(void *arg, struct fetch_result *res)
+{
+	struct job *j = arg;
+	struct host *h = j->host;
+	struct sched *s = h->s;
+
+	j->fetch = NULL;
+	j->res = *res; /* takes the strings */
+	TAILQ_REMOVE(&s->in_flight_jobs, j, link);
+	s->n_in_flight--;
+	h->in_flight--;
+	j->host = NULL;
+	sched_add_result(s, j);
+	host_make_ready(h);
+	host_maybe_free(h);
+	sched_dispatch(s);
+}
+
+/* Start fetches while the limits allow, taking hosts round-robin. */
+static void sched_dispatch(struct sched *s)
+{
+	const struct config *cfg = s->cfg;
+	struct host *h;
+
+	while (!s->draining &&
+	       s->n_in_flight < (size_t)cfg->max_in_flight &&
+	       (h = TAILQ_FIRST(&s->ready)) != NULL) {
+		TAILQ_REMOVE(&s->ready, h, ready_link);
+		h->ready = false;
+		if (!host_eligible(h))
+			continue; /* limits may have changed on reload */
+
+		int64_t now = util_mono_ms();
+		if (cfg->host_delay_ms > 0 && now < h->next_start_ms) {
+			int64_t left = h->next_start_ms - now;
+			struct timeval tv = {(time_t)(left / 1000),
+					     (suseconds_t)(left % 1000) * 1000};
+
+			h->delay_ev = event_new(s->base, -1, 0, host_delay_cb,
+						h);
+			if (h->delay_ev != NULL)
+				event_add(h->delay_ev, &tv);
+			continue;
+		}
+
+		struct job *j = TAILQ_FIRST(&h->waiting);
+		TAILQ_REMOVE(&h->waiting, j, link);
+		h->n_waiting--;
+		s->n_waiting--;
+		j->fetch = fetch_start(&s->fctx, j->url, sched_fetch_done, j);
+		if (j->fetch == NULL) {
+			/* Out of memory: put it back and try again later. */
+			TAILQ_INSERT_HEAD(&h->waiting, j, link);
+			h->n_waiting++;
+			s->n_waiting++;
+			host_make_ready(h);
+			log_error("out of memory starting a fetch");
+			break;
+		}
+		h->in_flight++;
+		s->n_in_flight++;
+		h->next_start_ms = now + cfg->host_delay_ms;
+		TAILQ_INSERT_TAIL(&s->in_flight_jobs, j, link);
+		host_make_ready(h);
+	}
+	sched_maybe_load(s);
+}
+
+static void sched_load_work(void *arg)
+{
+	struct sched_load *ld = arg;
+
+	ld->rc = store_load_queued(ld->s->store, ld->after_id, ld->limit,
+				   &ld->rows, &ld->n, &ld->cause);
+}
+
+static void sched_load_done(void *arg)
+{
+	struct sched_load *ld = arg;
+	struct sched *s = ld->s;
+
+	s->loading = false;
+	if (ld->rc != 0) {
+		log_error("cannot load queued rows (will retry): %s",
+			  ld->cause);
+		free(ld->cause);
+		free(ld);
+		/* The next kick, result or ingest retries the load. */
+		return;
+	}
+	for (size_t i = 0; i < ld->n; i++) {
+		struct store_row *r = &ld->rows[i];
+		struct job *j = calloc(1, sizeof *j);
+		char key[300];
+
+		if (j == NULL)
+			abort();
+		j->id = r->id;
+		j->url = r->url;
+		s->cursor = r->id;
+		s->in_mem++;
+		if (s->draining) {
+			s->in_mem--;
+			job_free(j);
+			continue;
+		}
+		if (fetch_host_key(j->url, key, sizeof key) != 0) {
+			/* Validated at ingestion, so only an older gatherd
+			 * with laxer rules could have queued this. */
+			j->res.error = "invalid_url";
+			j->res.error_detail = strdup("not a valid http(s) URL");
+			j->res.length = -1;
+			j->res.redirects = -1;
+			j->res.elapsed_ms = -1;
+			j->res.fetched_at_ms = util_wall_ms();
+			sched_add_result(s, j);
+			continue;
+		}
+		struct host *h = host_get(s, key);
+		if (h == NULL)
+			abort();
+		j->host = h;
+		TAILQ_INSERT_TAIL(&h->waiting, j, link);
+		h->n_waiting++;
+		s->n_waiting++;
+		host_make_ready(h);
+	}
+	if (ld->n < (size_t)ld->limit && ld->gen == s->kick_gen)
+		s->exhausted = true;
+	free(ld->rows);
+	free(ld);
+	sched_dispatch(s);
+	sched_notify(s);
+}
+
+/* Load more queued rows when the window has room, or when every waiting
+ * job is stuck behind busy hosts while global slots are free (then the
+ * window may grow, up to a hard cap, so other hosts get work). */
+static void sched_maybe_load(struct sched *s)
+{
+	size_t w = sched_window(s);
+	size_t cap = w * 16;
+	size_t limit = 0;
+
+	if (s->loading || s->exhausted || s->draining)
+		return;
+	if (s->in_mem < w / 2)
+		limit = w - s->in_mem;
+	else if (TAILQ_EMPTY(&s->ready) &&
+		 s->n_in_flight < (size_t)s->cfg->max_in_flight &&
+		 s->in_mem < cap)
+		limit = w < cap - s->in_mem ? w : cap - s->in_mem;
+	if (limit == 0)
+		return;
+
+	struct sched_load *ld = calloc(1, sizeof *ld);
+	if (ld == NULL)
+		return;
+	ld->s = s;
+	ld->after_id = s->cursor;
+	ld->limit = (int)limit;
+	ld->gen = s->kick_gen;
+	s->loading = true;
+	to_thread(s->worker, sched_load_work, ld, sched_load_done);
+}
+
+static void sched_write_work(void *arg)
+{
+	struct sched_write *wr = arg;
+
+	wr->rc = store_put_results(wr->s->store, wr->res, wr->n, &wr->cause);
+}
+
+static void sched_write_done(void *arg)
+{
+	struct sched_write *wr = arg;
+	struct sched *s = wr->s;
+
+	if (wr->rc != 0) {
+		/* Keep every result and try the same batch again: a row
+		 * never leaves `queued` without its result. */
+		log_error("cannot record %zu results (will retry in 1 s): %s",
+			  wr->n, wr->cause);
+		free(wr->cause);
+		wr->cause = NULL;
+		struct timeval tv = {1, 0};
+		event_add(s->ev_write_retry, &tv);
+		return;
+	}
+	for (size_t i = 0; i < wr->n; i++) {
+		struct job *j = wr->jobs[i];
+
+		if (j->res.ok)
+			s->n_done++;
+		else
+			s->n_failed++;
+		job_free(j);
+	}
+	s->in_mem -= wr->n;
+	free(wr->jobs);
+	free(wr->res);
+	free(wr);
+	s->writing = NULL;
+	if (s->n_results > 0)
+		sched_flush(s); /* what arrived meanwhile: group commit */
+	sched_maybe_load(s);
+	sched_notify(s);
+}
+
+static void sched_write_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+
+	(void)fd;
+	(void)what;
+	to_thread(s->worker, sched_write_work, s->writing, sched_write_done);
+}
+
+/* Hand the pending results to the worker as one transaction. */
+static void sched_flush(struct sched *s)
+{
+	size_t n = s->n_results < SCHED_WRITE_MAX ? s->n_results
+						  : SCHED_WRITE_MAX;
+	struct sched_write *wr;
+
+	event_del(s->ev_flush);
+	if (s->writing != NULL || n == 0)
+		return;
+	wr = calloc(1, sizeof *wr);
+	if (wr == NULL || (wr->jobs = calloc(n, sizeof *wr->jobs)) == NULL ||
+	    (wr->res = calloc(n, sizeof *wr->res)) == NULL)
+		abort();
+	wr->s = s;
+	wr->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = TAILQ_FIRST(&s->results);
+		struct store_result *r = &wr->res[i];
+
+		TAILQ_REMOVE(&s->results, j, link);
+		wr->jobs[i] = j;
+		r->id = j->id;
+		r->state = j->res.ok ? STORE_DONE : STORE_FAILED;
+		r->status = j->res.ok ? j->res.status : 0;
+		r->length = j->res.ok ? j->res.length : -1;
+		r->error = j->res.error;
+		r->error_detail = j->res.error_detail;
+		r->attempts = j->res.attempts;
+		r->final_url = j->res.final_url;
+		r->redirects = j->res.redirects;
+		r->content_type = j->res.content_type;
+		r->fetched_at_ms = j->res.fetched_at_ms;
+		r->elapsed_ms = j->res.elapsed_ms;
+	}
+	s->n_results -= n;
+	s->writing = wr;
+	to_thread(s->worker, sched_write_work, wr, sched_write_done);
+}
+
+static void sched_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sched_flush(arg);
+}
+
+struct sched *sched_new(struct event_base *base, struct worker *w,
+			struct store *st, const struct config *cfg,
+			const struct fetch_ctx *fctx, void (*idle_cb)(void *),
+			void *arg)
+{
+	struct sched *s = calloc(1, sizeof *s);
+
+	if (s == NULL || (s->hosts = map_new()) == NULL)
+		abort();
+	s->base = base;
+	s->worker = w;
+	s->store = st;
+	s->cfg = cfg;
+	s->fctx = *fctx;
+	s->idle_cb = idle_cb;
+	s->idle_arg = arg;
+	TAILQ_INIT(&s->ready);
+	TAILQ_INIT(&s->in_flight_jobs);
+	TAILQ_INIT(&s->results);
+	s->ev_flush = event_new(base, -1, 0, sched_flush_cb, s);
+	s->ev_write_retry = event_new(base, -1, 0, sched_write_retry_cb, s);
+	if (s->ev_flush == NULL || s->ev_write_retry == NULL)
+		abort();
+	return s;
+}
+
+void sched_kick(struct sched *s)
+{
+	s->kick_gen++;
+	s->exhausted = false;
+	sched_maybe_load(s);
+}
+
+bool sched_idle(const struct sched *s)
+{
+	return s->in_mem == 0 && !s->loading && s->writing == NULL &&
+	       s->exhausted;
+}
+
+void sched_drain(struct sched *s)
+{
+	/* Waiting jobs simply stay in memory until sched_free(): their rows
+	 * are still queued in the database for the next start. */
+	s->draining = true;
+	sched_notify(s);
+}
+
+void sched_abort_in_flight(struct sched *s)
+{
+	struct job *j;
+
+	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
+		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
+		fetch_abort(j->fetch);
+		j->host->in_flight--;
+		s->n_in_flight--;
+		s->in_mem--;
+		host_maybe_free(j->host);
+		job_free(j);
+	}
+}
+
+bool sched_drained(const struct sched *s)
+{
+	return s->n_in_flight == 0 && s->writing == NULL &&
+	       s->n_results == 0 && !s->loading;
+}
+
+void sched_get_stats(const struct sched *s, struct sched_stats *st)
+{
+	st->done = s->n_done;
+	st->failed = s->n_failed;
+	st->in_flight = s->n_in_flight;
+	st->in_memory = s->in_mem;
+}
+
+static void host_free_all(void *v)
+{
+	struct host *h = v;
+	struct job *j;
+
+	while ((j = TAILQ_FIRST(&h->waiting)) != NULL) {
+		TAILQ_REMOVE(&h->waiting, j, link);
+		job_free(j);
+	}
+	if (h->delay_ev != NULL)
+		event_free(h->delay_ev);
+	free(h);
+}
+
+void sched_free(struct sched *s)
+{
+	struct job *j;
+
+	if (s == NULL)
+		return;
+	sched_abort_in_flight(s);
+	while ((j = TAILQ_FIRST(&s->results)) != NULL) {
+		TAILQ_REMOVE(&s->results, j, link);
+		job_free(j);
+	}
+	map_free(s->hosts, host_free_all);
+	event_free(s->ev_flush);
+	event_free(s->ev_write_retry);
+	free(s);
+}

@@ -1,0 +1,52 @@
+/* The scheduler: keeps a bounded window of queued rows in memory, starts
+ * fetches within the global and per-host limits (round-robin over ready
+ * hosts, so a host at its limit never blocks others), and writes results
+ * back in batches, one transaction each, on the worker thread. */
+#ifndef GATHERD_SCHEDULER_H
+#define GATHERD_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct worker;
+struct store;
+struct config;
+struct fetch_ctx;
+struct sched;
+
+struct sched_stats {
+	uint64_t done;      /* results recorded as done this run */
+	uint64_t failed;    /* recorded as failed (fetch errors) */
+	uint64_t in_flight;
+	uint64_t in_memory; /* rows loaded and not yet recorded */
+};
+
+/* idle_cb runs whenever the scheduler may have become idle. */
+struct sched *sched_new(struct event_base *base, struct worker *w,
+			struct store *st, const struct config *cfg,
+			const struct fetch_ctx *fctx, void (*idle_cb)(void *),
+			void *arg);
+
+/* New rows may be queued: load and dispatch. */
+void sched_kick(struct sched *s);
+
+/* Nothing loaded, nothing in flight, nothing to write, and the last load
+ * found no more queued rows. */
+bool sched_idle(const struct sched *s);
+
+/* Stop starting fetches and drop rows not yet started (they stay queued in
+ * the database); in-flight fetches go on and their results are written. */
+void sched_drain(struct sched *s);
+
+/* Abort every in-flight fetch (its row stays queued). */
+void sched_abort_in_flight(struct sched *s);
+
+/* Draining is over: nothing in flight and every result written. */
+bool sched_drained(const struct sched *s);
+
+void sched_get_stats(const struct sched *s, struct sched_stats *st);
+
+void sched_free(struct sched *s);
+
+#endif

@@ -1,0 +1,407 @@
+/* SQLite store: see store.h.  Runs on the worker thread only. */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Prepared statements live as long as the connection: the hot paths
+ * (ingest, load window, put results) bind and step, nothing else. */
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *begin, *commit, *rollback;
+	sqlite3_stmt *insert_url, *put_pos, *get_pos;
+	sqlite3_stmt *load_queued, *put_result, *count_queued;
+};
+
+static char *store_err(struct store *s, const char *what)
+{
+	return util_printf("%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int store_exec(struct store *s, const char *sql, char **cause)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		*cause = util_printf("%s", msg ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int store_step_done(struct store *s, sqlite3_stmt *st,
+			   const char *what, char **cause)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		*cause = store_err(s, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_begin(struct store *s, char **cause)
+{
+	return store_step_done(s, s->begin, "begin transaction", cause);
+}
+
+static int store_commit(struct store *s, char **cause)
+{
+	return store_step_done(s, s->commit, "commit", cause);
+}
+
+static void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->rollback);
+		sqlite3_reset(s->rollback);
+	}
+}
+
+static int store_migrate(struct store *s, char **cause)
+{
+	sqlite3_stmt *st;
+	int version;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		*cause = store_err(s, "read schema version");
+		return -1;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		*cause = store_err(s, "read schema version");
+		return -1;
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+
+	if (version > store_migrations_count) {
+		*cause = util_printf("database schema version %d is newer than "
+				     "this gatherd knows (%d)",
+				     version, store_migrations_count);
+		return -1;
+	}
+	for (int i = version; i < store_migrations_count; i++) {
+		const struct store_migration *m = &store_migrations[i];
+		char *err = NULL;
+		char pragma[64];
+
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d",
+			 m->version);
+		if (store_exec(s, "BEGIN IMMEDIATE", &err) != 0 ||
+		    store_exec(s, m->sql, &err) != 0 ||
+		    store_exec(s, pragma, &err) != 0 ||
+		    store_exec(s, "COMMIT", &err) != 0) {
+			*cause = util_printf("migration %04d_%s: %s",
+					     m->version, m->name, err);
+			free(err);
+			store_exec(s, "ROLLBACK", &err);
+			free(err);
+			return -1;
+		}
+		log_info("database migrated to schema version %d (%s)",
+			 m->version, m->name);
+	}
+	return 0;
+}
+
+static int store_prepare(struct store *s, sqlite3_stmt **st, const char *sql,
+			 char **cause)
+{
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+			       NULL) != SQLITE_OK) {
+		*cause = util_printf("prepare \"%s\": %s", sql,
+				     sqlite3_errmsg(s->db));
+		return -1;
+	}
+	return 0;
+}
+
+int store_open(const char *path, struct store **out, char **cause)
+{
+	struct store *s = calloc(1, sizeof *s);
+	char *err = NULL;
+
+	if (s == NULL) {
+		*cause = util_printf("out of memory");
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		*cause = util_printf("cannot open database %s: %s", path,
+				     s->db ? sqlite3_errmsg(s->db)
+					   : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+
+	/* WAL lets sqlite3 readers run while the daemon writes.  With WAL,
+	 * synchronous=NORMAL survives a crash of the process; after a power
+	 * loss the last transactions may be gone, but since the queue offset
+	 * moves in the same transaction as the rows, the lines are simply
+	 * read again and lost results fetched again. */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		*cause = util_printf("%s: cannot enable WAL: %s", path,
+				     sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		*cause = util_printf("%s: cannot enable WAL (journal mode "
+				     "stays %s)",
+				     path, sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (store_exec(s, "PRAGMA synchronous = NORMAL", &err) != 0 ||
+	    store_exec(s, "PRAGMA foreign_keys = ON", &err) != 0) {
+		*cause = util_printf("%s: %s", path, err);
+		free(err);
+		goto fail;
+	}
+	if (store_migrate(s, &err) != 0) {
+		*cause = util_printf("%s: %s", path, err);
+		free(err);
+		goto fail;
+	}
+
+	if (store_prepare(s, &s->begin, "BEGIN IMMEDIATE", cause) != 0 ||
+	    store_prepare(s, &s->commit, "COMMIT", cause) != 0 ||
+	    store_prepare(s, &s->rollback, "ROLLBACK", cause) != 0 ||
+	    store_prepare(s, &s->insert_url,
+			  "INSERT INTO urls (url, state, error, error_detail, "
+			  "queued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+			  cause) != 0 ||
+	    store_prepare(s, &s->put_pos,
+			  "INSERT INTO queue_position (singleton, dev, ino, "
+			  "offset, updated_at) VALUES (1, ?1, ?2, ?3, ?4) "
+			  "ON CONFLICT (singleton) DO UPDATE SET "
+			  "dev = excluded.dev, ino = excluded.ino, "
+			  "offset = excluded.offset, "
+			  "updated_at = excluded.updated_at",
+			  cause) != 0 ||
+	    store_prepare(s, &s->get_pos,
+			  "SELECT dev, ino, offset FROM queue_position "
+			  "WHERE singleton = 1",
+			  cause) != 0 ||
+	    store_prepare(s, &s->load_queued,
+			  "SELECT id, url FROM urls WHERE state = 0 AND "
+			  "id > ?1 ORDER BY id LIMIT ?2",
+			  cause) != 0 ||
+	    store_prepare(s, &s->put_result,
+			  "UPDATE urls SET state = ?2, status = ?3, "
+			  "length = ?4, error = ?5, error_detail = ?6, "
+			  "attempts = ?7, final_url = ?8, redirects = ?9, "
+			  "content_type = ?10, fetched_at = ?11, "
+			  "elapsed_ms = ?12 WHERE id = ?1 AND state = 0",
+			  cause) != 0 ||
+	    store_prepare(s, &s->count_queued,
+			  "SELECT count(*) FROM urls WHERE state = 0",
+			  cause) != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return -1;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_stmt *all[] = {s->begin,       s->commit,     s->rollback,
+			       s->insert_url,  s->put_pos,    s->get_pos,
+			       s->load_queued, s->put_result, s->count_queued};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		sqlite3_finalize(all[i]);
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	free(s);
+}
+
+int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
+			bool *found, char **cause)
+{
+	int rc = sqlite3_step(s->get_pos);
+
+	*found = false;
+	if (rc == SQLITE_ROW) {
+		pos->dev = sqlite3_column_int64(s->get_pos, 0);
+		pos->ino = sqlite3_column_int64(s->get_pos, 1);
+		pos->offset = sqlite3_column_int64(s->get_pos, 2);
+		*found = true;
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(s->get_pos);
+	if (rc != SQLITE_DONE) {
+		*cause = store_err(s, "read queue position");
+		return -1;
+	}
+	return 0;
+}
+
+int store_ingest(struct store *s, const struct store_line *lines, size_t n,
+		 const struct store_queue_pos *pos, int64_t now_ms,
+		 char **cause)
+{
+	sqlite3_stmt *st = s->insert_url;
+
+	if (store_begin(s, cause) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_line *l = &lines[i];
+
+		sqlite3_bind_text(st, 1, l->url, (int)l->len, SQLITE_STATIC);
+		if (l->invalid_detail == NULL) {
+			sqlite3_bind_int(st, 2, STORE_QUEUED);
+			sqlite3_bind_null(st, 3);
+			sqlite3_bind_null(st, 4);
+		} else {
+			sqlite3_bind_int(st, 2, STORE_FAILED);
+			sqlite3_bind_text(st, 3, "invalid_url", -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, l->invalid_detail, -1,
+					  SQLITE_STATIC);
+		}
+		sqlite3_bind_int64(st, 5, now_ms);
+		if (store_step_done(s, st, "insert url", cause) != 0)
+			goto fail;
+	}
+	sqlite3_bind_int64(s->put_pos, 1, pos->dev);
+	sqlite3_bind_int64(s->put_pos, 2, pos->ino);
+	sqlite3_bind_int64(s->put_pos, 3, pos->offset);
+	sqlite3_bind_int64(s->put_pos, 4, now_ms);
+	if (store_step_done(s, s->put_pos, "store queue position", cause) !=
+	    0)
+		goto fail;
+	if (store_commit(s, cause) != 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(s);
+	return -1;
+}
+
+int store_load_queued(struct store *s, int64_t after_id, int limit,
+		      struct store_row **rows, size_t *n, char **cause)
+{
+	sqlite3_stmt *st = s->load_queued;
+	struct store_row *r = NULL;
+	size_t count = 0;
+	int rc;
+
+	r = calloc((size_t)limit > 0 ? (size_t)limit : 1, sizeof *r);
+	if (r == NULL) {
+		*cause = util_printf("out of memory");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *url = (const char *)sqlite3_column_text(st, 1);
+
+		r[count].id = sqlite3_column_int64(st, 0);
+		r[count].url = strdup(url ? url : "");
+		if (r[count].url == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		count++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		*cause = store_err(s, "load queued rows");
+		for (size_t i = 0; i < count; i++)
+			free(r[i].url);
+		free(r);
+		return -1;
+	}
+	*rows = r;
+	*n = count;
+	return 0;
+}
+
+static void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int store_put_results(struct store *s, const struct store_result *res,
+		      size_t n, char **cause)
+{
+	sqlite3_stmt *st = s->put_result;
+
+	if (store_begin(s, cause) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_result *r = &res[i];
+
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_int(st, 2, r->state);
+		if (r->status > 0)
+			sqlite3_bind_int(st, 3, r->status);
+		else
+			sqlite3_bind_null(st, 3);
+		if (r->length >= 0)
+			sqlite3_bind_int64(st, 4, r->length);
+		else
+			sqlite3_bind_null(st, 4);
+		store_bind_text_or_null(st, 5, r->error);
+		store_bind_text_or_null(st, 6, r->error_detail);
+		sqlite3_bind_int(st, 7, r->attempts);
+		store_bind_text_or_null(st, 8, r->final_url);
+		if (r->redirects >= 0)
+			sqlite3_bind_int(st, 9, r->redirects);
+		else
+			sqlite3_bind_null(st, 9);
+		store_bind_text_or_null(st, 10, r->content_type);
+		sqlite3_bind_int64(st, 11, r->fetched_at_ms);
+		if (r->elapsed_ms >= 0)
+			sqlite3_bind_int64(st, 12, r->elapsed_ms);
+		else
+			sqlite3_bind_null(st, 12);
+		if (store_step_done(s, st, "record result", cause) != 0)
+			goto fail;
+	}
+	if (store_commit(s, cause) != 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(s);
+	return -1;
+}
+
+int store_count_queued(struct store *s, int64_t *count, char **cause)
+{
+	int rc = sqlite3_step(s->count_queued);
+
+	if (rc == SQLITE_ROW)
+		*count = sqlite3_column_int64(s->count_queued, 0);
+	sqlite3_reset(s->count_queued);
+	if (rc != SQLITE_ROW) {
+		*cause = store_err(s, "count queued rows");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,99 @@
+/* The SQLite store.  Every function here except the migration table runs
+ * on the worker thread only (see thread.h): the event loop never calls
+ * SQLite.  The interface is kept narrow so another engine (PostgreSQL with
+ * SKIP LOCKED) can stand behind it as one new module. */
+#ifndef GATHERD_STORE_H
+#define GATHERD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Row states as stored (the view renders them as text). */
+enum store_state {
+	STORE_QUEUED = 0,
+	STORE_DONE = 1,
+	STORE_FAILED = 2,
+};
+
+/* One embedded migration (generated from migrations/NNNN_name.sql). */
+struct store_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct store_migration store_migrations[];
+extern const int store_migrations_count;
+
+/* Identity of the queue file and how far it has been ingested. */
+struct store_queue_pos {
+	int64_t dev;
+	int64_t ino;
+	int64_t offset;
+};
+
+/* A line to ingest: `url` (len bytes, not NUL-terminated), and either no
+ * error (a queued row) or the invalid_url detail (a failed row). */
+struct store_line {
+	const char *url;
+	size_t len;
+	const char *invalid_detail; /* NULL when valid */
+};
+
+/* A queued row handed to the scheduler. */
+struct store_row {
+	int64_t id;
+	char *url; /* malloc'd, NUL-terminated */
+};
+
+/* The recorded outcome of one row (strings may be NULL). */
+struct store_result {
+	int64_t id;
+	enum store_state state; /* STORE_DONE or STORE_FAILED */
+	int status;             /* 0 = NULL */
+	int64_t length;         /* < 0 = NULL */
+	const char *error;
+	const char *error_detail;
+	int attempts;
+	const char *final_url;
+	int redirects;          /* < 0 = NULL */
+	const char *content_type;
+	int64_t fetched_at_ms;
+	int64_t elapsed_ms;     /* < 0 = NULL */
+};
+
+/* Open (creating if needed) the database at path in WAL mode and apply the
+ * pending migrations, each in its own transaction. */
+int store_open(const char *path, struct store **out, char **cause)
+	__attribute__((warn_unused_result));
+void store_close(struct store *s);
+
+/* Read the stored queue position; *found is false on a fresh database. */
+int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
+			bool *found, char **cause)
+	__attribute__((warn_unused_result));
+
+/* Insert `n` lines and store `pos`, in one transaction. */
+int store_ingest(struct store *s, const struct store_line *lines, size_t n,
+		 const struct store_queue_pos *pos, int64_t now_ms,
+		 char **cause) __attribute__((warn_unused_result));
+
+/* Up to `limit` queued rows with id > after_id, in id order.  *rows is
+ * malloc'd (free each url, then the array). */
+int store_load_queued(struct store *s, int64_t after_id, int limit,
+		      struct store_row **rows, size_t *n, char **cause)
+	__attribute__((warn_unused_result));
+
+/* Record results in one transaction.  A row that is no longer queued is
+ * left alone, so each row gets exactly one recorded result. */
+int store_put_results(struct store *s, const struct store_result *res,
+		      size_t n, char **cause)
+	__attribute__((warn_unused_result));
+
+/* Number of rows in state queued. */
+int store_count_queued(struct store *s, int64_t *count, char **cause)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,258 @@
+/* Unit tests for the SQLite store, on a temporary database file. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tap.h"
+
+static char dir[64];
+static char path[128];
+
+static void fresh_db(void)
+{
+	char cmd[256];
+
+	if (dir[0] != '\0') {
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			printf("# cleanup failed\n");
+	}
+	strcpy(dir, "/tmp/gatherd-store-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof path, "%s/test.db", dir);
+}
+
+static struct store *open_ok(void)
+{
+	struct store *s = NULL;
+	char *cause = NULL;
+
+	if (store_open(path, &s, &cause) != 0) {
+		printf("# store_open: %s\n", cause);
+		free(cause);
+		return NULL;
+	}
+	return s;
+}
+
+/* Run a query on a separate connection (as a sqlite3 CLI user would) and
+ * return the first column of the first row as text. */
+static char *query1(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_text(st, 0) != NULL)
+			out = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	} else {
+		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_close(db);
+	return out;
+}
+
+static void check_query(const char *sql, const char *want)
+{
+	char *got = query1(sql);
+
+	TAP_CHECK_STR(got, want);
+	if (got == NULL || strcmp(got, want) != 0)
+		printf("# query: %s\n", sql);
+	free(got);
+}
+
+static void test_open_migrates_wal(void)
+{
+	struct store *s;
+	char buf[32];
+
+	fresh_db();
+	s = open_ok();
+	TAP_CHECK(s != NULL);
+	snprintf(buf, sizeof buf, "%d", store_migrations_count);
+	check_query("PRAGMA user_version", buf);
+	check_query("PRAGMA journal_mode", "wal");
+	store_close(s);
+	/* Opening again applies nothing and keeps the version. */
+	s = open_ok();
+	TAP_CHECK(s != NULL);
+	check_query("PRAGMA user_version", buf);
+	store_close(s);
+}
+
+static void test_results_view_columns(void)
+{
+	struct store *s;
+
+	fresh_db();
+	s = open_ok();
+	check_query("SELECT group_concat(name, ',') FROM "
+		    "pragma_table_info('results')",
+		    "id,url,state,status,length,error,error_detail,attempts,"
+		    "final_url,redirects,content_type,queued_at,fetched_at,"
+		    "elapsed_ms");
+	store_close(s);
+}
+
+static void test_ingest_and_position(void)
+{
+	struct store *s;
+	struct store_line lines[3] = {
+		{"http://a/1", 10, NULL},
+		{"ftp://bad", 9, "unsupported scheme"},
+		{"http://a/2", 10, NULL},
+	};
+	struct store_queue_pos pos = {7, 42, 123}, got;
+	bool found = true;
+	char *cause = NULL;
+
+	fresh_db();
+	s = open_ok();
+	TAP_CHECK(store_get_queue_pos(s, &got, &found, &cause) == 0);
+	TAP_CHECK(!found);
+	TAP_CHECK(store_ingest(s, lines, 3, &pos, 1700000000123LL, &cause) ==
+		  0);
+	TAP_CHECK(store_get_queue_pos(s, &got, &found, &cause) == 0);
+	TAP_CHECK(found && got.dev == 7 && got.ino == 42 &&
+		  got.offset == 123);
+	check_query("SELECT group_concat(id || ':' || url || ':' || state, ' ')"
+		    " FROM results",
+		    "1:http://a/1:queued 2:ftp://bad:failed 3:http://a/2:queued");
+	check_query("SELECT error || '/' || error_detail FROM results "
+		    "WHERE id = 2",
+		    "invalid_url/unsupported scheme");
+	check_query("SELECT queued_at FROM results WHERE id = 1",
+		    "2023-11-14T22:13:20.123Z");
+	int64_t q = 0;
+	TAP_CHECK(store_count_queued(s, &q, &cause) == 0 && q == 2);
+	store_close(s);
+}
+
+static void test_load_window(void)
+{
+	struct store *s;
+	struct store_line l = {"http://h/x", 10, NULL};
+	struct store_queue_pos pos = {1, 1, 1};
+	struct store_row *rows = NULL;
+	size_t n = 0;
+	char *cause = NULL;
+
+	fresh_db();
+	s = open_ok();
+	for (int i = 0; i < 10; i++)
+		TAP_CHECK(store_ingest(s, &l, 1, &pos, 0, &cause) == 0);
+	TAP_CHECK(store_load_queued(s, 0, 4, &rows, &n, &cause) == 0);
+	TAP_CHECK(n == 4 && rows[0].id == 1 && rows[3].id == 4);
+	TAP_CHECK_STR(rows[0].url, "http://h/x");
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].url);
+	free(rows);
+	TAP_CHECK(store_load_queued(s, 8, 4, &rows, &n, &cause) == 0);
+	TAP_CHECK(n == 2 && rows[0].id == 9 && rows[1].id == 10);
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].url);
+	free(rows);
+	store_close(s);
+}
+
+static void test_results_exactly_once(void)
+{
+	struct store *s;
+	struct store_line l[2] = {{"http://h/a", 10, NULL},
+				  {"http://h/b", 10, NULL}};
+	struct store_queue_pos pos = {1, 1, 1};
+	struct store_result r[2] = {
+		{1, STORE_DONE, 200, 13793, NULL, NULL, 1, "http://h/a", 0,
+		 "text/html", 1700000000000LL, 12},
+		{2, STORE_FAILED, 0, -1, "timeout", "request took too long", 1,
+		 NULL, -1, NULL, 1700000000000LL, 5000},
+	};
+	struct store_result again = {1,  STORE_FAILED, 0,  -1, "dns", "x", 2,
+				     NULL, -1,           NULL, 0,  1};
+	struct store_row *rows = NULL;
+	size_t n = 5;
+	char *cause = NULL;
+	int64_t q = -1;
+
+	fresh_db();
+	s = open_ok();
+	TAP_CHECK(store_ingest(s, l, 2, &pos, 0, &cause) == 0);
+	TAP_CHECK(store_put_results(s, r, 2, &cause) == 0);
+	check_query("SELECT state || ',' || status || ',' || length || ',' || "
+		    "content_type || ',' || attempts || ',' || redirects || "
+		    "',' || elapsed_ms || ',' || fetched_at FROM results "
+		    "WHERE id = 1",
+		    "done,200,13793,text/html,1,0,12,2023-11-14T22:13:20.000Z");
+	check_query("SELECT state || ',' || error || ',' || "
+		    "ifnull(status, 'NULL') || ',' || ifnull(length, 'NULL') "
+		    "FROM results WHERE id = 2",
+		    "failed,timeout,NULL,NULL");
+	/* A second result for a row that already has one is ignored. */
+	TAP_CHECK(store_put_results(s, &again, 1, &cause) == 0);
+	check_query("SELECT state || ',' || attempts FROM results WHERE id = 1",
+		    "done,1");
+	TAP_CHECK(store_load_queued(s, 0, 10, &rows, &n, &cause) == 0);
+	TAP_CHECK(n == 0);
+	free(rows);
+	TAP_CHECK(store_count_queued(s, &q, &cause) == 0 && q == 0);
+	store_close(s);
+}
+
+static void test_newer_schema_refused(void)
+{
+	struct store *s = NULL;
+	char *cause = NULL;
+	sqlite3 *db;
+	char sql[64];
+
+	fresh_db();
+	TAP_CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+		 store_migrations_count + 1);
+	TAP_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	TAP_CHECK(store_open(path, &s, &cause) != 0);
+	TAP_CHECK(cause != NULL && strstr(cause, "newer") != NULL);
+	free(cause);
+}
+
+static void test_unwritable_path(void)
+{
+	struct store *s = NULL;
+	char *cause = NULL;
+
+	TAP_CHECK(store_open("/nonexistent-dir/x.db", &s, &cause) != 0);
+	TAP_CHECK(cause != NULL && strstr(cause, "/nonexistent-dir/x.db"));
+	free(cause);
+}
+
+static const struct tap_test tests[] = {
+	{"open creates, migrates, uses WAL", test_open_migrates_wal},
+	{"results view has the documented columns", test_results_view_columns},
+	{"ingest stores rows and position in one go", test_ingest_and_position},
+	{"load_queued returns the next window", test_load_window},
+	{"each row gets exactly one result", test_results_exactly_once},
+	{"a newer schema is refused", test_newer_schema_refused},
+	{"an unopenable path is an error", test_unwritable_path},
+	{NULL, NULL},
+};
+
+int main(void)
+{
+	int rc = tap_main(tests);
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return rc;
+}
