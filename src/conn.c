@@ -6,12 +6,16 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <unistd.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "http.h"
 #include "log.h"
 #include "map.h"
+#include "tls.h"
 
 struct conn {
 	TAILQ_ENTRY(conn) link; /* in its idle list while idle */
@@ -20,6 +24,8 @@ struct conn {
 	struct bufferevent *bev;
 	struct http_resp *parser;
 	unsigned uses;
+	bool tls;        /* TLS runs (or will run) on this connection */
+	bool tls_active; /* bev is the OpenSSL bufferevent */
 	char key[];
 };
 TAILQ_HEAD(conn_list, conn);
@@ -49,10 +55,38 @@ struct conn_pool *conn_pool_new(struct event_base *base)
 	return p;
 }
 
+/* Free the bufferevent.  Before TLS starts, the socket bufferevent of a
+ * TLS connection does not own its fd (the OpenSSL one takes it over), so
+ * the fd is closed here. */
+static void conn_drop_bev(struct conn *c)
+{
+	if (c->bev == NULL)
+		return;
+	if (c->tls && !c->tls_active) {
+		evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+		bufferevent_free(c->bev);
+		if (fd >= 0)
+			evutil_closesocket(fd);
+	} else {
+		SSL *ssl = c->tls_active ? bufferevent_openssl_get_ssl(c->bev)
+					 : NULL;
+
+		/* OpenSSL invalidates the session of an SSL freed without a
+		 * shutdown, which would end resumption for the host; a
+		 * connection that finished its handshake closes quietly. */
+		if (ssl != NULL && SSL_is_init_finished(ssl))
+			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
+						      SSL_RECEIVED_SHUTDOWN);
+		bufferevent_free(c->bev); /* frees the SSL too */
+	}
+	c->bev = NULL;
+	c->tls_active = false;
+}
+
 static void conn_close(struct conn *c)
 {
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
+	conn_drop_bev(c);
 	http_resp_free(c->parser);
 	free(c);
 }
@@ -125,7 +159,7 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	return c;
 }
 
-struct conn *conn_new(struct conn_pool *p, const char *key)
+struct conn *conn_new(struct conn_pool *p, const char *key, bool tls)
 {
 	size_t klen = strlen(key);
 	struct conn *c = calloc(1, sizeof *c + klen + 1);
@@ -133,30 +167,56 @@ struct conn *conn_new(struct conn_pool *p, const char *key)
 	if (c == NULL)
 		return NULL;
 	c->pool = p;
+	c->tls = tls;
 	memcpy(c->key, key, klen + 1);
 	return c;
 }
 
 int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len)
 {
-	if (c->bev != NULL) {
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-	}
+	conn_drop_bev(c);
 	c->bev = bufferevent_socket_new(c->pool->base, -1,
-					BEV_OPT_CLOSE_ON_FREE);
+					c->tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		return -1;
 	c->pool->opened++;
 	if (bufferevent_socket_connect(c->bev, addr, (int)len) != 0) {
 		int err = errno;
 
-		bufferevent_free(c->bev);
-		c->bev = NULL;
+		conn_drop_bev(c);
 		errno = err ? err : ECONNREFUSED;
 		return -1;
 	}
 	return 0;
+}
+
+int conn_start_tls(struct conn *c, struct tls *t, const char *host,
+		   bool is_ip)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	SSL *ssl = tls_ssl_new(t, host, is_ip, c->key);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return -1;
+	bev = bufferevent_openssl_socket_new(c->pool->base, fd, ssl,
+					     BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* The plain bufferevent does not own the fd: freeing it (safe even
+	 * inside its own callback) leaves the socket to the new one. */
+	bufferevent_free(c->bev);
+	c->bev = bev;
+	c->tls_active = true;
+	return 0;
+}
+
+SSL *conn_ssl(struct conn *c)
+{
+	return c->tls_active ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 }
 
 void conn_set_cbs(struct conn *c, bufferevent_data_cb readcb,

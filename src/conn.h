@@ -11,11 +11,13 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
+#include <openssl/ssl.h>
 
 struct event_base;
 struct conn_pool;
 struct conn;
 struct http_resp;
+struct tls;
 
 struct conn_pool *conn_pool_new(struct event_base *base);
 /* Close every idle connection and free the pool (no active ones may be
@@ -30,14 +32,22 @@ unsigned long conn_pool_opened(const struct conn_pool *p);
 /* Take an idle connection for key, or NULL. */
 struct conn *conn_pool_take(struct conn_pool *p, const char *key);
 
-/* A new, unconnected connection for key. */
-struct conn *conn_new(struct conn_pool *p, const char *key);
+/* A new, unconnected connection for key; `tls` when TLS will run on it
+ * (conn_start_tls after the TCP connect). */
+struct conn *conn_new(struct conn_pool *p, const char *key, bool tls);
 
 /* Start connecting to addr (closing any previous socket of c).  Returns
  * -1 with errno set when the socket cannot even be created or the connect
  * fails at once. */
 int conn_connect(struct conn *c, const struct sockaddr *addr,
 		 socklen_t len) __attribute__((warn_unused_result));
+
+/* The TCP connection is up: start the TLS handshake on it.  The next
+ * BEV_EVENT_CONNECTED means the handshake finished. */
+int conn_start_tls(struct conn *c, struct tls *t, const char *host,
+		   bool is_ip) __attribute__((warn_unused_result));
+/* The connection's SSL, or NULL for plain HTTP (or before TLS started). */
+SSL *conn_ssl(struct conn *c);
 
 /* Route the connection's events to its owner. */
 void conn_set_cbs(struct conn *c, bufferevent_data_cb readcb,

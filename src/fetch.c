@@ -1,7 +1,8 @@
 /* One URL's fetch: see fetch.h.
  *
- * States: RESOLVING -> CONNECTING -> WAITING (request written, response
- * being read) -> DONE.  A pooled connection skips straight to WAITING.
+ * States: RESOLVING -> CONNECTING -> [HANDSHAKE, for https] -> WAITING
+ * (request written, response being read) -> DONE.  A pooled connection
+ * skips straight to WAITING.
  * Every exit goes through fetch_finish(), which schedules the reap event:
  * the result callback and the free happen there, outside any bufferevent
  * callback. */
@@ -17,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/util.h>
@@ -26,6 +28,7 @@
 #include "dns.h"
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 #include "url.h"
 #include "util.h"
 
@@ -33,13 +36,13 @@ enum fetch_state {
 	FETCH_NEW,
 	FETCH_RESOLVING,
 	FETCH_CONNECTING,
+	FETCH_HANDSHAKE,
 	FETCH_WAITING,
 	FETCH_DONE,
 };
 
-static const char *const fetch_state_names[] = {"new", "resolving",
-						"connecting", "waiting",
-						"done"};
+static const char *const fetch_state_names[] = {
+	"new", "resolving", "connecting", "handshake", "waiting", "done"};
 
 struct fetch {
 	struct fetch_ctx ctx;
@@ -61,6 +64,7 @@ struct fetch {
 	bool reused;        /* the current connection came from the pool */
 	bool retried_fresh; /* a dead pooled connection was replaced once */
 	int64_t start_ms;
+	int64_t phase_ms; /* when the current connect or handshake began */
 	struct event timer;
 	struct event reap;
 	struct fetch_result res;
@@ -248,20 +252,66 @@ static void fetch_send(struct fetch *f)
 }
 
 static void fetch_connect_next(struct fetch *f);
+static void fetch_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* TCP is up on an https connection: start the handshake. */
+static void fetch_start_tls(struct fetch *f, int64_t now)
+{
+	fetch_set_state(f, FETCH_HANDSHAKE);
+	f->phase_ms = now;
+	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal) != 0) {
+		fetch_fail(f, "tls", "cannot set up TLS for %s", f->host);
+		return;
+	}
+	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
+	bufferevent_enable(conn_bev(f->conn), EV_READ | EV_WRITE);
+}
+
+static void fetch_handshake_event(struct fetch *f, struct bufferevent *bev,
+				  short what)
+{
+	SSL *ssl = conn_ssl(f->conn);
+	char why[256];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		f->res.tls_ms = util_mono_ms() - f->phase_ms;
+		tls_handshake_done(f->ctx.tls, ssl);
+		fetch_send(f);
+		return;
+	}
+	tls_describe_error(ssl, bufferevent_get_openssl_error(bev),
+			   (what & BEV_EVENT_EOF)
+				   ? "server closed the connection during the "
+				     "TLS handshake"
+				   : evutil_socket_error_to_string(
+					     EVUTIL_SOCKET_ERROR()),
+			   why, sizeof why);
+	fetch_fail(f, "tls", "%s", why);
+}
 
 static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct fetch *f = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 
-	(void)bev;
 	if (f->state == FETCH_CONNECTING) {
 		if (what & BEV_EVENT_CONNECTED) {
+			int64_t now = util_mono_ms();
+
+			f->res.connect_ms = now - f->phase_ms;
+			if (f->scheme == URL_HTTPS) {
+				fetch_start_tls(f, now);
+				return;
+			}
 			fetch_send(f);
 			return;
 		}
 		f->last_errno = err;
 		fetch_connect_next(f);
+		return;
+	}
+	if (f->state == FETCH_HANDSHAKE) {
+		fetch_handshake_event(f, bev, what);
 		return;
 	}
 	if (f->state != FETCH_WAITING)
@@ -279,13 +329,24 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	enum http_feed r = http_resp_eof(f->parser);
 	if (what & BEV_EVENT_ERROR) {
-		/* A reset may have discarded data: never take it as the end
-		 * of a close-delimited body. */
+		/* A reset, or a TLS close without close_notify, may have cut
+		 * data: never take it as the end of a close-delimited body. */
+		char why[256];
+		unsigned long ssl_err = bufferevent_get_openssl_error(bev);
+
+		if (conn_ssl(f->conn) != NULL && (ssl_err != 0 || err == 0))
+			tls_describe_error(NULL, ssl_err,
+					   "TLS connection closed without "
+					   "close_notify",
+					   why, sizeof why);
+		else
+			snprintf(why, sizeof why, "%s",
+				 evutil_socket_error_to_string(err));
 		fetch_fail(f, "truncated", "%s (%s)",
 			   r == HTTP_ERROR ? http_resp_error_detail(f->parser)
-					   : "connection reset during a "
+					   : "connection cut during a "
 					     "close-delimited body",
-			   evutil_socket_error_to_string(err));
+			   why);
 		return;
 	}
 	if (r == HTTP_DONE) {
@@ -309,7 +370,8 @@ static void fetch_connect_next(struct fetch *f)
 			((struct sockaddr_in6 *)ss)->sin6_port =
 				htons(f->port);
 		if (f->conn == NULL) {
-			f->conn = conn_new(f->ctx.pool, f->key);
+			f->conn = conn_new(f->ctx.pool, f->key,
+					   f->scheme == URL_HTTPS);
 			if (f->conn == NULL) {
 				fetch_fail(f, "connect", "out of memory");
 				return;
@@ -317,6 +379,7 @@ static void fetch_connect_next(struct fetch *f)
 		}
 		if (f->state != FETCH_CONNECTING)
 			fetch_set_state(f, FETCH_CONNECTING);
+		f->phase_ms = util_mono_ms();
 		if (conn_connect(f->conn, (struct sockaddr *)ss,
 				 f->addrs.len[i]) == 0) {
 			conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb,
@@ -416,8 +479,9 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (f->state < FETCH_WAITING && elapsed >= cfg->connect_timeout_ms) {
 		fetch_fail(f, "timeout", "%s not finished within %d ms",
-			   f->state == FETCH_RESOLVING ? "DNS lookup"
-						       : "connect",
+			   f->state == FETCH_RESOLVING	  ? "DNS lookup"
+			   : f->state == FETCH_HANDSHAKE ? "TLS handshake"
+							  : "connect",
 			   cfg->connect_timeout_ms);
 		return;
 	}
@@ -448,6 +512,8 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->res.attempts = 1;
 	f->res.redirects = 0;
 	f->res.length = -1;
+	f->res.connect_ms = -1;
+	f->res.tls_ms = -1;
 	event_assign(&f->timer, ctx->base, -1, 0, fetch_timer_cb, f);
 	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
 
@@ -463,10 +529,6 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	snprintf(f->host, sizeof f->host, "%s", u.host);
 	snprintf(f->key, sizeof f->key, "%s://%s",
 		 u.scheme == URL_HTTPS ? "https" : "http", u.authority);
-	if (u.scheme == URL_HTTPS) {
-		fetch_fail(f, "tls", "HTTPS is not supported by this build");
-		return f;
-	}
 	n = http_build_request(buf, sizeof buf, &u, ctx->cfg->user_agent);
 	if (n < 0 || (f->request = malloc((size_t)n)) == NULL) {
 		fetch_fail(f, "invalid_url", "request does not fit");

@@ -13,6 +13,7 @@ struct event_base;
 struct config;
 struct conn_pool;
 struct dns;
+struct tls;
 struct fetch;
 
 /* What the fetch needs from the daemon; the config may change (SIGHUP)
@@ -22,6 +23,7 @@ struct fetch_ctx {
 	const struct config *cfg;
 	struct conn_pool *pool;
 	struct dns *dns;
+	struct tls *tls;
 };
 
 /* The outcome.  Strings are malloc'd and owned by the receiver; `error`
@@ -37,6 +39,8 @@ struct fetch_result {
 	int attempts;
 	int redirects;
 	int64_t elapsed_ms;
+	int64_t connect_ms; /* TCP connect of a new connection, -1 if none */
+	int64_t tls_ms;     /* TLS handshake of a new connection, -1 if none */
 	int64_t fetched_at_ms;
 };
 

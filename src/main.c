@@ -21,6 +21,7 @@
 #include "stats.h"
 #include "store.h"
 #include "thread.h"
+#include "tls.h"
 #include "util.h"
 
 #if HAVE_LIBSYSTEMD
@@ -54,6 +55,7 @@ struct app {
 	struct queue *queue;
 	struct sched *sched;
 	struct dns *dns;
+	struct tls *tls;
 	struct conn_pool *pool;
 	struct stats *stats;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
@@ -259,10 +261,16 @@ static int app_run(struct app *a)
 		free(cause);
 		goto out;
 	}
+	a->tls = tls_new(a->cfg.tls_verify, a->cfg.tls_ca_file, &cause);
+	if (a->tls == NULL) {
+		log_error("%s", cause);
+		free(cause);
+		goto out;
+	}
 	a->pool = conn_pool_new(a->base);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
 
-	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns};
+	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
 			     app_idle_cb, a);
 	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
@@ -311,10 +319,17 @@ out:
 		stats_final(a->stats);
 		stats_free(a->stats);
 	}
+	if (a->pool != NULL && a->tls != NULL && a->dns != NULL)
+		log_info("connections opened %lu, TLS handshakes %lu (%lu "
+			 "resumed), DNS queries %lu (%lu answered from cache)",
+			 conn_pool_opened(a->pool), tls_handshakes(a->tls),
+			 tls_resumed(a->tls), dns_queries(a->dns),
+			 dns_cache_hits(a->dns));
 	queue_free(a->queue);
 	sched_free(a->sched);
 	conn_pool_free(a->pool);
 	dns_free(a->dns);
+	tls_free(a->tls);
 	if (a->store != NULL)
 		thread_call(a->worker, app_close_store_work, a->store);
 	thread_stop(a->worker);

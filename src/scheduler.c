@@ -316,6 +316,8 @@ static void sched_load_done(void *arg)
 			j->res.length = -1;
 			j->res.redirects = -1;
 			j->res.elapsed_ms = -1;
+			j->res.connect_ms = -1;
+			j->res.tls_ms = -1;
 			j->res.fetched_at_ms = util_wall_ms();
 			sched_add_result(s, j);
 			continue;
@@ -454,6 +456,8 @@ static void sched_flush(struct sched *s)
 		r->content_type = j->res.content_type;
 		r->fetched_at_ms = j->res.fetched_at_ms;
 		r->elapsed_ms = j->res.elapsed_ms;
+		r->connect_ms = j->res.connect_ms;
+		r->tls_ms = j->res.tls_ms;
 	}
 	s->n_results -= n;
 	s->writing = wr;

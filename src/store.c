@@ -210,7 +210,8 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "length = ?4, error = ?5, error_detail = ?6, "
 			  "attempts = ?7, final_url = ?8, redirects = ?9, "
 			  "content_type = ?10, fetched_at = ?11, "
-			  "elapsed_ms = ?12 WHERE id = ?1 AND state = 0",
+			  "elapsed_ms = ?12, connect_ms = ?13, tls_ms = ?14 "
+			  "WHERE id = ?1 AND state = 0",
 			  cause) != 0 ||
 	    store_prepare(s, &s->count_queued,
 			  "SELECT count(*) FROM urls WHERE state = 0",
@@ -347,6 +348,15 @@ static void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
+/* Bind a duration, or NULL when it is negative (not measured). */
+static void store_bind_ms(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v >= 0)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
 int store_put_results(struct store *s, const struct store_result *res,
 		      size_t n, char **cause)
 {
@@ -377,10 +387,9 @@ int store_put_results(struct store *s, const struct store_result *res,
 			sqlite3_bind_null(st, 9);
 		store_bind_text_or_null(st, 10, r->content_type);
 		sqlite3_bind_int64(st, 11, r->fetched_at_ms);
-		if (r->elapsed_ms >= 0)
-			sqlite3_bind_int64(st, 12, r->elapsed_ms);
-		else
-			sqlite3_bind_null(st, 12);
+		store_bind_ms(st, 12, r->elapsed_ms);
+		store_bind_ms(st, 13, r->connect_ms);
+		store_bind_ms(st, 14, r->tls_ms);
 		if (store_step_done(s, st, "record result", cause) != 0)
 			goto fail;
 	}

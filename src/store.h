@@ -62,6 +62,8 @@ struct store_result {
 	const char *content_type;
 	int64_t fetched_at_ms;
 	int64_t elapsed_ms;     /* < 0 = NULL */
+	int64_t connect_ms;     /* < 0 = NULL */
+	int64_t tls_ms;         /* < 0 = NULL */
 };
 
 /* Open (creating if needed) the database at path in WAL mode and apply the

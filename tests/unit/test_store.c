@@ -99,7 +99,7 @@ static void test_results_view_columns(void)
 		    "pragma_table_info('results')",
 		    "id,url,state,status,length,error,error_detail,attempts,"
 		    "final_url,redirects,content_type,queued_at,fetched_at,"
-		    "elapsed_ms");
+		    "elapsed_ms,connect_ms,tls_ms");
 	store_close(s);
 }
 
@@ -172,12 +172,12 @@ static void test_results_exactly_once(void)
 	struct store_queue_pos pos = {1, 1, 1};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, NULL, NULL, 1, "http://h/a", 0,
-		 "text/html", 1700000000000LL, 12},
+		 "text/html", 1700000000000LL, 12, 3, 7},
 		{2, STORE_FAILED, 0, -1, "timeout", "request took too long", 1,
-		 NULL, -1, NULL, 1700000000000LL, 5000},
+		 NULL, -1, NULL, 1700000000000LL, 5000, -1, -1},
 	};
-	struct store_result again = {1,  STORE_FAILED, 0,  -1, "dns", "x", 2,
-				     NULL, -1,           NULL, 0,  1};
+	struct store_result again = {1,    STORE_FAILED, 0,  -1, "dns", "x", 2,
+				     NULL, -1,           NULL, 0, 1,     -1, -1};
 	struct store_row *rows = NULL;
 	size_t n = 5;
 	char *cause = NULL;
@@ -189,13 +189,14 @@ static void test_results_exactly_once(void)
 	TAP_CHECK(store_put_results(s, r, 2, &cause) == 0);
 	check_query("SELECT state || ',' || status || ',' || length || ',' || "
 		    "content_type || ',' || attempts || ',' || redirects || "
-		    "',' || elapsed_ms || ',' || fetched_at FROM results "
-		    "WHERE id = 1",
-		    "done,200,13793,text/html,1,0,12,2023-11-14T22:13:20.000Z");
+		    "',' || elapsed_ms || ',' || fetched_at || ',' || "
+		    "connect_ms || ',' || tls_ms FROM results WHERE id = 1",
+		    "done,200,13793,text/html,1,0,12,2023-11-14T22:13:20.000Z,"
+		    "3,7");
 	check_query("SELECT state || ',' || error || ',' || "
 		    "ifnull(status, 'NULL') || ',' || ifnull(length, 'NULL') "
-		    "FROM results WHERE id = 2",
-		    "failed,timeout,NULL,NULL");
+		    "|| ',' || ifnull(tls_ms, 'NULL') FROM results WHERE id = 2",
+		    "failed,timeout,NULL,NULL,NULL");
 	/* A second result for a row that already has one is ignored. */
 	TAP_CHECK(store_put_results(s, &again, 1, &cause) == 0);
 	check_query("SELECT state || ',' || attempts FROM results WHERE id = 1",

@@ -1,0 +1,175 @@
+/* TLS context, per-connection SSL and session cache: see tls.h. */
+#include "tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "map.h"
+#include "util.h"
+
+struct tls {
+	SSL_CTX *ctx;
+	struct map *sessions; /* session key -> SSL_SESSION */
+	unsigned long handshakes, resumed;
+};
+
+static int tls_ex_key = -1; /* SSL ex_data: the connection's session key */
+
+/* OpenSSL hands us each new session (with TLS 1.3, after the handshake,
+ * as tickets arrive): keep the newest per key for the next connection. */
+static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const char *key = SSL_get_ex_data(ssl, tls_ex_key);
+	SSL_SESSION *old;
+
+	if (t == NULL || key == NULL)
+		return 0;
+	old = map_get(t->sessions, key);
+	if (map_put(t->sessions, key, sess) != 0)
+		return 0; /* not kept: OpenSSL frees it */
+	if (old != NULL)
+		SSL_SESSION_free(old);
+	return 1; /* we hold the reference now */
+}
+
+struct tls *tls_new(bool verify, const char *ca_file, char **cause)
+{
+	struct tls *t = calloc(1, sizeof *t);
+
+	if (t == NULL || (t->sessions = map_new()) == NULL)
+		abort();
+	if (tls_ex_key < 0)
+		tls_ex_key = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	if (t->ctx == NULL) {
+		*cause = util_printf("cannot create the TLS context");
+		goto fail;
+	}
+	SSL_CTX_set_app_data(t->ctx, t);
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	/* Like curl's --cacert: a configured CA file replaces the system
+	 * store rather than adding to it. */
+	if (ca_file != NULL && *ca_file != '\0') {
+		if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
+			char err[256];
+
+			ERR_error_string_n(ERR_get_error(), err, sizeof err);
+			*cause = util_printf("cannot load [tls] ca_file %s: %s",
+					     ca_file, err);
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
+		*cause = util_printf("cannot load the system trust store");
+		goto fail;
+	}
+	SSL_CTX_set_verify(t->ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+			   NULL);
+	if (!verify)
+		log_warn("TLS CERTIFICATE VERIFICATION IS OFF ([tls] verify = "
+			 "false): any server can impersonate any host");
+	static const unsigned char alpn[] = "\x08http/1.1";
+	if (SSL_CTX_set_alpn_protos(t->ctx, alpn, sizeof alpn - 1) != 0) {
+		*cause = util_printf("cannot set ALPN");
+		goto fail;
+	}
+	SSL_CTX_set_session_cache_mode(t->ctx,
+				       SSL_SESS_CACHE_CLIENT |
+					       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(t->ctx, tls_new_session_cb);
+	return t;
+fail:
+	tls_free(t);
+	return NULL;
+}
+
+static void tls_session_free(void *v)
+{
+	SSL_SESSION_free(v);
+}
+
+void tls_free(struct tls *t)
+{
+	if (t == NULL)
+		return;
+	map_free(t->sessions, tls_session_free);
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+SSL *tls_ssl_new(struct tls *t, const char *host, bool is_ip,
+		 const char *session_key)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	SSL_SESSION *sess;
+
+	if (ssl == NULL)
+		return NULL;
+	SSL_set_ex_data(ssl, tls_ex_key, (void *)session_key);
+	if (is_ip) {
+		/* No SNI for IP literals (RFC 6066); check the IP SAN. */
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) !=
+		    1)
+			goto fail;
+	} else {
+		if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
+		    SSL_set1_host(ssl, host) != 1)
+			goto fail;
+		/* Wildcards only as a whole left-most label. */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	}
+	sess = map_get(t->sessions, session_key);
+	if (sess != NULL)
+		SSL_set_session(ssl, sess);
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+void tls_handshake_done(struct tls *t, SSL *ssl)
+{
+	t->handshakes++;
+	if (SSL_session_reused(ssl))
+		t->resumed++;
+}
+
+void tls_describe_error(SSL *ssl, unsigned long err, const char *fallback,
+			char *buf, size_t size)
+{
+	long vr = X509_V_OK;
+
+	if (ssl != NULL && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
+		vr = SSL_get_verify_result(ssl);
+
+	if (vr != X509_V_OK) {
+		snprintf(buf, size, "certificate verify failed: %s",
+			 X509_verify_cert_error_string(vr));
+		return;
+	}
+	if (err != 0) {
+		const char *reason = ERR_reason_error_string(err);
+
+		if (reason != NULL)
+			snprintf(buf, size, "%s", reason);
+		else
+			ERR_error_string_n(err, buf, size);
+		return;
+	}
+	snprintf(buf, size, "%s", fallback);
+}
+
+unsigned long tls_handshakes(const struct tls *t)
+{
+	return t->handshakes;
+}
+
+unsigned long tls_resumed(const struct tls *t)
+{
+	return t->resumed;
+}
