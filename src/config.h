@@ -11,12 +11,13 @@
 #define CONFIG_DEFAULT_PATH "/etc/gatherd/gatherd.conf"
 
 /* The values.  Strings are heap-allocated and owned by the struct; an
- * unset optional string (ca_file, nameserver) is "" (never NULL). */
+ * unset optional string (ca_file, nameserver) is "" (never NULL).  Paths
+ * are absolute (relative ones were resolved while loading). */
 struct config {
 	/* [gatherd] */
-	char *queue_file;  /* required path; relative paths are resolved */
-	char *database;    /* required path; against the config file's dir */
-	int log_level;     /* LOG_ERROR..LOG_DEBUG from log.h */
+	char *queue_file; /* required; its directory exists */
+	char *database;	  /* required; its directory exists */
+	int log_level;	  /* LOG_ERROR..LOG_DEBUG from log.h */
 	int stats_interval_s;
 	/* [fetch] */
 	int max_in_flight;
@@ -26,7 +27,10 @@ struct config {
 	int idle_timeout_ms;
 	int request_timeout_ms;
 	int retries;
+	int retry_backoff_ms;
+	int retry_max_delay_ms;
 	int max_redirects;
+	bool allow_https_downgrade;
 	int64_t max_body_bytes;
 	int64_t max_header_bytes;
 	char *user_agent;
@@ -48,22 +52,25 @@ struct config_override {
  * exists, else defaults only), then apply the overrides, then validate
  * (ranges, required paths: the directories holding queue_file and database
  * must exist; ca_file, when set, must be readable).  On error returns -1,
- * leaves *cfg freed, and sets *cause to a malloc'd message naming the file,
- * line and key, e.g.
+ * leaves *cfg freed, and sets *cause (when not NULL) to a malloc'd message
+ * naming the file, line and key, e.g.
  *   "/etc/gatherd/gatherd.conf:12: [fetch] max_in_flight: value 0 out of
  *    range 1..100000"
  *   "--set fetch.bogus=1: unknown key [fetch] bogus"
  * Relative paths from a file are resolved against that file's directory;
- * relative paths from --set against the current directory. */
+ * relative paths from --set against the current directory.  A key given
+ * twice in the file is an error; a later --set overrides an earlier one. */
 int config_load(struct config *cfg, const char *path,
 		const struct config_override *ov, int n_ov, char **cause)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
+/* Free the strings of *cfg (which stays safe to free again). */
 void config_free(struct config *cfg);
 
 /* For SIGHUP: copy the reloadable options of `next` into `cur`, and set
  * *changed_fixed to true if any non-reloadable option differs (the caller
- * logs that a restart is needed for those). */
+ * logs that a restart is needed for those; they keep their old values).
+ * Applying log_level is the caller's job (log_set_level). */
 void config_apply_reload(struct config *cur, const struct config *next,
 			 bool *changed_fixed);
 
