@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -142,6 +143,46 @@ static void fetch_free_result(struct fetch_result *r)
 	free(r->error_detail);
 	free(r->content_type);
 	free(r->final_url);
+	free(r->location);
+}
+
+bool fetch_is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+int64_t fetch_parse_retry_after(const char *v, int64_t now_wall_ms)
+{
+	char *end;
+	struct tm tm;
+
+	if (v == NULL)
+		return -1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v >= '0' && *v <= '9') {
+		errno = 0;
+		unsigned long long s = strtoull(v, &end, 10);
+
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end != '\0' || errno != 0)
+			return -1;
+		return s > 86400ULL * 365 ? 86400LL * 365 * 1000
+					  : (int64_t)s * 1000;
+	}
+	/* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110). */
+	memset(&tm, 0, sizeof tm);
+	end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL)
+		return -1;
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end != '\0')
+		return -1;
+	int64_t at = (int64_t)timegm(&tm) * 1000;
+	return at > now_wall_ms ? at - now_wall_ms : 0;
 }
 
 void fetch_abort(struct fetch *f)
@@ -159,6 +200,30 @@ void fetch_abort(struct fetch *f)
 	free(f);
 }
 
+/* A redirect: resolve its Location against the URL fetched.  Without a
+ * usable Location the response is simply the final one. */
+static void fetch_resolve_location(struct fetch *f)
+{
+	const char *loc = http_resp_location(f->parser);
+	const char *reason = NULL;
+	struct url base, next;
+	char buf[URL_MAX_LEN + 512];
+
+	if (loc == NULL || *loc == '\0') {
+		f->res.error_detail = strdup("redirect without Location");
+		return;
+	}
+	if (url_parse(f->url, strlen(f->url), &base, &reason) != 0 ||
+	    url_resolve(&base, loc, strlen(loc), &next, &reason) != 0 ||
+	    url_format(&next, buf, sizeof buf) < 0) {
+		f->res.error_detail =
+			util_printf("redirect to an invalid Location: %s",
+				    reason ? reason : "too long");
+		return;
+	}
+	f->res.location = strdup(buf);
+}
+
 /* The response is complete: record it and give the connection back. */
 static void fetch_complete(struct fetch *f, bool reusable)
 {
@@ -168,6 +233,10 @@ static void fetch_complete(struct fetch *f, bool reusable)
 	f->res.status = http_resp_status(f->parser);
 	f->res.length = (int64_t)http_resp_body_len(f->parser);
 	f->res.content_type = ct ? strdup(ct) : NULL;
+	f->res.retry_after_ms = fetch_parse_retry_after(
+		http_resp_retry_after(f->parser), util_wall_ms());
+	if (fetch_is_redirect(f->res.status))
+		fetch_resolve_location(f);
 	conn_release(f->conn, reusable);
 	f->conn = NULL;
 	fetch_finish(f);
@@ -387,6 +456,10 @@ static void fetch_connect_next(struct fetch *f)
 			return;
 		}
 		f->last_errno = errno;
+		if (errno == EMFILE || errno == ENFILE) {
+			f->res.fd_exhausted = true;
+			break;
+		}
 	}
 	fetch_fail(f, "connect", "cannot connect to %s port %u: %s", f->host,
 		   f->port, strerror(f->last_errno ? f->last_errno : EIO));
@@ -514,6 +587,7 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->res.length = -1;
 	f->res.connect_ms = -1;
 	f->res.tls_ms = -1;
+	f->res.retry_after_ms = -1;
 	event_assign(&f->timer, ctx->base, -1, 0, fetch_timer_cb, f);
 	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
 

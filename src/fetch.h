@@ -42,6 +42,10 @@ struct fetch_result {
 	int64_t connect_ms; /* TCP connect of a new connection, -1 if none */
 	int64_t tls_ms;     /* TLS handshake of a new connection, -1 if none */
 	int64_t fetched_at_ms;
+	/* For the scheduler's redirect and retry decisions: */
+	char *location;         /* 301/302/303/307/308: absolute target */
+	int64_t retry_after_ms; /* from Retry-After, -1 if none */
+	bool fd_exhausted;      /* no socket could be made (EMFILE/ENFILE) */
 };
 
 typedef void (*fetch_done_cb)(void *arg, struct fetch_result *res);
@@ -53,6 +57,13 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 
 /* Stop a fetch at once without a result (shutdown). */
 void fetch_abort(struct fetch *f);
+
+/* Is this status a redirect gatherd follows? */
+bool fetch_is_redirect(int status);
+
+/* Parse a Retry-After value (delay-seconds or an HTTP-date) into a delay in
+ * milliseconds from now_wall_ms; -1 when it is not valid. */
+int64_t fetch_parse_retry_after(const char *v, int64_t now_wall_ms);
 
 /* Per-key helper: the pool/limit key of a URL, "host:port", written into
  * buf.  Returns -1 if the URL does not parse. */

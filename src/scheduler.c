@@ -1,15 +1,18 @@
 /* Scheduler: see scheduler.h (named so to not shadow <sched.h>).
  *
  * A job is one queued row in memory.  It is, in turn, on its host's waiting
- * list, in flight (on the in-flight list, with a fetch), then on the results
- * list until its result is committed, when it is freed.  `in_mem` counts
- * jobs in all three places; the window bounds it, so memory does not grow
- * with the queue. */
+ * list, in flight (on the in-flight list, with a fetch), possibly asleep
+ * before a retry (on the sleeping list, holding no slot and no connection)
+ * or back on a waiting list after a redirect, then on the results list
+ * until its result is committed, when it is freed.  `in_mem` counts jobs in
+ * all these places; the window bounds it, so memory does not grow with the
+ * queue. */
 #include "scheduler.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 
 #include <event2/event.h>
 
@@ -23,15 +26,21 @@
 
 #define SCHED_WRITE_MAX 4096   /* results per transaction at most */
 #define SCHED_FLUSH_MS 5       /* how long a result may wait for others */
+#define SCHED_FD_PAUSE_MS 250  /* dispatch pause when out of descriptors */
 
 struct host;
 
 struct job {
 	TAILQ_ENTRY(job) link;
 	int64_t id;
-	char *url;
+	char *url;       /* as submitted */
+	char *cur;       /* after redirects: the URL to fetch next, else NULL */
 	struct host *host;
 	struct fetch *fetch;
+	struct event *retry_ev; /* while asleep before a retry */
+	struct sched *s;
+	int attempts;    /* requests made for this row so far */
+	int redirects;
 	struct fetch_result res;
 };
 TAILQ_HEAD(job_list, job);
@@ -81,6 +90,7 @@ struct sched {
 	struct map *hosts;
 	struct host_list ready;
 	struct job_list in_flight_jobs;
+	struct job_list sleeping;
 	struct job_list results;
 	size_t n_results;
 	size_t in_mem;
@@ -93,6 +103,9 @@ struct sched {
 	struct sched_write *writing;
 	struct event *ev_flush;
 	struct event *ev_write_retry;
+	struct event *ev_unpause;
+	bool paused;          /* out of file descriptors: wait a moment */
+	int64_t fd_warned_ms;
 	bool draining;
 	uint64_t n_done, n_failed;
 	void (*idle_cb)(void *);
@@ -177,13 +190,51 @@ static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 	sched_dispatch(h->s);
 }
 
-static void job_free(struct job *j)
+static void job_free_result(struct job *j)
 {
 	free(j->res.error_detail);
 	free(j->res.content_type);
 	free(j->res.final_url);
+	free(j->res.location);
+	memset(&j->res, 0, sizeof j->res);
+}
+
+static void job_free(struct job *j)
+{
+	job_free_result(j);
+	if (j->retry_ev != NULL)
+		event_free(j->retry_ev);
+	free(j->cur);
 	free(j->url);
 	free(j);
+}
+
+static const char *job_url(const struct job *j)
+{
+	return j->cur != NULL ? j->cur : j->url;
+}
+
+/* Put a job (back) on the waiting list of the host of its current URL.
+ * `front` keeps its place ahead of rows loaded later. */
+static int sched_enqueue(struct sched *s, struct job *j, bool front)
+{
+	char key[300];
+	struct host *h;
+
+	if (fetch_host_key(job_url(j), key, sizeof key) != 0)
+		return -1;
+	h = host_get(s, key);
+	if (h == NULL)
+		abort();
+	j->host = h;
+	if (front)
+		TAILQ_INSERT_HEAD(&h->waiting, j, link);
+	else
+		TAILQ_INSERT_TAIL(&h->waiting, j, link);
+	h->n_waiting++;
+	s->n_waiting++;
+	host_make_ready(h);
+	return 0;
 }
 
 /* A job has its result: queue it for the next write. */
@@ -202,6 +253,158 @@ static void sched_add_result(struct sched *s, struct job *j)
 	}
 }
 
+static void sched_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct sched *s = j->s;
+
+	(void)fd;
+	(void)what;
+	event_free(j->retry_ev);
+	j->retry_ev = NULL;
+	TAILQ_REMOVE(&s->sleeping, j, link);
+	if (sched_enqueue(s, j, true) != 0)
+		abort(); /* its URL parsed before it slept */
+	sched_dispatch(s);
+}
+
+/* Full jitter (a uniform delay up to the exponential bound), so many rows
+ * failing together do not come back together; Retry-After wins when the
+ * server sent one, within the same cap. */
+static int64_t sched_retry_delay(const struct sched *s, const struct job *j)
+{
+	const struct config *cfg = s->cfg;
+	int64_t cap = cfg->retry_max_delay_ms;
+	int64_t bound = cfg->retry_backoff_ms;
+	uint32_t rnd = 0;
+
+	if (j->res.retry_after_ms >= 0)
+		return j->res.retry_after_ms < cap ? j->res.retry_after_ms
+						   : cap;
+	for (int i = 1; i < j->attempts && bound < cap; i++)
+		bound *= 2;
+	if (bound > cap)
+		bound = cap;
+	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+		rnd = (uint32_t)rand();
+	return bound > 0 ? (int64_t)(rnd % (uint64_t)(bound + 1)) : 0;
+}
+
+static bool sched_retryable(const struct fetch_result *r)
+{
+	if (!r->ok)
+		return r->error != NULL &&
+		       (strcmp(r->error, "connect") == 0 ||
+			strcmp(r->error, "timeout") == 0 ||
+			strcmp(r->error, "truncated") == 0);
+	switch (r->status) {
+	case 408: case 429: case 500: case 502: case 503: case 504:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->paused = false;
+	sched_dispatch(s);
+}
+
+/* Decide what a finished attempt means for its row: a redirect to follow,
+ * a retry after a delay, or the row's result. */
+static void sched_after_attempt(struct sched *s, struct job *j)
+{
+	const struct config *cfg = s->cfg;
+	struct fetch_result *r = &j->res;
+
+	if (r->fd_exhausted) {
+		/* Not the URL's fault: put it back and pause briefly. */
+		j->attempts--;
+		job_free_result(j);
+		sched_enqueue(s, j, true);
+		int64_t now = util_mono_ms();
+		if (now - s->fd_warned_ms > 10000) {
+			log_warn("out of file descriptors: pausing new "
+				 "connections (raise LimitNOFILE or lower "
+				 "max_in_flight)");
+			s->fd_warned_ms = now;
+		}
+		s->paused = true;
+		struct timeval tv = {0, SCHED_FD_PAUSE_MS * 1000};
+		event_add(s->ev_unpause, &tv);
+		return;
+	}
+	if (r->ok && r->location != NULL) {
+		bool downgrade = strncmp(job_url(j), "https:", 6) == 0 &&
+				 strncmp(r->location, "http:", 5) == 0;
+
+		if (downgrade && !cfg->allow_https_downgrade) {
+			free(r->error_detail);
+			r->error_detail = util_printf(
+				"redirect from https to %s not followed "
+				"([fetch] allow_https_downgrade = false)",
+				r->location);
+		} else if (j->redirects >= cfg->max_redirects) {
+			char *last = r->location;
+
+			r->location = NULL;
+			job_free_result(j);
+			r->ok = false;
+			r->error = "too_many_redirects";
+			r->error_detail = util_printf(
+				"more than %d redirects; the last went to %s",
+				cfg->max_redirects, last);
+			r->final_url = strdup(job_url(j));
+			r->length = -1;
+			r->elapsed_ms = -1;
+			r->connect_ms = r->tls_ms = -1;
+			r->fetched_at_ms = util_wall_ms();
+			free(last);
+		} else {
+			char *next = r->location;
+
+			r->location = NULL;
+			job_free_result(j);
+			free(j->cur);
+			j->cur = next;
+			j->redirects++;
+			if (sched_enqueue(s, j, true) == 0)
+				return;
+			/* Resolved URLs always parse; be safe anyway. */
+			r->ok = false;
+			r->error = "invalid_url";
+			r->error_detail = util_printf("bad redirect target");
+			r->length = r->elapsed_ms = -1;
+			r->connect_ms = r->tls_ms = -1;
+			r->fetched_at_ms = util_wall_ms();
+		}
+	} else if (sched_retryable(r) && j->attempts <= cfg->retries &&
+		   !s->draining) {
+		int64_t delay = sched_retry_delay(s, j);
+		struct timeval tv = {(time_t)(delay / 1000),
+				     (suseconds_t)(delay % 1000) * 1000};
+
+		log_debug("retrying %s in %lld ms (attempt %d: %s %d)",
+			  job_url(j), (long long)delay, j->attempts,
+			  r->ok ? "status" : r->error, r->status);
+		job_free_result(j);
+		j->retry_ev = event_new(s->base, -1, 0, sched_retry_cb, j);
+		if (j->retry_ev == NULL)
+			abort();
+		TAILQ_INSERT_TAIL(&s->sleeping, j, link);
+		event_add(j->retry_ev, &tv);
+		return;
+	}
+	r->attempts = j->attempts;
+	r->redirects = j->redirects;
+	sched_add_result(s, j);
+}
+
 static void sched_fetch_done(void *arg, struct fetch_result *res)
 {
 	struct job *j = arg;
@@ -214,7 +417,8 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	s->n_in_flight--;
 	h->in_flight--;
 	j->host = NULL;
-	sched_add_result(s, j);
+	j->attempts++;
+	sched_after_attempt(s, j);
 	host_make_ready(h);
 	host_maybe_free(h);
 	sched_dispatch(s);
@@ -226,7 +430,7 @@ static void sched_dispatch(struct sched *s)
 	const struct config *cfg = s->cfg;
 	struct host *h;
 
-	while (!s->draining &&
+	while (!s->draining && !s->paused &&
 	       s->n_in_flight < (size_t)cfg->max_in_flight &&
 	       (h = TAILQ_FIRST(&s->ready)) != NULL) {
 		TAILQ_REMOVE(&s->ready, h, ready_link);
@@ -251,7 +455,8 @@ static void sched_dispatch(struct sched *s)
 		TAILQ_REMOVE(&h->waiting, j, link);
 		h->n_waiting--;
 		s->n_waiting--;
-		j->fetch = fetch_start(&s->fctx, j->url, sched_fetch_done, j);
+		j->fetch = fetch_start(&s->fctx, job_url(j), sched_fetch_done,
+				       j);
 		if (j->fetch == NULL) {
 			/* Out of memory: put it back and try again later. */
 			TAILQ_INSERT_HEAD(&h->waiting, j, link);
@@ -295,12 +500,12 @@ static void sched_load_done(void *arg)
 	for (size_t i = 0; i < ld->n; i++) {
 		struct store_row *r = &ld->rows[i];
 		struct job *j = calloc(1, sizeof *j);
-		char key[300];
 
 		if (j == NULL)
 			abort();
 		j->id = r->id;
 		j->url = r->url;
+		j->s = s;
 		s->cursor = r->id;
 		s->in_mem++;
 		if (s->draining) {
@@ -308,7 +513,7 @@ static void sched_load_done(void *arg)
 			job_free(j);
 			continue;
 		}
-		if (fetch_host_key(j->url, key, sizeof key) != 0) {
+		if (sched_enqueue(s, j, false) != 0) {
 			/* Validated at ingestion, so only an older gatherd
 			 * with laxer rules could have queued this. */
 			j->res.error = "invalid_url";
@@ -320,16 +525,7 @@ static void sched_load_done(void *arg)
 			j->res.tls_ms = -1;
 			j->res.fetched_at_ms = util_wall_ms();
 			sched_add_result(s, j);
-			continue;
 		}
-		struct host *h = host_get(s, key);
-		if (h == NULL)
-			abort();
-		j->host = h;
-		TAILQ_INSERT_TAIL(&h->waiting, j, link);
-		h->n_waiting++;
-		s->n_waiting++;
-		host_make_ready(h);
 	}
 	if (ld->n < (size_t)ld->limit && ld->gen == s->kick_gen)
 		s->exhausted = true;
@@ -489,10 +685,13 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->idle_arg = arg;
 	TAILQ_INIT(&s->ready);
 	TAILQ_INIT(&s->in_flight_jobs);
+	TAILQ_INIT(&s->sleeping);
 	TAILQ_INIT(&s->results);
 	s->ev_flush = event_new(base, -1, 0, sched_flush_cb, s);
 	s->ev_write_retry = event_new(base, -1, 0, sched_write_retry_cb, s);
-	if (s->ev_flush == NULL || s->ev_write_retry == NULL)
+	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
+	if (s->ev_flush == NULL || s->ev_write_retry == NULL ||
+	    s->ev_unpause == NULL)
 		abort();
 	return s;
 }
@@ -513,8 +712,16 @@ bool sched_idle(const struct sched *s)
 void sched_drain(struct sched *s)
 {
 	/* Waiting jobs simply stay in memory until sched_free(): their rows
-	 * are still queued in the database for the next start. */
+	 * are still queued in the database for the next start.  So do rows
+	 * asleep before a retry. */
+	struct job *j;
+
 	s->draining = true;
+	while ((j = TAILQ_FIRST(&s->sleeping)) != NULL) {
+		TAILQ_REMOVE(&s->sleeping, j, link);
+		s->in_mem--;
+		job_free(j);
+	}
 	sched_notify(s);
 }
 
@@ -568,6 +775,10 @@ void sched_free(struct sched *s)
 	if (s == NULL)
 		return;
 	sched_abort_in_flight(s);
+	while ((j = TAILQ_FIRST(&s->sleeping)) != NULL) {
+		TAILQ_REMOVE(&s->sleeping, j, link);
+		job_free(j);
+	}
 	while ((j = TAILQ_FIRST(&s->results)) != NULL) {
 		TAILQ_REMOVE(&s->results, j, link);
 		job_free(j);
@@ -575,5 +786,6 @@ void sched_free(struct sched *s)
 	map_free(s->hosts, host_free_all);
 	event_free(s->ev_flush);
 	event_free(s->ev_write_retry);
+	event_free(s->ev_unpause);
 	free(s);
 }
