@@ -73,6 +73,8 @@ enum http_feed http_resp_eof(struct http_resp *r);
  * match case-insensitively; when a header is repeated the last one wins;
  * headers of interim responses and chunked trailers are ignored. */
 int http_resp_status(const struct http_resp *r);
+/* Body bytes received so far; after a "body larger than N bytes" error it
+ * is N + 1 (or 0 when a Content-Length above N was refused up front). */
 uint64_t http_resp_body_len(const struct http_resp *r);
 /* The Content-Type value (trimmed, at most 255 bytes kept), or NULL when
  * absent or empty (same for the other two). */

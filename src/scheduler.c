@@ -373,6 +373,9 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 			free(j->cur);
 			j->cur = next;
 			j->redirects++;
+			/* attempts (and the retry budget) are per URL: a
+			 * redirect is not a failed attempt. */
+			j->attempts = 0;
 			if (sched_enqueue(s, j, true) == 0)
 				return;
 			/* Resolved URLs always parse; be safe anyway. */
