@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "build-config.h"
+#include "cli.h"
 #include "config.h"
 #include "conn.h"
 #include "dns.h"
@@ -66,6 +67,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: gatherd [-c FILE] [--set section.key=value]... "
 		"[--once]\n"
+		"       gatherd submit [-c FILE] URL... | -\n"
+		"       gatherd status [-c FILE] [--json]\n"
 		"       gatherd check-config [-c FILE] [--set "
 		"section.key=value]...\n"
 		"       gatherd --version | --help\n"
@@ -79,6 +82,12 @@ static void usage(FILE *f)
 		"  --once              ingest the queue file, fetch everything "
 		"queued,\n"
 		"                      then exit\n"
+		"  --json              (status) print JSON\n"
+		"\n"
+		"submit validates the URLs (or the lines of standard input for "
+		"-)\n"
+		"and appends the valid ones to the queue file; status reads the\n"
+		"database without disturbing a running daemon.\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
 		"\n"
@@ -345,39 +354,48 @@ out:
 	return rc;
 }
 
+enum app_cmd { CMD_RUN, CMD_CHECK, CMD_SUBMIT, CMD_STATUS };
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"set", required_argument, NULL, 's'},
 		{"once", no_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	static const char *const cmd_names[] = {"gatherd", "check-config",
+						"submit", "status"};
 	struct app a;
-	bool check = false;
+	enum app_cmd cmd = CMD_RUN;
+	bool json = false;
 	char *cause = NULL;
 	int c, rc;
 
 	memset(&a, 0, sizeof a);
 	log_init();
 	if (argc > 1 && argv[1][0] != '-') {
-		if (strcmp(argv[1], "check-config") == 0) {
-			check = true;
-			argv++;
-			argc--;
-		} else {
+		for (int i = 1; i < 4; i++)
+			if (strcmp(argv[1], cmd_names[i]) == 0)
+				cmd = (enum app_cmd)i;
+		if (cmd == CMD_RUN) {
 			fprintf(stderr, "gatherd: unknown command \"%s\"\n",
 				argv[1]);
 			usage(stderr);
 			return 2;
 		}
+		argv++;
+		argc--;
 	}
 	a.ov = calloc((size_t)argc, sizeof *a.ov);
 	if (a.ov == NULL)
 		return 1;
-	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+	/* "+": stop at the first non-option, so URLs like "-" stay
+	 * positional for submit. */
+	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			a.cfg_path = optarg;
@@ -387,6 +405,9 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			a.once = true;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -402,9 +423,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || (check && a.once)) {
-		fprintf(stderr, "gatherd: unexpected argument \"%s\"\n",
-			optind < argc ? argv[optind] : "--once");
+	const char *bad = NULL;
+	if (a.once && cmd != CMD_RUN)
+		bad = "--once";
+	else if (json && cmd != CMD_STATUS)
+		bad = "--json";
+	else if (optind < argc && cmd != CMD_SUBMIT)
+		bad = argv[optind];
+	if (bad != NULL) {
+		fprintf(stderr, "gatherd: unexpected argument \"%s\" for %s\n",
+			bad, cmd_names[cmd]);
 		usage(stderr);
 		free(a.ov);
 		return 2;
@@ -415,15 +443,23 @@ int main(int argc, char **argv)
 		free(a.ov);
 		return 2;
 	}
-	if (check) {
+	switch (cmd) {
+	case CMD_CHECK:
 		config_dump(&a.cfg);
 		fprintf(stderr, "gatherd: configuration OK\n");
-		config_free(&a.cfg);
-		free(a.ov);
-		return 0;
+		rc = 0;
+		break;
+	case CMD_SUBMIT:
+		rc = cli_submit(&a.cfg, argc - optind, argv + optind);
+		break;
+	case CMD_STATUS:
+		rc = cli_status(&a.cfg, json);
+		break;
+	default:
+		log_set_level(a.cfg.log_level);
+		rc = app_run(&a);
+		break;
 	}
-	log_set_level(a.cfg.log_level);
-	rc = app_run(&a);
 	config_free(&a.cfg);
 	free(a.ov);
 	return rc;

@@ -414,3 +414,136 @@ int store_count_queued(struct store *s, int64_t *count, char **cause)
 	}
 	return 0;
 }
+
+/* Run `sql` and return the first column of the first row as an integer
+ * (0 when there is no row). */
+static int store_query_int(sqlite3 *db, const char *sql, int64_t bind,
+			   int64_t *out, char **cause)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		*cause = util_printf("%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(st, 1, bind);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*cause = util_printf("%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+int store_read_status(const char *path, int64_t now_ms,
+		      struct store_status *out, char **cause)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		*cause = util_printf("cannot open database %s: %s", path,
+				     db ? sqlite3_errmsg(db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	/* One read transaction: every number comes from the same snapshot. */
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    store_query_int(db, "PRAGMA user_version", 0, &v, cause) != 0)
+		goto fail_msg;
+	out->schema_version = (int)v;
+	if (v < 1) {
+		*cause = util_printf("%s is not a gatherd database (yet)", path);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(db,
+			       "SELECT state, count(*) FROM urls GROUP BY state",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto fail_db;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+
+		if (state == STORE_QUEUED)
+			out->queued = n;
+		else if (state == STORE_DONE)
+			out->done = n;
+		else
+			out->failed = n;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE)
+		goto fail_db;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT error, count(*) FROM urls WHERE state = 2 "
+			       "GROUP BY error ORDER BY 2 DESC, 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto fail_db;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n_errors < 16) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		snprintf(out->errors[out->n_errors].kind,
+			 sizeof out->errors[0].kind, "%s", k ? k : "?");
+		out->errors[out->n_errors].count = sqlite3_column_int64(st, 1);
+		out->n_errors++;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		goto fail_db;
+	if (store_query_int(db,
+			    "SELECT count(*) FROM urls WHERE fetched_at >= ?1",
+			    now_ms - 60000, &out->fetched_last_60s, cause) != 0)
+		goto fail_msg;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, url, queued_at, strftime('%Y-%m-%dT"
+			       "%H:%M:%fZ', queued_at / 1000.0, 'unixepoch') "
+			       "FROM urls WHERE state = 0 ORDER BY id LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto fail_db;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(st, 1);
+		const char *at = (const char *)sqlite3_column_text(st, 3);
+
+		out->oldest_queued_id = sqlite3_column_int64(st, 0);
+		snprintf(out->oldest_queued_url, sizeof out->oldest_queued_url,
+			 "%s", u ? u : "");
+		snprintf(out->oldest_queued_at, sizeof out->oldest_queued_at,
+			 "%s", at ? at : "");
+		out->oldest_queued_age_s =
+			(now_ms - sqlite3_column_int64(st, 2)) / 1000;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail_db;
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return 0;
+fail_db:
+	*cause = util_printf("%s: %s", path, sqlite3_errmsg(db));
+	goto fail;
+fail_msg:
+	{
+		char *c = *cause;
+
+		*cause = util_printf("%s: %s", path, c);
+		free(c);
+	}
+fail:
+	if (st != NULL)
+		sqlite3_finalize(st);
+	if (db != NULL)
+		sqlite3_close(db);
+	return -1;
+}

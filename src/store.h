@@ -94,6 +94,28 @@ int store_put_results(struct store *s, const struct store_result *res,
 		      size_t n, char **cause)
 	__attribute__((warn_unused_result));
 
+/* What `gatherd status` shows.  Filled by store_read_status(), which opens
+ * the database read-only in its own connection (any thread, any process):
+ * it never blocks the daemon, which keeps writing through WAL. */
+struct store_status {
+	int64_t queued, done, failed;
+	struct {
+		char kind[32];
+		int64_t count;
+	} errors[16];
+	int n_errors;
+	int64_t fetched_last_60s;   /* rows with a result in the last minute */
+	int64_t oldest_queued_id;   /* 0 when nothing is queued */
+	char oldest_queued_at[32];  /* ISO-8601 UTC */
+	int64_t oldest_queued_age_s;
+	char oldest_queued_url[256];/* truncated */
+	int schema_version;
+};
+
+int store_read_status(const char *path, int64_t now_ms,
+		      struct store_status *st, char **cause)
+	__attribute__((warn_unused_result));
+
 /* Number of rows in state queued. */
 int store_count_queued(struct store *s, int64_t *count, char **cause)
 	__attribute__((warn_unused_result));
