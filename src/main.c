@@ -60,6 +60,7 @@ struct app {
 	struct conn_pool *pool;
 	struct stats *stats;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	struct event *ev_watchdog;
 };
 
 static void usage(FILE *f)
@@ -147,6 +148,37 @@ static void app_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		  APP_FLUSH_MS);
 	event_base_loopbreak(a->base);
 }
+
+#if HAVE_LIBSYSTEMD
+/* WATCHDOG=1 from the loop itself: if the loop stalls, systemd notices. */
+static void app_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void app_watchdog_start(struct app *a)
+{
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return;
+	a->ev_watchdog = event_new(a->base, -1, EV_PERSIST, app_watchdog_cb, a);
+	if (a->ev_watchdog == NULL)
+		return;
+	usec /= 2;
+	struct timeval tv = {(time_t)(usec / 1000000),
+			     (suseconds_t)(usec % 1000000)};
+	event_add(a->ev_watchdog, &tv);
+}
+#else
+static void app_watchdog_start(struct app *a)
+{
+	(void)a;
+}
+#endif
 
 static void app_stop(struct app *a, const char *why)
 {
@@ -308,6 +340,7 @@ static int app_run(struct app *a)
 		 (long long)oj.queued, a->cfg.max_in_flight,
 		 a->cfg.max_per_host, a->once ? ", --once" : "");
 	app_notify("READY=1\nSTATUS=ready");
+	app_watchdog_start(a);
 	sched_kick(a->sched);
 
 	if (event_base_dispatch(a->base) < 0) {
@@ -350,6 +383,8 @@ out:
 		event_free(a->ev_hup);
 	if (a->ev_deadline != NULL)
 		event_free(a->ev_deadline);
+	if (a->ev_watchdog != NULL)
+		event_free(a->ev_watchdog);
 	event_base_free(a->base);
 	return rc;
 }
