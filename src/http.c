@@ -90,8 +90,10 @@ struct http_resp {
 	struct hvalue location;
 	struct hvalue retry_after;
 	char content_type_buf[CONTENT_TYPE_SIZE];
-	char location_buf[LOCATION_SIZE];
 	char retry_after_buf[RETRY_AFTER_SIZE];
+	/* location.buf (8 KiB) is allocated on the first Location header the
+	 * connection sees, so parsers of connections that never redirect stay
+	 * small: memory per connection is what bounds 10,000 in flight. */
 };
 
 static bool status_is_interim(int status)
@@ -113,7 +115,8 @@ static void hvalue_clear(struct hvalue *v)
 {
 	v->len = 0;
 	v->present = false;
-	v->buf[0] = '\0';
+	if (v->buf != NULL)
+		v->buf[0] = '\0';
 }
 
 static void capture_clear(struct http_resp *r)
@@ -208,6 +211,11 @@ static int on_header_field_complete(llhttp_t *p)
 		r->target = &r->location;
 	else if (ascii_case_eq(r->field, n, "retry-after"))
 		r->target = &r->retry_after;
+	if (r->target != NULL && r->target->buf == NULL) {
+		r->target->buf = malloc(r->target->size);
+		if (r->target->buf == NULL)
+			r->target = NULL; /* out of memory: not captured */
+	}
 	/* A repeated header replaces the earlier value: the last one wins,
 	 * as in most user agents. */
 	if (r->target != NULL) {
@@ -363,8 +371,8 @@ struct http_resp *http_resp_new(size_t max_header_bytes,
 		return NULL;
 	r->content_type.buf = r->content_type_buf;
 	r->content_type.size = sizeof(r->content_type_buf);
-	r->location.buf = r->location_buf;
-	r->location.size = sizeof(r->location_buf);
+	r->location.buf = NULL;
+	r->location.size = LOCATION_SIZE;
 	r->retry_after.buf = r->retry_after_buf;
 	r->retry_after.size = sizeof(r->retry_after_buf);
 	http_resp_reset(r, max_header_bytes, max_body_bytes);
@@ -373,6 +381,9 @@ struct http_resp *http_resp_new(size_t max_header_bytes,
 
 void http_resp_free(struct http_resp *r)
 {
+	if (r == NULL)
+		return;
+	free(r->location.buf);
 	free(r);
 }
 
