@@ -75,6 +75,7 @@ struct fetch {
 
 static void fetch_get_conn(struct fetch *f, bool allow_pool);
 static void fetch_arm_timer(struct fetch *f);
+static void fetch_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void fetch_set_state(struct fetch *f, enum fetch_state s)
 {
@@ -309,7 +310,7 @@ static void fetch_send(struct fetch *f)
 		return;
 	}
 	fetch_arm_timer(f);
-	conn_set_cbs(f->conn, fetch_read_cb, NULL, f);
+	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	/* The read timeout is the idle timeout: libevent restarts it on every
 	 * read, so it fires only after idle_timeout_ms without a byte. */
 	bufferevent_set_timeouts(bev, &idle, NULL);
@@ -321,7 +322,6 @@ static void fetch_send(struct fetch *f)
 }
 
 static void fetch_connect_next(struct fetch *f);
-static void fetch_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* TCP is up on an https connection: start the handshake. */
 static void fetch_start_tls(struct fetch *f, int64_t now)
