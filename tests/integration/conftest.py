@@ -1,0 +1,582 @@
+"""Fixtures for gatherd's integration tests: the built binary, a private nginx,
+the scripted fault server (tests/fault_server.py), a private dnsmasq, and a
+helper that writes a config, runs gatherd and reads the `results` view.
+
+Everything listens on loopback only (0.0.0.0 listeners are reached through
+127.0.0.x addresses).  Ports are chosen at run time.  Every wait has a
+deadline; every process started here is stopped at teardown, even when the
+test failed.
+"""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FAULT_SERVER = REPO / "tests" / "fault_server.py"
+GATHERD_BIN = os.environ.get("GATHERD_BIN", str(REPO / "build" / "gatherd"))
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+DNSMASQ = os.environ.get("DNSMASQ", "/usr/sbin/dnsmasq")
+
+# Markers of sanitizer reports in gatherd's stderr: any of them fails a test.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:")
+
+# Sizes of the files in nginx's docroot.
+DOCROOT_FILES = {
+    "page.html": 13793,
+    "empty.txt": 0,
+    "one.txt": 1,
+    "mid.bin": 100000,
+    "big.bin": 1 << 20,
+}
+CONTENT_TYPES = {".html": "text/html", ".txt": "text/plain",
+                 ".bin": "application/octet-stream"}
+
+ISO_UTC = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|\+00:00|\+0000)$")
+
+
+# ---------------------------------------------------------------- helpers
+
+def wait_for(cond, timeout, interval=0.05, what="condition"):
+    """Call cond() until it returns something truthy or `timeout` seconds
+    pass; return that value, or fail the test naming `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    n = int(timeout / interval) + 10
+    for _ in range(n):
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    pytest.fail("timed out after %.1fs waiting for %s (last: %r)"
+                % (timeout, what, last))
+
+
+def free_tcp_port(host="0.0.0.0"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_udp_tcp_port(host="127.0.0.1"):
+    """A port that is free for both UDP and TCP on `host` right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP+TCP port")
+
+
+def port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def kill_group(proc, sig=signal.SIGKILL, timeout=10):
+    """Kill the process group of `proc` (started with start_new_session)."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+def check_sanitizers(text, where="gatherd"):
+    for m in SANITIZER_MARKERS:
+        if m in text:
+            i = text.index(m)
+            pytest.fail("%s stderr contains %r:\n%s"
+                        % (where, m, text[max(0, i - 200):i + 3000]))
+
+
+def http_get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+# ---------------------------------------------------------------- binary
+
+@pytest.fixture(scope="session")
+def gatherd_bin():
+    p = Path(GATHERD_BIN)
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        pytest.fail("gatherd binary not found or not executable: %s "
+                    "(set GATHERD_BIN)" % p)
+    return str(p)
+
+
+# ---------------------------------------------------------------- nginx
+
+class Nginx:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.docroot = self.root / "www"
+        self.access_log = self.root / "access.log"
+        self.port = None
+        self.proc = None
+
+    def url(self, path, host="127.0.0.1"):
+        return "http://%s:%d/%s" % (host, self.port, path.lstrip("/"))
+
+    def log_mark(self):
+        """Byte offset of the end of the access log now."""
+        try:
+            return self.access_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_entries(self, since=0):
+        """Parsed access log lines written after offset `since`: dicts with
+        server_addr, host, uri, status, bytes."""
+        with open(self.access_log, "rb") as f:
+            f.seek(since)
+            data = f.read()
+        out = []
+        for line in data.decode("latin-1").splitlines():
+            parts = line.split("\t")
+            if len(parts) != 6:
+                continue
+            out.append({"remote": parts[0], "server_addr": parts[1],
+                        "host": parts[2], "uri": parts[3],
+                        "status": int(parts[4]), "bytes": int(parts[5])})
+        return out
+
+    def start(self):
+        d = self.root
+        self.docroot.mkdir(parents=True, exist_ok=True)
+        for name, size in DOCROOT_FILES.items():
+            pattern = (b"<html>%s</html>\n" % name.encode()) * (size // 10 + 2)
+            (self.docroot / name).write_bytes(pattern[:size])
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / ("tmp_" + t)).mkdir(exist_ok=True)
+        last_err = ""
+        for attempt in range(5):
+            self.port = free_tcp_port()
+            conf = d / "nginx.conf"
+            conf.write_text("""
+user root;
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    default_type application/octet-stream;
+    client_body_temp_path {d}/tmp_body;
+    proxy_temp_path {d}/tmp_proxy;
+    fastcgi_temp_path {d}/tmp_fastcgi;
+    uwsgi_temp_path {d}/tmp_uwsgi;
+    scgi_temp_path {d}/tmp_scgi;
+    log_format tests "$remote_addr\t$server_addr\t$http_host\t$request_uri\t$status\t$body_bytes_sent";
+    access_log {d}/access.log tests;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    sendfile on;
+    server {{
+        listen 0.0.0.0:{port} reuseport backlog=4096;
+        server_name _;
+        root {d}/www;
+    }}
+}}
+""".format(d=d, port=self.port))
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", str(d), "-e", str(d / "error.log"),
+                 "-c", str(conf)],
+                stdout=subprocess.DEVNULL, stderr=open(d / "nginx.stderr", "ab"),
+                start_new_session=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if port_open("127.0.0.1", self.port):
+                    return self
+                time.sleep(0.05)
+            last_err = ((d / "error.log").read_text(errors="replace")
+                        if (d / "error.log").exists() else "")
+            kill_group(self.proc)
+        raise RuntimeError("nginx did not start: " + last_err[-2000:])
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory):
+    n = Nginx(tmp_path_factory.mktemp("nginx"))
+    n.start()
+    yield n
+    n.stop()
+
+
+# ---------------------------------------------------------------- fault server
+
+class FaultServer:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        port_file = self.root / "fault.port"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FAULT_SERVER), "--port-file", str(port_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "fault.stderr", "ab"),
+            start_new_session=True)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("fault server exited: %s" % (
+                    (self.root / "fault.stderr").read_text()))
+            return port_file.exists() and port_file.read_text().strip()
+        self.port = int(wait_for(ready, 15, what="fault server port file"))
+        return self
+
+    def url(self, path, host="127.0.0.1"):
+        return "http://%s:%d/%s" % (host, self.port, path.lstrip("/"))
+
+    def stats(self):
+        return json.loads(http_get(self.url("/_stats"))[1])
+
+    def reset(self):
+        http_get(self.url("/_reset"))
+
+    def set_slow_scale(self, scale):
+        """Multiply every later /slow delay by `scale` (0 = answer now)."""
+        http_get(self.url("/_config?slow_scale=%s" % scale))
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM)
+        err = (self.root / "fault.stderr").read_text(errors="replace")
+        return err
+
+
+@pytest.fixture
+def fault_server(tmp_path):
+    d = tmp_path / "fault"
+    d.mkdir()
+    f = FaultServer(d).start()
+    yield f
+    err = f.stop()
+    assert "Traceback" not in err, "fault server crashed:\n" + err
+
+
+@pytest.fixture(scope="module")
+def fault_server_module(tmp_path_factory):
+    f = FaultServer(tmp_path_factory.mktemp("fault")).start()
+    yield f
+    err = f.stop()
+    assert "Traceback" not in err, "fault server crashed:\n" + err
+
+
+# ---------------------------------------------------------------- dnsmasq
+
+def dns_query(server, port, name, timeout=1.0):
+    """Send one A query; return (rcode, [ipv4 strings]) or None on timeout."""
+    qid = os.getpid() & 0xFFFF
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(q, (server, port))
+        try:
+            data, _ = s.recvfrom(4096)
+        except (socket.timeout, ConnectionRefusedError):
+            return None
+    rcode = data[3] & 0xF
+    ancount = struct.unpack(">H", data[6:8])[0]
+    # Skip the question, then read A records (names are compressed pointers
+    # or labels; handle both).
+    pos = 12
+
+    def skip_name(p):
+        for _ in range(128):
+            n = data[p]
+            if n == 0:
+                return p + 1
+            if n & 0xC0 == 0xC0:
+                return p + 2
+            p += n + 1
+        return p
+    pos = skip_name(pos) + 4
+    addrs = []
+    for _ in range(ancount):
+        pos = skip_name(pos)
+        rtype, _cls, _ttl, rdlen = struct.unpack(">HHIH", data[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and rdlen == 4:
+            addrs.append(socket.inet_ntoa(data[pos:pos + 4]))
+        pos += rdlen
+    return rcode, addrs
+
+
+class Dnsmasq:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        last = ""
+        for attempt in range(5):
+            self.port = free_udp_tcp_port()
+            log = self.root / "dnsmasq.log"
+            self.proc = subprocess.Popen(
+                [DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
+                 "--no-resolv", "--no-hosts", "--user=root", "--group=root",
+                 "--pid-file", "--listen-address=127.0.0.1",
+                 "--bind-interfaces", "--port=%d" % self.port,
+                 "--address=/site1.test/127.0.0.2",
+                 "--address=/site2.test/127.0.0.3",
+                 "--local=/test/", "--log-queries",
+                 "--log-facility=%s" % log],
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.root / "dnsmasq.stderr", "ab"),
+                start_new_session=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                r = dns_query("127.0.0.1", self.port, "site1.test", 0.3)
+                if r is not None:
+                    assert r == (0, ["127.0.0.2"]), r
+                    return self
+                time.sleep(0.05)
+            last = (self.root / "dnsmasq.stderr").read_text(errors="replace")
+            kill_group(self.proc)
+        raise RuntimeError("dnsmasq did not start: " + last[-2000:])
+
+    @property
+    def nameserver(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def dnsmasq(tmp_path_factory):
+    d = Dnsmasq(tmp_path_factory.mktemp("dnsmasq"))
+    d.start()
+    yield d
+    d.stop()
+
+
+# ---------------------------------------------------------------- gatherd
+
+RESULT_COLUMNS = ("id", "url", "state", "status", "length", "error",
+                  "error_detail", "attempts", "final_url", "redirects",
+                  "content_type", "queued_at", "fetched_at", "elapsed_ms")
+
+
+class Gatherd:
+    """One gatherd instance: its directory, config, queue and database."""
+
+    def __init__(self, binary, root):
+        self.bin = binary
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.conf = self.root / "gatherd.conf"
+        self.queue = self.root / "queue"
+        self.db = self.root / "results.db"
+        self.procs = []       # daemons started (Popen)
+        self.stderr_files = []  # every stderr file written
+        self.checked = set()    # those already checked for sanitizers
+        self.n_runs = 0
+
+    # -- config and queue
+
+    def write_config(self, text=None, **sections):
+        """Write gatherd.conf.  `sections` maps a section name to a dict of
+        keys that override the defaults used by these tests."""
+        if text is None:
+            base = {
+                "gatherd": {"queue_file": "queue", "database": "results.db",
+                            "log_level": "info"},
+                "fetch": {"retries": 0},
+            }
+            for sec, kv in sections.items():
+                base.setdefault(sec, {}).update(kv)
+            lines = []
+            for sec, kv in base.items():
+                lines.append("[%s]" % sec)
+                lines.extend("%s = %s" % (k, v) for k, v in kv.items())
+                lines.append("")
+            text = "\n".join(lines)
+        self.conf.write_text(text)
+        return self.conf
+
+    def write_queue(self, lines, mode="w"):
+        """Write URLs (each gets a '\\n') to the queue file."""
+        with open(self.queue, mode) as f:
+            for line in lines:
+                f.write(line + "\n")
+
+    def append_raw(self, data, path=None):
+        with open(path or self.queue, "ab") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+
+    # -- running
+
+    def _stderr_path(self):
+        self.n_runs += 1
+        p = self.root / ("gatherd.%d.stderr" % self.n_runs)
+        self.stderr_files.append(p)
+        return p
+
+    def run(self, *args, timeout=120, cwd=None, config=True):
+        """Run gatherd with `args` (plus -c CONF when config is true), wait
+        for it, and return CompletedProcess (stdout/stderr as text).  Fails
+        the test on a sanitizer report or timeout."""
+        argv = [self.bin] + list(args)
+        if config:
+            argv += ["-c", str(self.conf)]
+        try:
+            cp = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=timeout, cwd=cwd or self.root,
+                                errors="replace")
+        except subprocess.TimeoutExpired as e:
+            pytest.fail("gatherd %s did not finish within %ss; stderr:\n%s"
+                        % (args, timeout, (e.stderr or b"")[-4000:]))
+        p = self._stderr_path()
+        p.write_text(cp.stderr)
+        self.checked.add(p)
+        check_sanitizers(cp.stderr, "gatherd %s" % " ".join(args))
+        return cp
+
+    def once(self, *extra, timeout=120):
+        """`gatherd --once`; asserts exit 0; returns (CompletedProcess,
+        seconds taken)."""
+        t0 = time.monotonic()
+        cp = self.run("--once", *extra, timeout=timeout)
+        took = time.monotonic() - t0
+        assert cp.returncode == 0, (
+            "gatherd --once exited %d; stderr:\n%s"
+            % (cp.returncode, cp.stderr[-4000:]))
+        return cp, took
+
+    def start(self, *extra):
+        """Start the daemon (no --once) with stderr to a file."""
+        p = self._stderr_path()
+        proc = subprocess.Popen(
+            [self.bin, "-c", str(self.conf)] + list(extra),
+            stdout=subprocess.DEVNULL, stderr=open(p, "wb"), cwd=self.root,
+            start_new_session=True)
+        proc.stderr_path = p
+        self.procs.append(proc)
+        return proc
+
+    def stderr_of(self, proc):
+        return proc.stderr_path.read_text(errors="replace")
+
+    def wait_ready(self, proc, timeout=30):
+        def ready():
+            if proc.poll() is not None:
+                pytest.fail("gatherd exited %s before ready; stderr:\n%s"
+                            % (proc.returncode, self.stderr_of(proc)[-4000:]))
+            return "ready" in self.stderr_of(proc)
+        wait_for(ready, timeout, what="gatherd 'ready' log line")
+
+    def stop(self, proc, sig=signal.SIGTERM, timeout=20):
+        """Signal the daemon and wait; returns (exit status, seconds)."""
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            pytest.fail("gatherd did not exit within %ss of %s; stderr:\n%s"
+                        % (timeout, sig, self.stderr_of(proc)[-4000:]))
+        took = time.monotonic() - t0
+        self.checked.add(proc.stderr_path)
+        check_sanitizers(self.stderr_of(proc), "gatherd daemon")
+        return rc, took
+
+    def cleanup(self):
+        for p in self.procs:
+            kill_group(p)
+
+    # -- database
+
+    def query(self, sql, params=()):
+        if not self.db.exists():
+            return []
+        con = sqlite3.connect(str(self.db), timeout=30)
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute(sql, params)]
+        finally:
+            con.close()
+
+    def rows(self):
+        """All rows of the results view, by id."""
+        return self.query("SELECT * FROM results ORDER BY id")
+
+    def count(self, where="1", params=()):
+        try:
+            return self.query("SELECT count(*) AS n FROM results WHERE "
+                              + where, params)[0]["n"]
+        except (sqlite3.OperationalError, IndexError):
+            return 0  # not created yet
+
+
+@pytest.fixture
+def gatherd(gatherd_bin, tmp_path):
+    g = Gatherd(gatherd_bin, tmp_path / "gd")
+    yield g
+    g.cleanup()
+    # A daemon that was left running or crashed still must not have
+    # reported sanitizer errors.
+    for p in g.stderr_files:
+        if p.exists() and p not in g.checked:
+            check_sanitizers(p.read_text(errors="replace"), str(p))
+
+
+def assert_iso_utc(value, what=""):
+    assert isinstance(value, str) and ISO_UTC.match(value), (
+        "%s not ISO-8601 UTC: %r" % (what, value))
+
+
+def parse_iso(value):
+    from datetime import datetime
+    v = value.replace("Z", "+00:00")
+    if re.search(r"\+0000$", v):
+        v = v[:-5] + "+00:00"
+    # Python 3.11 fromisoformat handles fractions of any length.
+    return datetime.fromisoformat(v).timestamp()

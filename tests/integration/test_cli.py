@@ -1,0 +1,147 @@
+"""Command line and configuration errors: exit codes and messages."""
+
+import os
+import re
+
+import pytest
+
+
+def test_version(gatherd):
+    cp = gatherd.run("--version", config=False)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == "gatherd 0.1.0"
+
+
+def test_help(gatherd):
+    cp = gatherd.run("--help", config=False)
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout + cp.stderr
+    assert re.search(r"usage", out, re.I), out
+    for word in ("--once", "-c", "--set", "check-config"):
+        assert word in out, (word, out)
+
+
+def test_unknown_option_is_usage_error(gatherd):
+    cp = gatherd.run("--no-such-option", config=False)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert cp.stderr.strip()
+
+
+def test_check_config_prints_effective_config(gatherd):
+    gatherd.write_config(fetch={"max_in_flight": 33, "max_per_host": 3})
+    cp = gatherd.run("check-config")
+    assert cp.returncode == 0, cp.stderr
+    assert re.search(r"(?m)^\s*max_in_flight\s*=\s*33\s*$", cp.stdout), cp.stdout
+    assert re.search(r"(?m)^\s*max_per_host\s*=\s*3\s*$", cp.stdout), cp.stdout
+    # Defaults appear too.
+    assert re.search(r"(?m)^\s*idle_timeout_ms\s*=\s*30000\s*$", cp.stdout)
+    # Relative paths were resolved against the config file's directory.
+    assert str(gatherd.root / "results.db") in cp.stdout, cp.stdout
+
+
+def test_set_overrides_file(gatherd):
+    gatherd.write_config(fetch={"max_in_flight": 33})
+    cp = gatherd.run("check-config", "--set", "fetch.max_in_flight=7",
+                     "--set", "dns.timeout_ms=1234")
+    assert cp.returncode == 0, cp.stderr
+    assert re.search(r"(?m)^\s*max_in_flight\s*=\s*7\s*$", cp.stdout), cp.stdout
+    assert not re.search(r"(?m)^\s*max_in_flight\s*=\s*33\s*$", cp.stdout)
+    assert re.search(r"(?m)^\s*timeout_ms\s*=\s*1234\s*$", cp.stdout), cp.stdout
+
+
+def test_set_unknown_key(gatherd):
+    gatherd.write_config()
+    cp = gatherd.run("check-config", "--set", "fetch.bogus_key=1")
+    assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)
+    assert "bogus_key" in cp.stderr
+
+
+CONFIG_ERRORS = [
+    # (name, text of [fetch] lines, line number, key)
+    ("unknown_key", ["retries = 0", "no_such_key = 5"], 6, "no_such_key"),
+    ("not_a_number", ["max_in_flight = abc"], 5, "max_in_flight"),
+    ("out_of_range", ["retries = 0", "max_in_flight = 0"], 6, "max_in_flight"),
+    ("header_min", ["max_header_bytes = 1000"], 5, "max_header_bytes"),
+    ("bad_suffix", ["max_body_bytes = 12q"], 5, "max_body_bytes"),
+    ("negative", ["connect_timeout_ms = -5"], 5, "connect_timeout_ms"),
+]
+
+
+@pytest.mark.parametrize("name,fetch_lines,line,key", CONFIG_ERRORS,
+                         ids=[c[0] for c in CONFIG_ERRORS])
+@pytest.mark.parametrize("mode", ["check-config", "run"])
+def test_config_error(gatherd, name, fetch_lines, line, key, mode):
+    text = "\n".join([
+        "[gatherd]",                    # 1
+        "queue_file = queue",           # 2
+        "database = results.db",        # 3
+        "[fetch]",                      # 4
+    ] + fetch_lines) + "\n"
+    gatherd.write_config(text)
+    if mode == "check-config":
+        cp = gatherd.run("check-config")
+    else:
+        cp = gatherd.run("--once", timeout=30)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "%s:%d" % (gatherd.conf, line) in cp.stderr, cp.stderr
+    assert key in cp.stderr, cp.stderr
+    if mode == "run":
+        assert not gatherd.db.exists()
+
+
+def test_bad_value_in_gatherd_section(gatherd):
+    gatherd.write_config("[gatherd]\nqueue_file = queue\n"
+                         "database = results.db\nlog_level = loud\n")
+    cp = gatherd.run("check-config")
+    assert cp.returncode == 2
+    assert "%s:4" % gatherd.conf in cp.stderr and "log_level" in cp.stderr
+
+
+def test_unknown_section(gatherd):
+    gatherd.write_config("[gatherd]\nqueue_file = queue\n"
+                         "database = results.db\n[nosuch]\nkey = 1\n")
+    cp = gatherd.run("check-config")
+    assert cp.returncode == 2
+    # The section header (line 4) or its first key (line 5) may be named.
+    assert ("%s:4" % gatherd.conf in cp.stderr
+            or "%s:5" % gatherd.conf in cp.stderr), cp.stderr
+    assert "nosuch" in cp.stderr, cp.stderr
+
+
+def test_missing_database_directory(gatherd):
+    gatherd.write_config(gatherd={"database": "no/such/dir/results.db"})
+    cp = gatherd.run("check-config")
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "database" in cp.stderr
+    cp = gatherd.run("--once", timeout=30)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert not (gatherd.root / "no").exists()
+
+
+def test_missing_queue_directory(gatherd):
+    gatherd.write_config(gatherd={"queue_file": "nope/queue"})
+    cp = gatherd.run("--once", timeout=30)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "queue_file" in cp.stderr
+
+
+def test_missing_config_file(gatherd):
+    cp = gatherd.run("check-config", "-c", str(gatherd.root / "absent.conf"),
+                     config=False)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "absent.conf" in cp.stderr
+
+
+def test_relative_paths_resolve_against_config_dir(gatherd, fault_server,
+                                                   tmp_path):
+    """Run from another directory: queue and database are still found next
+    to the config file."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    gatherd.write_config()
+    gatherd.write_queue([fault_server.url("/ok?len=5")])
+    cp = gatherd.run("--once", cwd=elsewhere, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert os.listdir(elsewhere) == []
+    rows = gatherd.rows()
+    assert [(r["state"], r["length"]) for r in rows] == [("done", 5)]

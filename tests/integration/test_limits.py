@@ -1,0 +1,117 @@
+"""Global and per-host in-flight limits, measured on the server side, and
+the absence of head-of-line blocking between hosts."""
+
+import signal
+import time
+
+from conftest import parse_iso, wait_for
+
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+
+
+def test_per_host_and_global_limits(gatherd, fault_server):
+    f = fault_server
+    urls = []
+    # Interleave hosts so that a scheduler without per-host limits would
+    # open many connections to each.
+    for i in range(40):
+        for h in HOSTS:
+            urls.append(f.url("/slow?ms=300&len=%d&i=%d" % (i + 1, i), host=h))
+    gatherd.write_config(fetch={"max_per_host": 2, "max_in_flight": 6,
+                                "request_timeout_ms": 60000})
+    gatherd.write_queue(urls)
+    f.reset()
+    _, took = gatherd.once(timeout=120)
+
+    rows = gatherd.rows()
+    assert len(rows) == len(urls)
+    assert all(r["state"] == "done" and r["status"] == 200 for r in rows)
+    st = f.stats()
+    for h in HOSTS:
+        s = st["by_ip"][h]
+        assert s["total"] == 40, (h, s)
+        # Never more than 2 at once per host, and the limit was used.
+        assert s["max_concurrent"] == 2, (h, s)
+    assert st["global"]["total"] == 160
+    assert st["global"]["max_concurrent"] <= 6, st["global"]
+    assert st["global"]["max_concurrent"] == 6, st["global"]
+    # 160 requests of 0.3 s with 6 in flight need >= 8 s; with the limit
+    # actually used it should not take much more than that.
+    assert took >= 160 * 0.3 / 6 - 0.5, took
+
+
+def test_keep_alive_reuses_connections(gatherd, fault_server):
+    """Many requests to one host with a per-host limit of 2 go over a few
+    kept-alive connections, not one connection per request."""
+    f = fault_server
+    urls = [f.url("/ok?len=50&k=%d" % i, host="127.0.0.6") for i in range(200)]
+    gatherd.write_config(fetch={"max_per_host": 2})
+    gatherd.write_queue(urls)
+    f.reset()
+    gatherd.once()
+    assert gatherd.count("state = 'done' AND length = 50") == 200
+    s = f.stats()["by_ip"]["127.0.0.6"]
+    assert s["total"] == 200
+    assert s["connections"] <= 20, s
+
+
+def test_slow_host_does_not_block_others(gatherd, fault_server):
+    f = fault_server
+    slow = [f.url("/slow?ms=2000&a=%d" % i, host="127.0.0.2") for i in range(10)]
+    fast = [f.url("/ok?len=10&b=%d" % i, host="127.0.0.3") for i in range(200)]
+    gatherd.write_config(fetch={"max_per_host": 1, "max_in_flight": 64,
+                                "request_timeout_ms": 60000})
+    # The slow host's URLs come first in the queue.
+    gatherd.write_queue(slow + fast)
+    proc = gatherd.start()
+    t0 = time.monotonic()
+
+    def fast_done():
+        return gatherd.count("url LIKE ? AND state = 'done'",
+                             ("%127.0.0.3%",)) == len(fast)
+    wait_for(fast_done, 60, interval=0.05, what="all fast-host rows done")
+    t_fast = time.monotonic() - t0
+    slow_done_then = gatherd.count("url LIKE ? AND state = 'done'",
+                                   ("%127.0.0.2%",))
+    rc, _ = gatherd.stop(proc, signal.SIGTERM, timeout=30)
+    assert rc == 0, gatherd.stderr_of(proc)[-3000:]
+
+    # With the slow host limited to one request at a time, each of its
+    # requests takes 2 s; the fast host must not have waited behind them.
+    assert slow_done_then < 3, (slow_done_then, t_fast)
+
+    rows = gatherd.rows()
+    fast_rows = [r for r in rows if "127.0.0.3" in r["url"]]
+    slow_rows = [r for r in rows if "127.0.0.2" in r["url"]
+                 and r["state"] == "done"]
+    assert all(r["status"] == 200 and r["length"] == 10 for r in fast_rows)
+    last_fast = max(parse_iso(r["fetched_at"]) for r in fast_rows)
+    slow_times = sorted(parse_iso(r["fetched_at"]) for r in slow_rows)
+    if len(slow_times) >= 3:
+        assert last_fast < slow_times[2], (last_fast, slow_times)
+    # The slow host really was held to one at a time.
+    assert f.stats()["by_ip"]["127.0.0.2"]["max_concurrent"] == 1
+    # SIGTERM left the unfinished slow rows queued, none lost.
+    assert len(rows) == len(slow) + len(fast)
+    assert {r["state"] for r in rows} <= {"done", "queued"}
+
+
+def test_timers_start_when_request_starts(gatherd, fault_server):
+    """Requests that wait for a per-host slot longer than request_timeout_ms
+    still succeed: the timer starts with the request, not in the queue."""
+    f = fault_server
+    urls = [f.url("/slow?ms=700&len=%d" % (i + 1), host="127.0.0.7")
+            for i in range(4)]
+    gatherd.write_config(fetch={"max_per_host": 1,
+                                "request_timeout_ms": 1500,
+                                "idle_timeout_ms": 1500})
+    gatherd.write_queue(urls)
+    _, took = gatherd.once(timeout=60)
+    rows = gatherd.rows()
+    assert [(r["state"], r["length"]) for r in rows] == \
+        [("done", i + 1) for i in range(4)], rows
+    for r in rows:
+        assert 600 <= r["elapsed_ms"] < 1500, r
+    # One at a time: the last one waited ~2.1 s for its slot.
+    assert took >= 2.6, took
+    assert f.stats()["by_ip"]["127.0.0.7"]["max_concurrent"] == 1
