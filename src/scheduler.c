@@ -104,6 +104,7 @@ struct sched {
 	struct event *ev_flush;
 	struct event *ev_write_retry;
 	struct event *ev_unpause;
+	struct event *ev_load_retry;
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
@@ -305,6 +306,13 @@ static bool sched_retryable(const struct fetch_result *r)
 	}
 }
 
+static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sched_maybe_load(arg);
+}
+
 static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
@@ -493,11 +501,12 @@ static void sched_load_done(void *arg)
 
 	s->loading = false;
 	if (ld->rc != 0) {
-		log_error("cannot load queued rows (will retry): %s",
+		log_error("cannot load queued rows (will retry in 1 s): %s",
 			  ld->cause);
 		free(ld->cause);
 		free(ld);
-		/* The next kick, result or ingest retries the load. */
+		struct timeval tv = {1, 0};
+		event_add(s->ev_load_retry, &tv);
 		return;
 	}
 	for (size_t i = 0; i < ld->n; i++) {
@@ -693,8 +702,9 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->ev_flush = event_new(base, -1, 0, sched_flush_cb, s);
 	s->ev_write_retry = event_new(base, -1, 0, sched_write_retry_cb, s);
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
+	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
 	if (s->ev_flush == NULL || s->ev_write_retry == NULL ||
-	    s->ev_unpause == NULL)
+	    s->ev_unpause == NULL || s->ev_load_retry == NULL)
 		abort();
 	return s;
 }
@@ -790,5 +800,6 @@ void sched_free(struct sched *s)
 	event_free(s->ev_flush);
 	event_free(s->ev_write_retry);
 	event_free(s->ev_unpause);
+	event_free(s->ev_load_retry);
 	free(s);
 }
