@@ -4,7 +4,7 @@
 CREATE TABLE urls (
     id           INTEGER PRIMARY KEY,
     url          TEXT    NOT NULL,
-    state        INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
+    state        INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),
     status       INTEGER,
     length       INTEGER,
     error        TEXT,

@@ -596,13 +596,20 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 		return f;
 	}
 	n = url_format(&u, buf, sizeof buf);
-	f->res.final_url = n >= 0 ? strdup(buf) : NULL;
+	if (n < 0) {
+		fetch_fail(f, "invalid_url", "URL too long");
+		return f;
+	}
+	f->res.final_url = strdup(buf);
 	f->scheme = u.scheme;
 	f->port = u.port;
 	f->literal = u.host_is_ipv4 || u.host_is_ipv6;
-	snprintf(f->host, sizeof f->host, "%s", u.host);
-	snprintf(f->key, sizeof f->key, "%s://%s",
-		 u.scheme == URL_HTTPS ? "https" : "http", u.authority);
+	/* The pool key is the formatted URL up to its target:
+	 * "scheme://authority" (both fit: see struct url). */
+	memcpy(f->host, u.host, sizeof f->host);
+	size_t klen = strlen(buf) - strlen(u.target);
+	memcpy(f->key, buf, klen);
+	f->key[klen] = '\0';
 	n = http_build_request(buf, sizeof buf, &u, ctx->cfg->user_agent);
 	if (n < 0 || (f->request = malloc((size_t)n)) == NULL) {
 		fetch_fail(f, "invalid_url", "request does not fit");
@@ -623,7 +630,6 @@ int fetch_host_key(const char *url, char *buf, size_t size)
 	if (url_parse(url, strlen(url), &u, &reason) != 0)
 		return -1;
 	/* Always with the port, so "h" and "h:80" are one host. */
-	n = snprintf(buf, size, u.host_is_ipv6 ? "[%s]:%u" : "%s:%u", u.host,
-		     u.port);
-	return n < 0 || (size_t)n >= size ? -1 : 0;
+	n = url_host_port(buf, size, &u, true);
+	return n < 0 ? -1 : 0;
 }

@@ -635,23 +635,37 @@ static bool header_value_ok(const char *s)
 	return true;
 }
 
+/* Append len bytes at *pos if they fit (always leaving room for a NUL). */
+static bool put(char *buf, size_t size, size_t *pos, const char *s,
+		size_t len)
+{
+	if (len >= size - *pos)
+		return false;
+	memcpy(buf + *pos, s, len);
+	*pos += len;
+	return true;
+}
+
+#define PUT_LIT(lit) put(buf, size, &pos, lit, sizeof(lit) - 1)
+#define PUT_STR(str) put(buf, size, &pos, str, strlen(str))
+
 int http_build_request(char *buf, size_t size, const struct url *u,
 		       const char *user_agent)
 {
-	int n;
+	size_t pos = 0;
 
-	if (!header_value_ok(user_agent))
+	if (size == 0 || !header_value_ok(user_agent))
 		return -1;
-	n = snprintf(buf, size,
-		     "GET %s HTTP/1.1\r\n"
-		     "Host: %s\r\n"
-		     "User-Agent: %s\r\n"
-		     "Accept: */*\r\n"
+	/* Built with memcpy rather than snprintf: this runs for every
+	 * request, and formatting was a visible share of the CPU time. */
+	if (!PUT_LIT("GET ") || !PUT_STR(u->target) ||
+	    !PUT_LIT(" HTTP/1.1\r\nHost: ") || !PUT_STR(u->authority) ||
+	    !PUT_LIT("\r\nUser-Agent: ") || !PUT_STR(user_agent) ||
+	    !PUT_LIT("\r\nAccept: */*\r\n"
 		     "Accept-Encoding: identity\r\n"
 		     "Connection: keep-alive\r\n"
-		     "\r\n",
-		     u->target, u->authority, user_agent);
-	if (n < 0 || (size_t)n >= size)
+		     "\r\n"))
 		return -1;
-	return n;
+	buf[pos] = '\0';
+	return (int)pos;
 }

@@ -14,6 +14,7 @@
 
 struct tls {
 	SSL_CTX *ctx;
+	bool need_default_paths; /* system store not loaded yet */
 	struct map *sessions; /* session key -> SSL_SESSION */
 	unsigned long handshakes, resumed;
 };
@@ -64,9 +65,11 @@ struct tls *tls_new(bool verify, const char *ca_file, char **cause)
 					     ca_file, err);
 			goto fail;
 		}
-	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
-		*cause = util_printf("cannot load the system trust store");
-		goto fail;
+	} else {
+		/* Parsing the system bundle (~140 certificates) costs tens of
+		 * milliseconds: do it on the first https URL, not for runs
+		 * that fetch plain http only. */
+		t->need_default_paths = true;
 	}
 	SSL_CTX_set_verify(t->ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
 			   NULL);
@@ -105,9 +108,16 @@ void tls_free(struct tls *t)
 SSL *tls_ssl_new(struct tls *t, const char *host, bool is_ip,
 		 const char *session_key)
 {
-	SSL *ssl = SSL_new(t->ctx);
+	SSL *ssl;
 	SSL_SESSION *sess;
 
+	if (t->need_default_paths) {
+		t->need_default_paths = false;
+		if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
+			log_error("cannot load the system trust store: "
+				  "certificates will not verify");
+	}
+	ssl = SSL_new(t->ctx);
 	if (ssl == NULL)
 		return NULL;
 	SSL_set_ex_data(ssl, tls_ex_key, (void *)session_key);

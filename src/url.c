@@ -251,6 +251,41 @@ static uint16_t default_port(enum url_scheme scheme)
 	return scheme == URL_HTTPS ? 443 : 80;
 }
 
+int url_host_port(char *buf, size_t size, const struct url *u,
+		  bool with_port)
+{
+	/* memcpy, not snprintf: this runs for every URL, several times. */
+	size_t hl = strlen(u->host), n = 0;
+	char port[8];
+	size_t pl = 0;
+
+	if (with_port) {
+		unsigned p = u->port;
+		char tmp[8];
+		size_t k = 0;
+
+		do {
+			tmp[k++] = (char)('0' + p % 10);
+			p /= 10;
+		} while (p > 0);
+		port[pl++] = ':';
+		while (k > 0)
+			port[pl++] = tmp[--k];
+	}
+	if (hl + pl + (u->host_is_ipv6 ? 2 : 0) >= size)
+		return -1;
+	if (u->host_is_ipv6)
+		buf[n++] = '[';
+	memcpy(buf + n, u->host, hl);
+	n += hl;
+	if (u->host_is_ipv6)
+		buf[n++] = ']';
+	memcpy(buf + n, port, pl);
+	n += pl;
+	buf[n] = '\0';
+	return (int)n;
+}
+
 static int parse_authority(const char *a, size_t len, struct url *out,
 			   const char **reason)
 {
@@ -295,13 +330,8 @@ static int parse_authority(const char *a, size_t len, struct url *out,
 	if (parse_port(port, port_len, out, reason) < 0)
 		return -1;
 
-	if (out->port != default_port(out->scheme))
-		n = snprintf(out->authority, sizeof(out->authority),
-			     out->host_is_ipv6 ? "[%s]:%u" : "%s:%u", out->host,
-			     (unsigned)out->port);
-	else
-		n = snprintf(out->authority, sizeof(out->authority),
-			     out->host_is_ipv6 ? "[%s]" : "%s", out->host);
+	n = url_host_port(out->authority, sizeof(out->authority), out,
+			  out->port != default_port(out->scheme));
 	/* Cannot happen given the host limits, but never truncate silently. */
 	if (n < 0 || (size_t)n >= sizeof(out->authority)) {
 		*reason = "host longer than 253 bytes";
@@ -368,12 +398,27 @@ static int parse(const char *s, size_t len, struct url *out,
 	return 0;
 }
 
+/* Empty every field.  The strings are cleared by their first byte only:
+ * zeroing all 8.7 KiB of the struct cost more than the parse itself, and
+ * it runs for every URL several times. */
+static void url_clear(struct url *u)
+{
+	u->scheme = URL_HTTP;
+	u->port = 0;
+	u->port_explicit = false;
+	u->host_is_ipv4 = false;
+	u->host_is_ipv6 = false;
+	u->host[0] = '\0';
+	u->authority[0] = '\0';
+	u->target[0] = '\0';
+}
+
 int url_parse(const char *s, size_t len, struct url *out, const char **reason)
 {
-	memset(out, 0, sizeof(*out));
+	url_clear(out);
 	if (parse(s, len, out, reason) < 0) {
 		/* Leave nothing half-filled for a careless caller. */
-		memset(out, 0, sizeof(*out));
+		url_clear(out);
 		return -1;
 	}
 	return 0;
@@ -386,12 +431,19 @@ static const char *scheme_name(enum url_scheme scheme)
 
 int url_format(const struct url *u, char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "%s://%s%s", scheme_name(u->scheme),
-			 u->authority, u->target);
+	/* memcpy, not snprintf: this runs for every fetch. */
+	const char *scheme = scheme_name(u->scheme);
+	size_t ls = strlen(scheme), la = strlen(u->authority),
+	       lt = strlen(u->target);
+	size_t n = ls + 3 + la + lt;
 
-	if (n < 0 || (size_t)n >= size)
+	if (n >= size)
 		return -1;
-	return n;
+	memcpy(buf, scheme, ls);
+	memcpy(buf + ls, "://", 3);
+	memcpy(buf + ls + 3, u->authority, la);
+	memcpy(buf + ls + 3 + la, u->target, lt + 1);
+	return (int)n;
 }
 
 /* A byte string that does not own its storage. */
@@ -601,6 +653,6 @@ int url_resolve(const struct url *u, const char *ref, size_t len,
 	return url_parse(res.p, res.len, out, reason);
 
 fail:
-	memset(out, 0, sizeof(*out));
+	url_clear(out);
 	return -1;
 }

@@ -56,6 +56,11 @@ struct url {
 int url_parse(const char *s, size_t len, struct url *out, const char **reason)
 	__attribute__((warn_unused_result));
 
+/* Write host (bracketed for IPv6) and, if with_port, ":port" into buf,
+ * NUL-terminated.  Returns the length, or -1 if it does not fit. */
+int url_host_port(char *buf, size_t size, const struct url *u,
+		  bool with_port);
+
 /* Write the absolute form of `u` ("scheme://authority/target") into buf,
  * NUL-terminated.  Returns the length, or -1 if it does not fit. */
 int url_format(const struct url *u, char *buf, size_t size);
