@@ -12,10 +12,24 @@
 #include "map.h"
 #include "util.h"
 
+/* A few sessions per (scheme, host, port), newest last.  TLS 1.3 tickets
+ * are meant for one use (OpenSSL marks a session not resumable once a
+ * TLS 1.3 handshake used it), and connections to a host are opened several
+ * at a time, so one kept session would resume only the first of them.
+ * Servers send a ticket or two per handshake; keeping a handful and handing
+ * each TLS 1.3 one out once resumes them all.  TLS 1.2 sessions stay
+ * reusable and are simply shared. */
+#define TLS_SESSIONS_PER_HOST 8
+
+struct tls_sessions {
+	SSL_SESSION *s[TLS_SESSIONS_PER_HOST];
+	int n;
+};
+
 struct tls {
 	SSL_CTX *ctx;
 	bool need_default_paths; /* system store not loaded yet */
-	struct map *sessions; /* session key -> SSL_SESSION */
+	struct map *sessions; /* session key -> struct tls_sessions */
 	unsigned long handshakes, resumed;
 };
 
@@ -27,15 +41,26 @@ static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 	const char *key = SSL_get_ex_data(ssl, tls_ex_key);
-	SSL_SESSION *old;
+	struct tls_sessions *ts;
 
-	if (t == NULL || key == NULL)
+	if (t == NULL || key == NULL || !SSL_SESSION_is_resumable(sess))
 		return 0;
-	old = map_get(t->sessions, key);
-	if (map_put(t->sessions, key, sess) != 0)
-		return 0; /* not kept: OpenSSL frees it */
-	if (old != NULL)
-		SSL_SESSION_free(old);
+	ts = map_get(t->sessions, key);
+	if (ts == NULL) {
+		ts = calloc(1, sizeof *ts);
+		if (ts == NULL)
+			return 0;
+		if (map_put(t->sessions, key, ts) != 0) {
+			free(ts);
+			return 0; /* not kept: OpenSSL frees it */
+		}
+	}
+	if (ts->n == TLS_SESSIONS_PER_HOST) {
+		SSL_SESSION_free(ts->s[0]); /* the oldest goes */
+		memmove(ts->s, ts->s + 1, sizeof ts->s[0] * (size_t)(ts->n - 1));
+		ts->n--;
+	}
+	ts->s[ts->n++] = sess;
 	return 1; /* we hold the reference now */
 }
 
@@ -93,7 +118,11 @@ fail:
 
 static void tls_session_free(void *v)
 {
-	SSL_SESSION_free(v);
+	struct tls_sessions *ts = v;
+
+	for (int i = 0; i < ts->n; i++)
+		SSL_SESSION_free(ts->s[i]);
+	free(ts);
 }
 
 void tls_free(struct tls *t)
@@ -133,9 +162,16 @@ SSL *tls_ssl_new(struct tls *t, const char *host, bool is_ip,
 		/* Wildcards only as a whole left-most label. */
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	}
-	sess = map_get(t->sessions, session_key);
-	if (sess != NULL)
-		SSL_set_session(ssl, sess);
+	struct tls_sessions *ts = map_get(t->sessions, session_key);
+	if (ts != NULL && ts->n > 0) {
+		sess = ts->s[ts->n - 1];
+		SSL_set_session(ssl, sess); /* takes its own reference */
+		if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION) {
+			/* Single use: the next connection gets another. */
+			SSL_SESSION_free(sess);
+			ts->n--;
+		}
+	}
 	return ssl;
 fail:
 	SSL_free(ssl);
