@@ -135,7 +135,9 @@ static void dns_answer_cb(int err, struct evutil_addrinfo *res, void *arg)
 	if (err == 0) {
 		for (struct evutil_addrinfo *ai = res;
 		     ai != NULL && addrs.n < DNS_MAX_ADDRS; ai = ai->ai_next) {
-			if (ai->ai_addrlen > sizeof addrs.addr[0])
+			if (ai->ai_addrlen > sizeof addrs.addr[0] ||
+			    (ai->ai_family != AF_INET &&
+			     ai->ai_family != AF_INET6))
 				continue;
 			memcpy(&addrs.addr[addrs.n], ai->ai_addr,
 			       ai->ai_addrlen);

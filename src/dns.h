@@ -5,6 +5,7 @@
 #ifndef GATHERD_DNS_H
 #define GATHERD_DNS_H
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct event_base;
@@ -13,9 +14,17 @@ struct dns_req;
 
 #define DNS_MAX_ADDRS 8
 
+/* One IPv4 or IPv6 address: 28 bytes rather than sockaddr_storage's 128,
+ * since every fetch in flight carries DNS_MAX_ADDRS of them. */
+union dns_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
 struct dns_addrs {
 	int n;
-	struct sockaddr_storage addr[DNS_MAX_ADDRS];
+	union dns_sockaddr addr[DNS_MAX_ADDRS];
 	socklen_t len[DNS_MAX_ADDRS];
 };
 

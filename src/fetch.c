@@ -528,13 +528,12 @@ static void fetch_connect_next(struct fetch *f)
 {
 	while (f->addr_i < f->addrs.n) {
 		int i = f->addr_i++;
-		struct sockaddr_storage *ss = &f->addrs.addr[i];
+		union dns_sockaddr *ss = &f->addrs.addr[i];
 
-		if (ss->ss_family == AF_INET)
-			((struct sockaddr_in *)ss)->sin_port = htons(f->port);
-		else if (ss->ss_family == AF_INET6)
-			((struct sockaddr_in6 *)ss)->sin6_port =
-				htons(f->port);
+		if (ss->sa.sa_family == AF_INET)
+			ss->in.sin_port = htons(f->port);
+		else if (ss->sa.sa_family == AF_INET6)
+			ss->in6.sin6_port = htons(f->port);
 		if (f->conn == NULL) {
 			f->conn = conn_new(f->ctx.pool, f->key,
 					   f->scheme == URL_HTTPS);
@@ -546,7 +545,7 @@ static void fetch_connect_next(struct fetch *f)
 		if (f->state != FETCH_CONNECTING)
 			fetch_set_state(f, FETCH_CONNECTING);
 		f->phase_ms = util_mono_ms();
-		if (conn_connect(f->conn, (struct sockaddr *)ss,
+		if (conn_connect(f->conn, &ss->sa,
 				 f->addrs.len[i]) == 0) {
 			conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb,
 				     f);
@@ -580,18 +579,16 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 /* Fill f->addrs from an IP literal host. */
 static void fetch_literal_addr(struct fetch *f)
 {
+	union dns_sockaddr *a = &f->addrs.addr[0];
+
 	memset(&f->addrs, 0, sizeof f->addrs);
-	if (inet_pton(AF_INET, f->host,
-		      &((struct sockaddr_in *)&f->addrs.addr[0])->sin_addr) ==
-	    1) {
-		f->addrs.addr[0].ss_family = AF_INET;
-		f->addrs.len[0] = sizeof(struct sockaddr_in);
+	if (inet_pton(AF_INET, f->host, &a->in.sin_addr) == 1) {
+		a->in.sin_family = AF_INET;
+		f->addrs.len[0] = sizeof a->in;
 		f->addrs.n = 1;
-	} else if (inet_pton(AF_INET6, f->host,
-			     &((struct sockaddr_in6 *)&f->addrs.addr[0])
-				      ->sin6_addr) == 1) {
-		f->addrs.addr[0].ss_family = AF_INET6;
-		f->addrs.len[0] = sizeof(struct sockaddr_in6);
+	} else if (inet_pton(AF_INET6, f->host, &a->in6.sin6_addr) == 1) {
+		a->in6.sin6_family = AF_INET6;
+		f->addrs.len[0] = sizeof a->in6;
 		f->addrs.n = 1;
 	}
 }
