@@ -241,6 +241,20 @@ static void queue_ingest_done(void *arg)
 	queue_check(q);
 }
 
+/* Hand a batch to the worker: its lines and, in the same transaction, the
+ * position `offset` in the file being read now. */
+static void queue_submit(struct queue *q, struct queue_batch *b,
+			 int64_t offset)
+{
+	for (size_t i = 0; i < b->n; i++)
+		b->lines[i].url = b->blob + b->offs[i];
+	b->pos.dev = (int64_t)q->dev;
+	b->pos.ino = (int64_t)q->ino;
+	b->pos.offset = offset;
+	q->in_flight = true;
+	to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
+}
+
 /* Open `path` (creating it) and make it the file being read. */
 static int queue_open_path(struct queue *q, char **cause)
 {
@@ -349,12 +363,7 @@ static bool queue_read_chunk(struct queue *q)
 			queue_batch_free(b);
 		return false;
 	}
-	for (size_t i = 0; i < b->n; i++)
-		b->lines[i].url = b->blob + b->offs[i];
-	b->pos.dev = (int64_t)q->dev;
-	b->pos.ino = (int64_t)q->ino;
-	q->in_flight = true;
-	to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
+	queue_submit(q, b, b->pos.offset);
 	return true;
 }
 
@@ -412,13 +421,7 @@ static bool queue_follow_rotation(struct queue *q)
 		queue_batch_free(b);
 		return true;
 	}
-	for (size_t i = 0; i < b->n; i++)
-		b->lines[i].url = b->blob + b->offs[i];
-	b->pos.dev = (int64_t)q->dev;
-	b->pos.ino = (int64_t)q->ino;
-	b->pos.offset = 0;
-	q->in_flight = true;
-	to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
+	queue_submit(q, b, 0);
 	return true;
 }
 

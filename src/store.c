@@ -348,8 +348,8 @@ static void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-/* Bind a duration, or NULL when it is negative (not measured). */
-static void store_bind_ms(sqlite3_stmt *st, int i, int64_t v)
+/* Bind v, or NULL when it is negative (not known). */
+static void store_bind_opt(sqlite3_stmt *st, int i, int64_t v)
 {
 	if (v >= 0)
 		sqlite3_bind_int64(st, i, v);
@@ -369,27 +369,18 @@ int store_put_results(struct store *s, const struct store_result *res,
 
 		sqlite3_bind_int64(st, 1, r->id);
 		sqlite3_bind_int(st, 2, r->state);
-		if (r->status > 0)
-			sqlite3_bind_int(st, 3, r->status);
-		else
-			sqlite3_bind_null(st, 3);
-		if (r->length >= 0)
-			sqlite3_bind_int64(st, 4, r->length);
-		else
-			sqlite3_bind_null(st, 4);
+		store_bind_opt(st, 3, r->status > 0 ? r->status : -1);
+		store_bind_opt(st, 4, r->length);
 		store_bind_text_or_null(st, 5, r->error);
 		store_bind_text_or_null(st, 6, r->error_detail);
 		sqlite3_bind_int(st, 7, r->attempts);
 		store_bind_text_or_null(st, 8, r->final_url);
-		if (r->redirects >= 0)
-			sqlite3_bind_int(st, 9, r->redirects);
-		else
-			sqlite3_bind_null(st, 9);
+		store_bind_opt(st, 9, r->redirects);
 		store_bind_text_or_null(st, 10, r->content_type);
 		sqlite3_bind_int64(st, 11, r->fetched_at_ms);
-		store_bind_ms(st, 12, r->elapsed_ms);
-		store_bind_ms(st, 13, r->connect_ms);
-		store_bind_ms(st, 14, r->tls_ms);
+		store_bind_opt(st, 12, r->elapsed_ms);
+		store_bind_opt(st, 13, r->connect_ms);
+		store_bind_opt(st, 14, r->tls_ms);
 		if (store_step_done(s, st, "record result", cause) != 0)
 			goto fail;
 	}
