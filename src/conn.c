@@ -19,6 +19,7 @@
 
 struct conn {
 	TAILQ_ENTRY(conn) link; /* in its idle list while idle */
+	TAILQ_ENTRY(conn) lru;  /* in the pool's list of all idle ones */
 	struct conn_pool *pool;
 	struct conn_idle *idle; /* non-NULL while idle */
 	struct bufferevent *bev;
@@ -39,7 +40,9 @@ struct conn_idle {
 struct conn_pool {
 	struct event_base *base;
 	struct map *idle; /* key -> struct conn_idle */
+	struct conn_list lru; /* every idle connection, oldest first */
 	size_t n_idle;
+	size_t max_idle;
 	int idle_ms;
 	unsigned long opened;
 };
@@ -52,6 +55,8 @@ struct conn_pool *conn_pool_new(struct event_base *base)
 		abort();
 	p->base = base;
 	p->idle_ms = 30000;
+	p->max_idle = 64;
+	TAILQ_INIT(&p->lru);
 	return p;
 }
 
@@ -98,6 +103,7 @@ static void conn_unidle(struct conn *c)
 	struct conn_pool *p = c->pool;
 
 	TAILQ_REMOVE(&il->conns, c, link);
+	TAILQ_REMOVE(&p->lru, c, lru);
 	il->n--;
 	p->n_idle--;
 	c->idle = NULL;
@@ -132,6 +138,29 @@ void conn_pool_free(struct conn_pool *p)
 void conn_pool_set_idle_ms(struct conn_pool *p, int ms)
 {
 	p->idle_ms = ms;
+}
+
+void conn_pool_set_max_idle(struct conn_pool *p, size_t n)
+{
+	p->max_idle = n;
+	while (p->n_idle > p->max_idle) {
+		struct conn *c = TAILQ_FIRST(&p->lru);
+
+		conn_unidle(c);
+		conn_close(c);
+	}
+}
+
+size_t conn_pool_close_idle(struct conn_pool *p)
+{
+	size_t n = p->n_idle;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&p->lru)) != NULL) {
+		conn_unidle(c);
+		conn_close(c);
+	}
+	return n;
 }
 
 size_t conn_pool_idle_count(const struct conn_pool *p)
@@ -179,7 +208,6 @@ int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len)
 					c->tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		return -1;
-	c->pool->opened++;
 	if (bufferevent_socket_connect(c->bev, addr, (int)len) != 0) {
 		int err = errno;
 
@@ -187,6 +215,7 @@ int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len)
 		errno = err ? err : ECONNREFUSED;
 		return -1;
 	}
+	c->pool->opened++;
 	return 0;
 }
 
@@ -292,6 +321,7 @@ void conn_release(struct conn *c, bool reusable)
 	c->uses++;
 	c->idle = il;
 	TAILQ_INSERT_TAIL(&il->conns, c, link);
+	TAILQ_INSERT_TAIL(&p->lru, c, lru);
 	il->n++;
 	p->n_idle++;
 	struct timeval tv = {p->idle_ms / 1000, (p->idle_ms % 1000) * 1000};
@@ -299,4 +329,12 @@ void conn_release(struct conn *c, bool reusable)
 			  c);
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ);
+	/* Bound the descriptors held by idle connections: with many hosts,
+	 * most are never reused and would sit until the idle timeout. */
+	if (p->n_idle > p->max_idle) {
+		struct conn *old = TAILQ_FIRST(&p->lru);
+
+		conn_unidle(old);
+		conn_close(old);
+	}
 }

@@ -26,6 +26,10 @@ void conn_pool_free(struct conn_pool *p);
 /* How long an idle connection is kept. */
 void conn_pool_set_idle_ms(struct conn_pool *p, int ms);
 size_t conn_pool_idle_count(const struct conn_pool *p);
+/* Keep at most n idle connections, closing the least recently used. */
+void conn_pool_set_max_idle(struct conn_pool *p, size_t n);
+/* Close every idle connection (out of descriptors); returns how many. */
+size_t conn_pool_close_idle(struct conn_pool *p);
 /* Connections opened since start (for stats and tests). */
 unsigned long conn_pool_opened(const struct conn_pool *p);
 

@@ -173,9 +173,21 @@ int64_t fetch_parse_retry_after(const char *v, int64_t now_wall_ms)
 		return s > 86400ULL * 365 ? 86400LL * 365 * 1000
 					  : (int64_t)s * 1000;
 	}
-	/* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110). */
-	memset(&tm, 0, sizeof tm);
-	end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	/* RFC 9110 section 5.6.7: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37
+	 * GMT"), and recipients must also accept the obsolete RFC 850
+	 * ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6
+	 * 08:49:37 1994") forms. */
+	static const char *const formats[] = {
+		"%a, %d %b %Y %H:%M:%S GMT",
+		"%A, %d-%b-%y %H:%M:%S GMT",
+		"%a %b %e %H:%M:%S %Y",
+	};
+	end = NULL;
+	for (size_t i = 0; i < sizeof formats / sizeof formats[0] && !end;
+	     i++) {
+		memset(&tm, 0, sizeof tm);
+		end = strptime(v, formats[i], &tm);
+	}
 	if (end == NULL)
 		return -1;
 	while (*end == ' ' || *end == '\t')
@@ -214,8 +226,24 @@ static void fetch_resolve_location(struct fetch *f)
 		f->res.error_detail = strdup("redirect without Location");
 		return;
 	}
+	/* Like browsers and curl, send spaces in a Location as %20 rather
+	 * than refuse to follow it. */
+	size_t ll = strlen(loc), el = 0;
+	for (size_t i = 0; i < ll && el + 3 < sizeof buf; i++) {
+		if (loc[i] == ' ') {
+			memcpy(buf + el, "%20", 3);
+			el += 3;
+		} else {
+			buf[el++] = loc[i];
+		}
+	}
+	if (el + 3 >= sizeof buf) {
+		f->res.error_detail =
+			strdup("redirect to an invalid Location: too long");
+		return;
+	}
 	if (url_parse(f->url, strlen(f->url), &base, &reason) != 0 ||
-	    url_resolve(&base, loc, strlen(loc), &next, &reason) != 0 ||
+	    url_resolve(&base, buf, el, &next, &reason) != 0 ||
 	    url_format(&next, buf, sizeof buf) < 0) {
 		f->res.error_detail =
 			util_printf("redirect to an invalid Location: %s",

@@ -219,6 +219,7 @@ static void app_reload(struct app *a)
 	config_free(&next);
 	log_set_level(a->cfg.log_level);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
+	conn_pool_set_max_idle(a->pool, (size_t)a->cfg.max_in_flight);
 	log_info("configuration reloaded%s",
 		 fixed ? " (changes to queue_file, database, [tls] and [dns] "
 			 "need a restart)"
@@ -310,6 +311,7 @@ static int app_run(struct app *a)
 	}
 	a->pool = conn_pool_new(a->base);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
+	conn_pool_set_max_idle(a->pool, (size_t)a->cfg.max_in_flight);
 
 	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,

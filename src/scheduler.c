@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "conn.h"
 #include "fetch.h"
 #include "log.h"
 #include "map.h"
@@ -331,20 +332,26 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 	struct fetch_result *r = &j->res;
 
 	if (r->fd_exhausted) {
-		/* Not the URL's fault: put it back and pause briefly. */
+		/* Not the URL's fault: put it back.  Idle pooled connections
+		 * give their descriptors back first; only when there are none
+		 * does dispatch pause briefly. */
 		j->attempts--;
 		job_free_result(j);
 		sched_enqueue(s, j, true);
+		size_t closed = conn_pool_close_idle(s->fctx.pool);
 		int64_t now = util_mono_ms();
 		if (now - s->fd_warned_ms > 10000) {
-			log_warn("out of file descriptors: pausing new "
-				 "connections (raise LimitNOFILE or lower "
-				 "max_in_flight)");
+			log_warn("out of file descriptors: %s (raise "
+				 "LimitNOFILE or lower max_in_flight)",
+				 closed > 0 ? "closed idle connections"
+					    : "pausing new connections");
 			s->fd_warned_ms = now;
 		}
-		s->paused = true;
-		struct timeval tv = {0, SCHED_FD_PAUSE_MS * 1000};
-		event_add(s->ev_unpause, &tv);
+		if (closed == 0) {
+			s->paused = true;
+			struct timeval tv = {0, SCHED_FD_PAUSE_MS * 1000};
+			event_add(s->ev_unpause, &tv);
+		}
 		return;
 	}
 	if (r->ok && r->location != NULL) {
