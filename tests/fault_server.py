@@ -23,8 +23,55 @@ The path selects the behaviour; query parameters tune it:
   /slow?ms=M&len=N       wait M ms, then as /ok
   /status?code=N&len=L   that status, Content-Length body of L bytes
   /headers               200 with the request's header block as the body
-  /_stats                JSON statistics (not counted)
-  /_reset                clear the statistics (not counted)
+
+Stateful and redirect cases (state is keyed by the `key` query parameter,
+so tests sharing one server stay independent):
+
+  /flaky?key=K&fail=N&code=C&len=L  the first N requests for K fail, then
+                         200 with L bytes (default 100).  A failure is status
+                         C (default 503) with a 5-byte body; how=drop closes
+                         without a byte, how=reset sends an RST, how=stall
+                         sends nothing.  ra=S adds "Retry-After: S" to the
+                         failures; to=URL makes the success a 302 to URL.
+  /retry-after?key=K&secs=S&date=D&code=C  the first request for K gets C
+                         (default 429) with Retry-After: S (seconds), or with
+                         date=1 the HTTP date (IMF-fixdate) S seconds from
+                         now (date=rfc850, date=asctime: the obsolete
+                         formats); then 200.
+  /redirect?to=URL&code=C&len=L  C (default 302) with Location: URL as given
+                         (relative allowed); also /redirect/<any path>?...
+  /redirect-loop         302 to itself (the same request-target), forever
+  /redirect-chain?n=N    302 to /redirect-chain?n=N-1 ...; n=0 answers 200
+  /redirect-rel/<path>?case=NAME  302 with a canned relative Location (see
+                         REL_CASES); without case= or to= it answers like
+                         /landed.  to=REF gives an arbitrary Location.
+  /cross?hops=A,B&to=T   302 to http://A:<this port>/cross?hops=B&to=T, ...;
+                         with no hops left, 302 to T on the last host (or
+                         200 like /landed when to= is absent)
+  /no-location?code=C&len=L  C (default 302), no Location, L-byte body
+  /landed/<any>          200, the body is the request-target (so its length
+                         tells which URL was fetched)
+
+Hostile cases:
+
+  /conflicting-length    "Content-Length: 10" and "Content-Length: 20"
+  /dup-length            "Content-Length: 5" twice (same value)
+  /te-and-cl             "Transfer-Encoding: chunked" and "Content-Length: 5"
+  /nul-header            a header value holding a NUL byte
+  /endless?chunked=C&cl=N  200 and a body that never ends (close-delimited,
+                         chunked with chunked=1, or announcing Content-Length
+                         N but never finishing), until the client goes
+  /endless-headers?line=N&ms=M  header lines (N pad bytes, default 1000)
+                         that never end; with ms=M one line every M ms
+  /close-rst?len=N       close-delimited body of N bytes, then an RST
+  /raw?case=NAME         a canned raw response (see RAW_CASES)
+
+Control (not counted):
+
+  /_stats                JSON statistics; "keys" maps each key to the list
+                         of its requests (see below); "now" is the server's
+                         monotonic clock
+  /_reset                clear the statistics and all keyed state
   /_config?slow_scale=X  multiply /slow delays by X from now on (not counted)
 
 Any other path gets a 404 with a short body (counted like the others).
@@ -36,20 +83,32 @@ requests per request-target; and accepted connections.  A request is "open"
 from the moment its header block has been read until the last byte of the
 response has been handed to the kernel (or the connection died).
 
+Every request carrying a `key` query parameter (on any path) is also
+recorded under that key: start and end times on the server's monotonic
+clock ("t", "end"; end is null while open), wall-clock start ("wall"), the
+local address it arrived on ("ip", so 127.0.0.2 and 127.0.0.3 are told
+apart), the connection's number ("conn"), whether it came over TLS ("tls")
+and the request-target.
+
+With --tls-cert/--tls-key the same behaviours are also served over TLS on a
+second port, written to --tls-port-file.
+
 The server prints its port on stdout (one line) when it is listening, and
 also writes it to --port-file when that is given.
 """
 
 import argparse
 import asyncio
+import email.utils
 import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 MAX_REQUEST_HEAD = 64 * 1024
 # Upper bound on how long any behaviour keeps a connection open on its own.
@@ -68,6 +127,8 @@ class Stats:
         self.by_target = {}
         self.connections = 0
         self.conn_by_ip = {}
+        self.keys = {}       # key -> [record, ...]
+        self.counters = {}   # (path, key) -> requests seen
         self.started = time.monotonic()
 
     def begin(self, ip, target):
@@ -101,7 +162,18 @@ class Stats:
                            "connections": self.conn_by_ip.get(ip, 0)}
                       for ip, s in self.by_ip.items()},
             "by_target": self.by_target,
+            "keys": self.keys,
+            "now": time.monotonic(),
         }, sort_keys=True).encode()
+
+    def record(self, key, rec):
+        self.keys.setdefault(key, []).append(rec)
+
+    def bump(self, path, key):
+        """Count a request for (path, key); return how many came before."""
+        n = self.counters.get((path, key), 0)
+        self.counters[(path, key)] = n + 1
+        return n
 
 
 STATS = Stats()
@@ -113,15 +185,19 @@ CONFIG = {"slow_scale": 1.0}
 class Request:
     """One open request: ends its stats entry exactly once."""
 
-    def __init__(self, ip, target):
+    def __init__(self, ip, target, rec=None):
         self.ip = ip
+        self.target = target
         self.open = True
+        self.rec = rec
         STATS.begin(ip, target)
 
     def finish(self):
         if self.open:
             self.open = False
             STATS.end(self.ip)
+            if self.rec is not None:
+                self.rec["end"] = time.monotonic()
 
 
 def qint(q, name, default, lo=0, hi=1 << 40):
@@ -195,7 +271,8 @@ async def flush(writer):
         await asyncio.sleep(0.01)
 
 
-async def handle_one(reader, writer, ip, method, target, head_block):
+async def handle_one(reader, writer, ip, method, target, head_block,
+                     conn_info=None):
     """Serve one request.  Returns True if the connection may carry another."""
     parts = urlsplit(target)
     path = parts.path
@@ -223,7 +300,15 @@ async def handle_one(reader, writer, ip, method, target, head_block):
         await writer.drain()
         return keep
 
-    req = Request(ip, target)
+    rec = None
+    key = q.get("key", [None])[0]
+    if key is not None:
+        info = conn_info or {}
+        rec = {"t": time.monotonic(), "wall": time.time(), "end": None,
+               "ip": ip, "conn": info.get("id"), "tls": info.get("tls", False),
+               "target": target}
+        STATS.record(key, rec)
+    req = Request(ip, target, rec)
     try:
         return await behave(reader, writer, req, method, path, q, keep,
                             head_block)
@@ -238,7 +323,319 @@ def ok_response(n, status="200 OK", ctype="text/plain", keep=True):
     return head("HTTP/1.1 " + status, hs) + body_bytes(n)
 
 
+NOT_MINE = object()
+
+# /redirect-rel/<path>?case=NAME -> the Location sent ("{port}" is this
+# server's port on the connection).
+REL_CASES = {
+    "sibling": "d?x=1",
+    "dot": "./d",
+    "dotdot": "../d",
+    "dots-mixed": "../../x/./y/../z?q=1",
+    "above-root": "../../../../../../landed/r",
+    "abs-path": "/landed/abs?k=v",
+    "abs-path-dots": "/landed/a/../b/./c",
+    "query-only": "?only=1",
+    "empty-segment": "d//e",
+    "fragment": "/landed/frag#section",
+    "scheme-rel": "//127.0.0.3:{port}/landed/sr",
+    "absolute": "http://127.0.0.4:{port}/landed/abs",
+    "space": "/landed/a b",
+    "ftp": "ftp://127.0.0.1:{port}/landed/ftp",
+}
+
+# /raw?case=NAME -> raw bytes sent, then the connection is closed.
+RAW_CASES = {
+    "status-2digit": b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok",
+    "status-999": b"HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok",
+    "no-reason": b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",
+    "http10-close": b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                    + b"x" * 1234,
+    "http09": b"just a body, no status line\n",
+    "lf-only": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    "cl-negative": b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok",
+    "cl-garbage": b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\nok",
+    "cl-list-same": b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+    "cl-excess": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: one\r\n  two\r\n"
+                b"Content-Length: 2\r\n\r\nok",
+    "space-before-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+    "space-before-colon-other": b"HTTP/1.1 200 OK\r\nX-Foo : bar\r\n"
+                                b"Content-Length: 2\r\n\r\nok",
+    "location-space-colon": b"HTTP/1.1 302 Found\r\nLocation : /landed/sc\r\n"
+                            b"Content-Length: 0\r\n\r\n",
+    "chunk-ext": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5;name=val\r\nhello\r\n0\r\n\r\n",
+    "trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "chunked-no-end": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n",
+    "te-gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzzzz",
+    "te-chunked-twice": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, "
+                        b"chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "204-with-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
+                     b"hello",
+    "interim-then-close": b"HTTP/1.1 100 Continue\r\n\r\n",
+    "headers-then-close": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n",
+    "bare-cr-header": b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2"
+                      b"\r\n\r\nok",
+}
+
+FLAKY_BODY = b"fail\n"
+
+
+def landed_response(target, keep, status="200 OK"):
+    body = target.encode("latin-1")
+    hs = [("Content-Type", "text/plain"), ("Content-Length", len(body))]
+    if not keep:
+        hs.append(("Connection", "close"))
+    return head("HTTP/1.1 " + status, hs) + body
+
+
+def redirect_response(code, location, keep, n=0):
+    hs = [("Location", location), ("Content-Type", "text/plain"),
+          ("Content-Length", n)]
+    if not keep:
+        hs.append(("Connection", "close"))
+    return head("HTTP/1.1 %d Moved" % code, hs) + body_bytes(n)
+
+
+def local_port(writer):
+    s = writer.get_extra_info("sockname")
+    return s[1] if s else 0
+
+
+async def stream_until_gone(writer, block):
+    """Write `block` again and again until the peer goes (bounded)."""
+    deadline = time.monotonic() + MAX_HOLD_S
+    while time.monotonic() < deadline:
+        writer.write(block)
+        await writer.drain()
+    return False
+
+
+async def behave_more(reader, writer, req, path, q, keep):
+    """The stateful, redirect and hostile behaviours; NOT_MINE for others."""
+    key = q.get("key", [""])[0]
+
+    if path == "/flaky":
+        n = STATS.bump(path, key)
+        fail = qint(q, "fail", 2)
+        if n < fail:
+            how = q.get("how", ["status"])[0]
+            if how == "drop":
+                req.finish()
+                return False
+            if how == "reset":
+                req.finish()
+                rst_close(writer)
+                return False
+            if how == "stall":
+                await hold_until_client_closes(reader)
+                return False
+            code = qint(q, "code", 503, lo=100, hi=999)
+            hs = [("Content-Type", "text/plain"),
+                  ("Content-Length", len(FLAKY_BODY))]
+            if "ra" in q:
+                hs.append(("Retry-After", q["ra"][0]))
+            data = head("HTTP/1.1 %d Flaky" % code, hs) + FLAKY_BODY
+        elif "to" in q:
+            data = redirect_response(302, q["to"][0], keep)
+        else:
+            data = ok_response(qint(q, "len", 100), keep=keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/retry-after":
+        n = STATS.bump(path, key)
+        if n == 0:
+            secs = qint(q, "secs", 1, hi=86400)
+            date = q.get("date", ["0"])[0]
+            at = time.gmtime(time.time() + secs)
+            if date == "1":
+                value = email.utils.formatdate(time.time() + secs,
+                                               usegmt=True)
+            elif date == "rfc850":
+                value = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", at)
+            elif date == "asctime":
+                value = time.strftime("%a %b %e %H:%M:%S %Y", at)
+            else:
+                value = str(secs)
+            code = qint(q, "code", 429, lo=100, hi=999)
+            data = head("HTTP/1.1 %d Later" % code,
+                        [("Retry-After", value),
+                         ("Content-Type", "text/plain"),
+                         ("Content-Length", len(FLAKY_BODY))]) + FLAKY_BODY
+        else:
+            data = ok_response(qint(q, "len", 100), keep=keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/redirect" or path.startswith("/redirect/"):
+        code = qint(q, "code", 302, lo=100, hi=999)
+        to = q.get("to", ["/landed/"])[0]
+        data = redirect_response(code, to, keep, qint(q, "len", 0))
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/redirect-loop":
+        data = redirect_response(qint(q, "code", 302, lo=100, hi=999),
+                                 req.target, keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/redirect-chain":
+        n = qint(q, "n", 3)
+        if n <= 0:
+            data = landed_response(req.target, keep)
+        else:
+            rest = [(k, v[0]) for k, v in q.items() if k != "n"]
+            data = redirect_response(
+                302, "/redirect-chain?" + urlencode([("n", n - 1)] + rest),
+                keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/redirect-rel" or path.startswith("/redirect-rel/"):
+        case = q.get("case", [None])[0]
+        if case is not None and case in REL_CASES:
+            loc = REL_CASES[case].replace("{port}", str(local_port(writer)))
+        elif "to" in q:
+            loc = q["to"][0]
+        else:
+            loc = None
+        data = (landed_response(req.target, keep) if loc is None
+                else redirect_response(302, loc, keep))
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/cross":
+        hops = [h for h in q.get("hops", [""])[0].split(",") if h]
+        to = q.get("to", [None])[0]
+        if hops:
+            rest = [("hops", ",".join(hops[1:]))]
+            rest += [(k, v[0]) for k, v in q.items() if k != "hops"]
+            loc = "http://%s:%d/cross?%s" % (hops[0], local_port(writer),
+                                             urlencode(rest))
+            data = redirect_response(302, loc, keep)
+        elif to is not None:
+            data = redirect_response(302, to, keep)
+        else:
+            data = landed_response(req.target, keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/no-location":
+        code = qint(q, "code", 302, lo=100, hi=999)
+        n = qint(q, "len", 7)
+        hs = [("Content-Type", "text/plain"), ("Content-Length", n)]
+        data = head("HTTP/1.1 %d No Location" % code, hs) + body_bytes(n)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/landed" or path.startswith("/landed/"):
+        data = landed_response(req.target, keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path in ("/conflicting-length", "/dup-length", "/te-and-cl",
+                "/nul-header"):
+        if path == "/conflicting-length":
+            data = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 10\r\nContent-Length: 20\r\n\r\n"
+                    + body_bytes(20))
+        elif path == "/dup-length":
+            data = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n"
+                    b"hello")
+        elif path == "/te-and-cl":
+            data = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+                    b"\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+        else:
+            data = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"X-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok")
+        req.finish()
+        writer.write(data)
+        await flush(writer)
+        return False
+
+    if path == "/endless":
+        hs = [("Content-Type", "application/octet-stream")]
+        chunked = q.get("chunked", ["0"])[0] == "1"
+        if chunked:
+            hs.append(("Transfer-Encoding", "chunked"))
+        elif "cl" in q:
+            hs.append(("Content-Length", qint(q, "cl", 1 << 40)))
+        else:
+            hs.append(("Connection", "close"))
+        writer.write(head("HTTP/1.1 200 OK", hs))
+        block = body_bytes(qint(q, "block", 65536, lo=1, hi=1 << 20))
+        if chunked:
+            block = b"%x\r\n" % len(block) + block + b"\r\n"
+        return await stream_until_gone(writer, block)
+
+    if path == "/endless-headers":
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+        line = b"X-Pad: " + b"p" * qint(q, "line", 1000, hi=60000) + b"\r\n"
+        ms = qint(q, "ms", 0, hi=60000)
+        if not ms:
+            return await stream_until_gone(writer, line)
+        # Slowloris: one header line every ms milliseconds.
+        deadline = time.monotonic() + MAX_HOLD_S
+        while time.monotonic() < deadline:
+            writer.write(line)
+            await writer.drain()
+            if not await sleep_or_peer_gone(reader, ms / 1000.0):
+                return False
+        return False
+
+    if path == "/close-rst":
+        n = qint(q, "len", 5000)
+        writer.write(head("HTTP/1.1 200 OK", [("Content-Type", "text/plain"),
+                                               ("Connection", "close")]))
+        writer.write(body_bytes(n))
+        await flush(writer)
+        await asyncio.sleep(0.1)
+        req.finish()
+        rst_close(writer)
+        return False
+
+    if path == "/raw":
+        data = RAW_CASES.get(q.get("case", [""])[0])
+        if data is None:
+            return NOT_MINE
+        req.finish()
+        writer.write(data)
+        await flush(writer)
+        await asyncio.sleep(0.05)
+        return False
+
+    return NOT_MINE
+
+
 async def behave(reader, writer, req, method, path, q, keep, head_block):
+    r = await behave_more(reader, writer, req, path, q, keep)
+    if r is not NOT_MINE:
+        return r
     if path == "/ok":
         n = qint(q, "len", 100)
         data = ok_response(n, keep=keep)
@@ -461,10 +858,16 @@ async def read_head(reader):
     return block
 
 
+CONN_IDS = [0]
+
+
 async def client(reader, writer):
     sockname = writer.get_extra_info("sockname")
     ip = sockname[0] if sockname else "?"
     STATS.connected(ip)
+    CONN_IDS[0] += 1
+    conn_info = {"id": CONN_IDS[0],
+                 "tls": writer.get_extra_info("sslcontext") is not None}
     try:
         for _ in range(1_000_000):
             block = await read_head(reader)
@@ -486,7 +889,8 @@ async def client(reader, writer):
                         await reader.readexactly(n)
                     except (ValueError, asyncio.IncompleteReadError):
                         pass
-            keep = await handle_one(reader, writer, ip, method, target, block)
+            keep = await handle_one(reader, writer, ip, method, target, block,
+                                    conn_info)
             if not keep:
                 break
     except (ConnectionError, OSError, asyncio.IncompleteReadError):
@@ -498,22 +902,40 @@ async def client(reader, writer):
             pass
 
 
+def write_port_file(path, port):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.rename(tmp, path)
+
+
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert", help="PEM certificate chain for TLS")
+    ap.add_argument("--tls-key", help="PEM private key for TLS")
+    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--tls-port-file")
     args = ap.parse_args()
 
     server = await asyncio.start_server(
         client, args.host, args.port, limit=MAX_REQUEST_HEAD, backlog=1024,
         reuse_address=True)
     port = server.sockets[0].getsockname()[1]
+    tls_server = None
+    if args.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls_server = await asyncio.start_server(
+            client, args.host, args.tls_port, limit=MAX_REQUEST_HEAD,
+            backlog=1024, reuse_address=True, ssl=ctx)
+        tls_port = tls_server.sockets[0].getsockname()[1]
+        if args.tls_port_file:
+            write_port_file(args.tls_port_file, tls_port)
     if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.rename(tmp, args.port_file)
+        write_port_file(args.port_file, port)
     sys.stdout.write("%d\n" % port)
     sys.stdout.flush()
 
@@ -524,7 +946,11 @@ async def main():
     # A client that goes away must never take the server down with it.
     loop.set_exception_handler(lambda _l, _c: None)
     async with server:
-        await stop.wait()
+        if tls_server is not None:
+            async with tls_server:
+                await stop.wait()
+        else:
+            await stop.wait()
 
 
 if __name__ == "__main__":

@@ -247,15 +247,30 @@ def nginx(tmp_path_factory):
 # ---------------------------------------------------------------- fault server
 
 class FaultServer:
-    def __init__(self, root):
+    """tests/fault_server.py in its own process.  `host` is the listening
+    address (default 0.0.0.0: every 127.0.0.x reaches it); `tls` is a
+    (certificate, key) pair of PEM files to also serve HTTPS on tls_port."""
+
+    def __init__(self, root, host=None, tls=None):
         self.root = Path(root)
         self.port = None
+        self.tls_port = None
         self.proc = None
+        self.host = host
+        self.tls = tls
 
     def start(self):
         port_file = self.root / "fault.port"
+        tls_port_file = self.root / "fault.tls-port"
+        argv = [sys.executable, str(FAULT_SERVER), "--port-file",
+                str(port_file)]
+        if self.host is not None:
+            argv += ["--host", self.host]
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key",
+                     str(self.tls[1]), "--tls-port-file", str(tls_port_file)]
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAULT_SERVER), "--port-file", str(port_file)],
+            argv,
             stdout=subprocess.DEVNULL,
             stderr=open(self.root / "fault.stderr", "ab"),
             start_new_session=True)
@@ -266,20 +281,39 @@ class FaultServer:
                     (self.root / "fault.stderr").read_text()))
             return port_file.exists() and port_file.read_text().strip()
         self.port = int(wait_for(ready, 15, what="fault server port file"))
+        if self.tls is not None:
+            # Written before the plain port file.
+            self.tls_port = int(tls_port_file.read_text().strip())
         return self
 
-    def url(self, path, host="127.0.0.1"):
+    def url(self, path, host="127.0.0.1", scheme="http"):
+        if scheme == "https":
+            return "https://%s:%d/%s" % (host, self.tls_port,
+                                         path.lstrip("/"))
         return "http://%s:%d/%s" % (host, self.port, path.lstrip("/"))
 
+    def _ctl_host(self):
+        return ("127.0.0.1" if self.host in (None, "0.0.0.0", "")
+                else self.host)
+
     def stats(self):
-        return json.loads(http_get(self.url("/_stats"))[1])
+        return json.loads(http_get(self.url("/_stats",
+                                            host=self._ctl_host()))[1])
+
+    def records(self, key, stats=None):
+        """The requests the server saw with query parameter key=`key`, in
+        arrival order: dicts with t, end (server monotonic seconds; end is
+        None while open), wall, ip (local address), conn, tls, target."""
+        st = stats if stats is not None else self.stats()
+        return st["keys"].get(key, [])
 
     def reset(self):
-        http_get(self.url("/_reset"))
+        http_get(self.url("/_reset", host=self._ctl_host()))
 
     def set_slow_scale(self, scale):
         """Multiply every later /slow delay by `scale` (0 = answer now)."""
-        http_get(self.url("/_config?slow_scale=%s" % scale))
+        http_get(self.url("/_config?slow_scale=%s" % scale,
+                          host=self._ctl_host()))
 
     def stop(self):
         kill_group(self.proc, signal.SIGTERM)
@@ -349,10 +383,26 @@ def dns_query(server, port, name, timeout=1.0):
 
 
 class Dnsmasq:
-    def __init__(self, root):
+    """A private dnsmasq.  `extra_args` adds options (e.g. --address= or
+    --host-record= lines) to the built-in site1.test/site2.test ones; every
+    query is logged to `log`, which queries() reads."""
+
+    def __init__(self, root, extra_args=()):
         self.root = Path(root)
         self.port = None
         self.proc = None
+        self.extra_args = list(extra_args)
+        self.log = self.root / "dnsmasq.log"
+
+    def queries(self, name, qtype="A"):
+        """How many queries of type `qtype` for `name` dnsmasq received."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return 0
+        pat = re.compile(r"query\[%s\] %s from " % (re.escape(qtype),
+                                                     re.escape(name)), re.I)
+        return len(pat.findall(text))
 
     def start(self):
         last = ""
@@ -367,7 +417,7 @@ class Dnsmasq:
                  "--address=/site1.test/127.0.0.2",
                  "--address=/site2.test/127.0.0.3",
                  "--local=/test/", "--log-queries",
-                 "--log-facility=%s" % log],
+                 "--log-facility=%s" % log] + self.extra_args,
                 stdout=subprocess.DEVNULL,
                 stderr=open(self.root / "dnsmasq.stderr", "ab"),
                 start_new_session=True)
@@ -580,3 +630,86 @@ def parse_iso(value):
         v = v[:-5] + "+00:00"
     # Python 3.11 fromisoformat handles fractions of any length.
     return datetime.fromisoformat(v).timestamp()
+
+
+# ---------------------------------------------------------------- resilience helpers
+
+def _openssl(argv, cwd):
+    cp = subprocess.run(["openssl"] + argv, cwd=cwd, capture_output=True,
+                        text=True, timeout=60)
+    if cp.returncode != 0:
+        raise RuntimeError("openssl %s failed:\n%s" % (" ".join(argv),
+                                                      cp.stderr))
+
+
+@pytest.fixture(scope="session")
+def fault_pki(tmp_path_factory):
+    """A throw-away CA and a server certificate for localhost and
+    127.0.0.1..127.0.0.9; returns dict(ca=, cert=, key=) of paths."""
+    d = tmp_path_factory.mktemp("fault_pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl(["req", "-x509"] + ec + [
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+        "-subj", "/CN=gatherd fault CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
+    _openssl(["req", "-new"] + ec + [
+        "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"], d)
+    sans = ["DNS:localhost"] + ["IP:127.0.0.%d" % i for i in range(1, 10)]
+    (d / "srv.ext").write_text(
+        "subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+        "extendedKeyUsage=serverAuth\n" % ",".join(sans))
+    _openssl(["x509", "-req", "-in", "srv.csr", "-CA", "ca.crt",
+              "-CAkey", "ca.key", "-CAcreateserial", "-days", "30",
+              "-extfile", "srv.ext", "-out", "srv.crt"], d)
+    return {"ca": d / "ca.crt", "cert": d / "srv.crt", "key": d / "srv.key"}
+
+
+@pytest.fixture(scope="module")
+def fault_server_tls(tmp_path_factory, fault_pki):
+    """A module-wide fault server that also serves HTTPS (tls_port) with a
+    certificate from fault_pki (pass fault_pki['ca'] as [tls] ca_file)."""
+    f = FaultServer(tmp_path_factory.mktemp("fault_tls"),
+                    tls=(fault_pki["cert"], fault_pki["key"])).start()
+    yield f
+    err = f.stop()
+    assert "Traceback" not in err, "fault server crashed:\n" + err
+
+
+def proc_status_kb(pid, field="VmRSS"):
+    """A `kB` field of /proc/<pid>/status (None once the process is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process, in seconds (None once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    # Fields 14 and 15 of stat(5) are utime and stime; `fields` starts at 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def binary_has_asan(path):
+    """Whether a gatherd binary was built with AddressSanitizer."""
+    try:
+        out = subprocess.run(["ldd", str(path)], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    if "libasan" in out:
+        return True
+    try:
+        return b"__asan_init" in Path(path).read_bytes()
+    except OSError:
+        return False
