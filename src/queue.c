@@ -47,6 +47,7 @@ struct queue {
 	struct store *store;
 	char *path;
 	char *dir;
+	const char *base_name; /* within path */
 	int fd;              /* the file being read (maybe a rotated one) */
 	dev_t dev;
 	ino_t ino;
@@ -59,6 +60,8 @@ struct queue {
 	struct event *ev_retry; /* after a failed ingest */
 	char *buf;
 	bool in_flight;
+	bool backoff; /* an ingest failed: wait for ev_retry */
+	struct queue_batch *failed; /* that ingest, to submit again as is */
 	bool dirty;
 	bool stopped;
 	bool caught_up;
@@ -223,9 +226,15 @@ static void queue_ingest_done(void *arg)
 		 * after a pause, so no line is lost or doubled. */
 		log_error("cannot store queue lines (will retry): %s",
 			  b->cause);
-		q->read_off = q->commit_off;
-		memset(&q->sp, 0, sizeof q->sp);
-		queue_batch_free(b);
+		free(b->cause);
+		b->cause = NULL;
+		/* Keep the batch and submit exactly it again: after a rotation
+		 * its lines come from a file no longer being read, so reading
+		 * again would lose them.  Until then nothing reads: every file
+		 * event would otherwise retry at once, and a full disk would
+		 * become a busy loop. */
+		q->failed = b;
+		q->backoff = true;
 		struct timeval tv = {1, 0};
 		event_add(q->ev_retry, &tv);
 		return;
@@ -428,7 +437,7 @@ static bool queue_follow_rotation(struct queue *q)
 /* Bring ingestion up to date with the file. */
 static void queue_check(struct queue *q)
 {
-	if (q->stopped)
+	if (q->stopped || q->backoff)
 		return;
 	if (q->in_flight) {
 		q->dirty = true;
@@ -456,13 +465,29 @@ static void queue_inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool relevant = false;
+	ssize_t n;
 
 	(void)what;
-	/* Any change in the directory may concern us (the file, its rotated
-	 * predecessor, or its replacement); reading the state is cheap. */
-	while (read(fd, buf, sizeof buf) > 0)
-		;
-	queue_check(q);
+	/* Writes to the queue file, and any file appearing, moving or going
+	 * away (rotation), concern us.  Writes to other files of the
+	 * directory do not: the database and its WAL often live there, and
+	 * every commit would wake us.  A rotated file still being written
+	 * is caught by the periodic check. */
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if ((ev->mask & ~(uint32_t)(IN_MODIFY | IN_CLOSE_WRITE |
+						    IN_ATTRIB)) != 0 ||
+			    ev->len == 0 ||
+			    strcmp(ev->name, q->base_name) == 0)
+				relevant = true;
+			p += sizeof *ev + ev->len;
+		}
+	}
+	if (relevant)
+		queue_check(q);
 }
 
 static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -470,6 +495,24 @@ static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	queue_check(arg);
+}
+
+static void queue_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	(void)fd;
+	(void)what;
+	q->backoff = false;
+	if (q->failed != NULL) {
+		struct queue_batch *b = q->failed;
+
+		q->failed = NULL;
+		q->in_flight = true;
+		to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
+		return;
+	}
+	queue_check(q);
 }
 
 int queue_open(struct event_base *base, struct worker *w, struct store *st,
@@ -490,6 +533,11 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	q->cb = cb;
 	q->cb_arg = arg;
 	q->path = strdup(path);
+	if (q->path != NULL) {
+		const char *slash = strrchr(q->path, '/');
+
+		q->base_name = slash ? slash + 1 : q->path;
+	}
 	tmp = strdup(path);
 	q->dir = strdup(dirname(tmp));
 	free(tmp);
@@ -534,7 +582,7 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	q->ev_inotify = event_new(base, q->ifd, EV_READ | EV_PERSIST,
 				  queue_inotify_cb, q);
 	q->ev_poll = event_new(base, -1, EV_PERSIST, queue_timer_cb, q);
-	q->ev_retry = event_new(base, -1, 0, queue_timer_cb, q);
+	q->ev_retry = event_new(base, -1, 0, queue_retry_cb, q);
 	struct timeval tv = {QUEUE_POLL_MS / 1000, (QUEUE_POLL_MS % 1000) * 1000};
 	if (q->ev_inotify == NULL || q->ev_poll == NULL || q->ev_retry == NULL ||
 	    event_add(q->ev_inotify, NULL) != 0 ||
@@ -581,6 +629,8 @@ void queue_free(struct queue *q)
 		event_free(q->ev_poll);
 	if (q->ev_retry != NULL)
 		event_free(q->ev_retry);
+	if (q->failed != NULL)
+		queue_batch_free(q->failed);
 	if (q->ifd >= 0)
 		close(q->ifd);
 	if (q->fd >= 0)

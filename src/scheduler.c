@@ -99,6 +99,7 @@ struct sched {
 	size_t n_waiting;
 	int64_t cursor;       /* highest row id loaded so far */
 	bool loading;
+	bool load_backoff;    /* a load failed: wait for ev_load_retry */
 	bool exhausted;       /* the last load found every queued row */
 	unsigned kick_gen;    /* bumped by sched_kick */
 	struct sched_write *writing;
@@ -309,9 +310,12 @@ static bool sched_retryable(const struct fetch_result *r)
 
 static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct sched *s = arg;
+
 	(void)fd;
 	(void)what;
-	sched_maybe_load(arg);
+	s->load_backoff = false;
+	sched_maybe_load(s);
 }
 
 static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
@@ -512,6 +516,7 @@ static void sched_load_done(void *arg)
 			  ld->cause);
 		free(ld->cause);
 		free(ld);
+		s->load_backoff = true;
 		struct timeval tv = {1, 0};
 		event_add(s->ev_load_retry, &tv);
 		return;
@@ -563,7 +568,7 @@ static void sched_maybe_load(struct sched *s)
 	size_t cap = w * 16;
 	size_t limit = 0;
 
-	if (s->loading || s->exhausted || s->draining)
+	if (s->loading || s->load_backoff || s->exhausted || s->draining)
 		return;
 	if (s->in_mem < w / 2)
 		limit = w - s->in_mem;
