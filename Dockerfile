@@ -21,13 +21,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the build reads (not local build directories).  meson.build
-# names the unit test sources, so tests/ is needed to configure.
+# names the unit test sources, so tests/ is needed to configure, and it
+# configures the unit and sysusers/tmpfiles entries from systemd/.
 WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY src/ src/
 COPY migrations/ migrations/
 COPY scripts/ scripts/
 COPY config/ config/
+COPY systemd/ systemd/
 COPY tests/ tests/
 
 RUN meson setup /build /src --buildtype=release --prefix=/usr \
@@ -62,9 +64,9 @@ USER gatherd
 WORKDIR /var/lib/gatherd
 VOLUME /var/lib/gatherd
 
-# Until `gatherd status` exists: the database opens and has its results
-# view.  Read-only, so a missing database is not created; LIMIT 1 keeps it
-# cheap on a large database.
+# The database opens and has its results view.  Read-only, so a missing
+# database is not created; LIMIT 1 keeps it cheap on a large database
+# (`gatherd status` counts every row, too much every 30 s).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
 	CMD sqlite3 -readonly /var/lib/gatherd/gatherd.db 'select 1 from results limit 1' >/dev/null || exit 1
 

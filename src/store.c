@@ -170,6 +170,12 @@ int store_open(const char *path, struct store **out, char **cause)
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	/* Keep the -wal and -shm files when the daemon closes the database:
+	 * other users (the service's group) may read it but not create those
+	 * files in the state directory, so without them they could not read
+	 * while the service is stopped. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (store_exec(s, "PRAGMA synchronous = NORMAL", &err) != 0 ||
 	    store_exec(s, "PRAGMA foreign_keys = ON", &err) != 0) {
 		*cause = util_printf("%s: %s", path, err);
