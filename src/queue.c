@@ -27,6 +27,7 @@
 
 #define QUEUE_CHUNK (256 * 1024)
 #define QUEUE_POLL_MS 1000 /* fallback for changes inotify cannot see */
+#define QUEUE_HEAD_BYTES 1024 /* start of the file hashed into its identity */
 
 struct queue_batch {
 	struct queue *q;
@@ -53,6 +54,9 @@ struct queue {
 	ino_t ino;
 	int64_t commit_off;
 	int64_t read_off;
+	int64_t head_len;  /* the file's first head_len bytes hash to */
+	int64_t head_hash; /* head_hash (cached for the file being read) */
+	bool reset_pending; /* truncation seen, offset 0 not stored yet */
 	struct queue_splitter sp;
 	int ifd;
 	struct event *ev_inotify;
@@ -250,16 +254,65 @@ static void queue_ingest_done(void *arg)
 	queue_check(q);
 }
 
+/* FNV-1a of the first len bytes of fd into *hash; -1 if the file is
+ * shorter or cannot be read. */
+static int queue_head_hash(int fd, int64_t len, int64_t *hash)
+{
+	unsigned char buf[QUEUE_HEAD_BYTES];
+	uint64_t h = 1469598103934665603ULL;
+	ssize_t n;
+
+	if (len > QUEUE_HEAD_BYTES)
+		len = QUEUE_HEAD_BYTES;
+	n = pread(fd, buf, (size_t)len, 0);
+	if (n != (ssize_t)len)
+		return -1;
+	for (ssize_t i = 0; i < n; i++) {
+		h ^= buf[i];
+		h *= 1099511628211ULL;
+	}
+	*hash = (int64_t)h;
+	return 0;
+}
+
+/* Does fd hold the file `pos` describes?  (dev, ino) were checked by the
+ * caller; file systems reuse inode numbers, so its first bytes must match
+ * too. */
+static bool queue_same_file(int fd, const struct store_queue_pos *pos)
+{
+	struct stat st;
+	int64_t h;
+
+	if (fstat(fd, &st) != 0 || st.st_size < pos->offset)
+		return false;
+	if (pos->head_len == 0)
+		return true; /* stored before head hashes existed */
+	return queue_head_hash(fd, pos->head_len, &h) == 0 &&
+	       h == pos->head_hash;
+}
+
 /* Hand a batch to the worker: its lines and, in the same transaction, the
  * position `offset` in the file being read now. */
 static void queue_submit(struct queue *q, struct queue_batch *b,
 			 int64_t offset)
 {
+	int64_t want = offset < QUEUE_HEAD_BYTES ? offset : QUEUE_HEAD_BYTES;
+
+	/* The hashed head grows with the offset up to 1 KiB, then stays:
+	 * recomputed only while the file is shorter than that. */
+	if (q->head_len != want) {
+		q->head_len = 0;
+		if (want > 0 && queue_head_hash(q->fd, want, &q->head_hash) == 0)
+			q->head_len = want;
+	}
 	for (size_t i = 0; i < b->n; i++)
 		b->lines[i].url = b->blob + b->offs[i];
 	b->pos.dev = (int64_t)q->dev;
 	b->pos.ino = (int64_t)q->ino;
 	b->pos.offset = offset;
+	b->pos.head_len = q->head_len;
+	b->pos.head_hash = q->head_len > 0 ? q->head_hash : 0;
+	q->reset_pending = false;
 	q->in_flight = true;
 	to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
 }
@@ -291,6 +344,7 @@ static int queue_open_path(struct queue *q, char **cause)
 	q->ino = st.st_ino;
 	q->commit_off = 0;
 	q->read_off = 0;
+	q->head_len = 0;
 	memset(&q->sp, 0, sizeof q->sp);
 	return 0;
 }
@@ -315,6 +369,10 @@ static int queue_find_rotated(struct queue *q, const struct store_queue_pos *pos
 		    st.st_ino != (ino_t)pos->ino || !S_ISREG(st.st_mode))
 			continue;
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && !queue_same_file(fd, pos)) {
+			close(fd); /* the inode number was reused */
+			fd = -1;
+		}
 		if (fd >= 0)
 			log_info("finishing rotated queue file %s/%s from "
 				 "offset %lld",
@@ -337,7 +395,11 @@ static bool queue_read_chunk(struct queue *q)
 			 q->path, (long long)st.st_size,
 			 (long long)q->read_off);
 		q->read_off = q->commit_off = 0;
+		q->head_len = 0;
 		memset(&q->sp, 0, sizeof q->sp);
+		/* Store offset 0 now, even if no line follows yet: a restart
+		 * must not resume at the old offset once the file regrows. */
+		q->reset_pending = true;
 	}
 
 	struct queue_batch *b = NULL;
@@ -370,7 +432,10 @@ static bool queue_read_chunk(struct queue *q)
 	if (b == NULL || b->pos.offset == 0) {
 		if (b != NULL)
 			queue_batch_free(b);
-		return false;
+		if (!q->reset_pending)
+			return false;
+		queue_submit(q, queue_batch_new(q), 0);
+		return true;
 	}
 	queue_submit(q, b, b->pos.offset);
 	return true;
@@ -549,7 +614,16 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 		goto fail;
 	if (pos != NULL) {
 		if ((dev_t)pos->dev == q->dev && (ino_t)pos->ino == q->ino) {
-			q->commit_off = q->read_off = pos->offset;
+			if (queue_same_file(q->fd, pos)) {
+				q->commit_off = q->read_off = pos->offset;
+			} else {
+				log_warn("queue file %s is not the file gatherd "
+					 "was reading (its start changed, or it "
+					 "is shorter than the stored offset): "
+					 "reading it from the start",
+					 path);
+				q->reset_pending = true;
+			}
 		} else {
 			int fd = queue_find_rotated(q, pos);
 

@@ -61,10 +61,18 @@ static int store_commit(struct store *s, char **cause)
 
 static void store_rollback(struct store *s)
 {
+	bool full = (sqlite3_errcode(s->db) & 0xff) == SQLITE_FULL;
+
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->rollback);
 		sqlite3_reset(s->rollback);
 	}
+	/* On a small file system the WAL itself may be what fills it: copy it
+	 * into the database and truncate it, so the retry has room.  Best
+	 * effort: it fails harmlessly when there is no room for that either. */
+	if (full)
+		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL);
 }
 
 static int store_migrate(struct store *s, char **cause)
@@ -197,15 +205,18 @@ int store_open(const char *path, struct store **out, char **cause)
 			  cause) != 0 ||
 	    store_prepare(s, &s->put_pos,
 			  "INSERT INTO queue_position (singleton, dev, ino, "
-			  "offset, updated_at) VALUES (1, ?1, ?2, ?3, ?4) "
+			  "offset, updated_at, head_len, head_hash) "
+			  "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6) "
 			  "ON CONFLICT (singleton) DO UPDATE SET "
 			  "dev = excluded.dev, ino = excluded.ino, "
 			  "offset = excluded.offset, "
-			  "updated_at = excluded.updated_at",
+			  "updated_at = excluded.updated_at, "
+			  "head_len = excluded.head_len, "
+			  "head_hash = excluded.head_hash",
 			  cause) != 0 ||
 	    store_prepare(s, &s->get_pos,
-			  "SELECT dev, ino, offset FROM queue_position "
-			  "WHERE singleton = 1",
+			  "SELECT dev, ino, offset, head_len, head_hash "
+			  "FROM queue_position WHERE singleton = 1",
 			  cause) != 0 ||
 	    store_prepare(s, &s->load_queued,
 			  "SELECT id, url FROM urls WHERE state = 0 AND "
@@ -254,6 +265,8 @@ int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
 		pos->dev = sqlite3_column_int64(s->get_pos, 0);
 		pos->ino = sqlite3_column_int64(s->get_pos, 1);
 		pos->offset = sqlite3_column_int64(s->get_pos, 2);
+		pos->head_len = sqlite3_column_int64(s->get_pos, 3);
+		pos->head_hash = sqlite3_column_int64(s->get_pos, 4);
 		*found = true;
 		rc = SQLITE_DONE;
 	}
@@ -296,6 +309,8 @@ int store_ingest(struct store *s, const struct store_line *lines, size_t n,
 	sqlite3_bind_int64(s->put_pos, 2, pos->ino);
 	sqlite3_bind_int64(s->put_pos, 3, pos->offset);
 	sqlite3_bind_int64(s->put_pos, 4, now_ms);
+	sqlite3_bind_int64(s->put_pos, 5, pos->head_len);
+	sqlite3_bind_int64(s->put_pos, 6, pos->head_hash);
 	if (store_step_done(s, s->put_pos, "store queue position", cause) !=
 	    0)
 		goto fail;

@@ -32,6 +32,8 @@ struct store_queue_pos {
 	int64_t dev;
 	int64_t ino;
 	int64_t offset;
+	int64_t head_len;  /* bytes of the file's start hashed (0: unknown) */
+	int64_t head_hash; /* FNV-1a of those bytes */
 };
 
 /* A line to ingest: `url` (len bytes, not NUL-terminated), and either no

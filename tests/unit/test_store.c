@@ -111,7 +111,7 @@ static void test_ingest_and_position(void)
 		{"ftp://bad", 9, "unsupported scheme"},
 		{"http://a/2", 10, NULL},
 	};
-	struct store_queue_pos pos = {7, 42, 123}, got;
+	struct store_queue_pos pos = {7, 42, 123, 100, -5}, got;
 	bool found = true;
 	char *cause = NULL;
 
@@ -123,7 +123,8 @@ static void test_ingest_and_position(void)
 		  0);
 	TAP_CHECK(store_get_queue_pos(s, &got, &found, &cause) == 0);
 	TAP_CHECK(found && got.dev == 7 && got.ino == 42 &&
-		  got.offset == 123);
+		  got.offset == 123 && got.head_len == 100 &&
+		  got.head_hash == -5);
 	check_query("SELECT group_concat(id || ':' || url || ':' || state, ' ')"
 		    " FROM results",
 		    "1:http://a/1:queued 2:ftp://bad:failed 3:http://a/2:queued");
@@ -141,7 +142,7 @@ static void test_load_window(void)
 {
 	struct store *s;
 	struct store_line l = {"http://h/x", 10, NULL};
-	struct store_queue_pos pos = {1, 1, 1};
+	struct store_queue_pos pos = {1, 1, 1, 0, 0};
 	struct store_row *rows = NULL;
 	size_t n = 0;
 	char *cause = NULL;
@@ -169,7 +170,7 @@ static void test_results_exactly_once(void)
 	struct store *s;
 	struct store_line l[2] = {{"http://h/a", 10, NULL},
 				  {"http://h/b", 10, NULL}};
-	struct store_queue_pos pos = {1, 1, 1};
+	struct store_queue_pos pos = {1, 1, 1, 0, 0};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, NULL, NULL, 1, "http://h/a", 0,
 		 "text/html", 1700000000000LL, 12, 3, 7},
