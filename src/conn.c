@@ -329,8 +329,8 @@ void conn_release(struct conn *c, bool reusable)
 			  c);
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ);
-	/* Bound the descriptors held by idle connections: with many hosts,
-	 * most are never reused and would sit until the idle timeout. */
+	/* Bound the descriptors held by idle connections (main.c sizes the
+	 * cap from the descriptor limit). */
 	if (p->n_idle > p->max_idle) {
 		struct conn *old = TAILQ_FIRST(&p->lru);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -95,6 +96,37 @@ static void usage(FILE *f)
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or "
 		"configuration error.\n",
 		CONFIG_DEFAULT_PATH);
+}
+
+/* Raise the soft descriptor limit to the hard one: each connection is a
+ * descriptor, and the hard limit is what the administrator allows. */
+static void app_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_debug("cannot raise RLIMIT_NOFILE: %s",
+				  strerror(errno));
+	}
+}
+
+/* How many idle keep-alive connections to keep: what the descriptor limit
+ * leaves after the in-flight connections and a margin for the database,
+ * the queue and DNS.  With many hosts, a smaller pool would evict each
+ * connection before its host comes round again. */
+static size_t app_idle_cap(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t in_flight = (rlim_t)cfg->max_in_flight, margin = 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 65536;
+	if (rl.rlim_cur <= in_flight + margin)
+		return 0;
+	rlim_t cap = rl.rlim_cur - in_flight - margin;
+	return cap > 65536 ? 65536 : (size_t)cap;
 }
 
 /* Stop the loop once there is nothing left to do. */
@@ -219,7 +251,7 @@ static void app_reload(struct app *a)
 	config_free(&next);
 	log_set_level(a->cfg.log_level);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
-	conn_pool_set_max_idle(a->pool, (size_t)a->cfg.max_in_flight);
+	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));
 	log_info("configuration reloaded%s",
 		 fixed ? " (changes to queue_file, database, [tls] and [dns] "
 			 "need a restart)"
@@ -273,6 +305,7 @@ static int app_run(struct app *a)
 	int rc = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	app_raise_nofile();
 	a->base = event_base_new();
 	if (a->base == NULL) {
 		log_error("cannot create the event loop");
@@ -311,7 +344,7 @@ static int app_run(struct app *a)
 	}
 	a->pool = conn_pool_new(a->base);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
-	conn_pool_set_max_idle(a->pool, (size_t)a->cfg.max_in_flight);
+	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));
 
 	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,

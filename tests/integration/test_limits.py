@@ -55,6 +55,28 @@ def test_keep_alive_reuses_connections(gatherd, fault_server):
     assert s["connections"] <= 20, s
 
 
+def test_keep_alive_across_many_hosts(gatherd, fault_server):
+    """With more hosts than in-flight slots, served round-robin, each
+    host's connection is still kept until its host comes round again: one
+    connection per host, not one per request (the idle pool is sized from
+    the descriptor limit, not from max_in_flight)."""
+    f = fault_server
+    hosts = ["127.0.1.%d" % i for i in range(1, 101)]
+    urls = [f.url("/ok?len=20&r=%d" % r, host=h)
+            for r in range(10) for h in hosts]
+    gatherd.write_config(fetch={"max_in_flight": 16, "max_per_host": 1})
+    gatherd.write_queue(urls)
+    f.reset()
+    gatherd.once(timeout=120)
+    assert gatherd.count("state = 'done' AND length = 20") == len(urls)
+    st = f.stats()
+    conns = sum(st["by_ip"][h]["connections"] for h in hosts)
+    assert conns <= len(hosts) + 10, conns
+    # gatherd's own record agrees: connect_ms is set only on rows fetched
+    # over a new connection.
+    assert gatherd.count("connect_ms IS NOT NULL") <= len(hosts) + 10
+
+
 def test_slow_host_does_not_block_others(gatherd, fault_server):
     f = fault_server
     slow = [f.url("/slow?ms=2000&a=%d" % i, host="127.0.0.2") for i in range(10)]
