@@ -671,7 +671,11 @@ static void sched_flush(struct sched *s)
 		r->error = j->res.error;
 		r->error_detail = j->res.error_detail;
 		r->attempts = j->res.attempts;
-		r->final_url = j->res.final_url;
+		/* Stored only when it differs (the view fills it in). */
+		r->final_url = j->res.final_url != NULL &&
+					       strcmp(j->res.final_url, j->url) == 0
+				       ? NULL
+				       : j->res.final_url;
 		r->redirects = j->res.redirects;
 		r->content_type = j->res.content_type;
 		r->fetched_at_ms = j->res.fetched_at_ms;
