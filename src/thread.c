@@ -26,9 +26,9 @@ struct thread_job {
 struct worker {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;     /* todo list non-empty or stopping */
+	pthread_cond_t wake;     /* work list non-empty or stopping */
 	pthread_cond_t sync;     /* a thread_call() job finished */
-	struct thread_job *todo_head, **todo_tail;
+	struct thread_job *work_head, **work_tail;
 	struct thread_job *done_head, **done_tail;
 	bool stopping;
 	int efd;
@@ -49,13 +49,13 @@ static void *thread_main(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (w->todo_head == NULL && !w->stopping)
+		while (w->work_head == NULL && !w->stopping)
 			pthread_cond_wait(&w->wake, &w->lock);
-		if (w->todo_head == NULL)
+		if (w->work_head == NULL)
 			break; /* stopping and nothing left */
-		struct thread_job *batch = w->todo_head;
-		w->todo_head = NULL;
-		w->todo_tail = &w->todo_head;
+		struct thread_job *batch = w->work_head;
+		w->work_head = NULL;
+		w->work_tail = &w->work_head;
 		pthread_mutex_unlock(&w->lock);
 
 		struct thread_job *done_head = NULL, **done_tail = &done_head;
@@ -131,7 +131,7 @@ struct worker *thread_start(struct event_base *base)
 
 	if (w == NULL)
 		return NULL;
-	w->todo_tail = &w->todo_head;
+	w->work_tail = &w->work_head;
 	w->done_tail = &w->done_head;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->efd < 0)
@@ -164,8 +164,8 @@ fail:
 static void thread_push(struct worker *w, struct thread_job *j)
 {
 	pthread_mutex_lock(&w->lock);
-	*w->todo_tail = j;
-	w->todo_tail = &j->next;
+	*w->work_tail = j;
+	w->work_tail = &j->next;
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 }

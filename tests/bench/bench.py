@@ -1,0 +1,1108 @@
+#!/usr/bin/python3
+"""gatherd benchmark harness (called by tests/bench/run; see README.md).
+
+Starts a private nginx (one worker, HTTP + HTTPS with a throw-away CA) and a
+hold server on loopback, runs gatherd and its peers (curl --parallel, wrk,
+the aiohttp design) on the same URL sets in alternation, and writes a table,
+results.csv, results.json and urls_per_s.png into the out dir.
+
+Failed runs are recorded as failures, never as fast runs.  The figures never
+make this fail: the exit status is 0 unless something crashed.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PAGE_SIZE = 13793
+PY = "/usr/bin/python3"
+TIME = "/usr/bin/time"
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+
+PROCS = []          # every long-running process we started (own session)
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------- processes
+
+def start_bg(argv, stdout=subprocess.DEVNULL, stderr=None, **kw):
+    p = subprocess.Popen(argv, stdout=stdout, stderr=stderr,
+                         start_new_session=True, **kw)
+    PROCS.append(p)
+    return p
+
+
+def stop_proc(p, sig=signal.SIGTERM, timeout=10):
+    """Stop a process we started (its own process group, by id)."""
+    if p is None or p.poll() is not None:
+        return
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def cleanup():
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, signal.SIG_IGN)   # finish cleaning up first
+        except ValueError:
+            pass
+    for p in reversed(PROCS):
+        stop_proc(p, timeout=5)
+    PROCS.clear()
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def raise_nofile():
+    """preexec_fn: lift RLIMIT_NOFILE (10,000 in-flight needs >10k fds)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, hard),) * 2)
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(cond, timeout, interval=0.05):
+    """Poll cond() until truthy or timeout; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def parse_time_v(path):
+    """Peak RSS (KiB), user s, sys s from /usr/bin/time -v output."""
+    out = {"rss_kb": None, "user_s": None, "sys_s": None}
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return out
+    for key, pat in (("rss_kb", r"Maximum resident set size \(kbytes\): (\d+)"),
+                     ("user_s", r"User time \(seconds\): ([\d.]+)"),
+                     ("sys_s", r"System time \(seconds\): ([\d.]+)")):
+        m = re.search(pat, text)
+        if m:
+            out[key] = float(m.group(1))
+    return out
+
+
+def timed_run(argv, workdir, name, timeout, env=None, stdout_path=None,
+              preexec=None):
+    """Run argv under /usr/bin/time -v with a deadline.  Returns dict with
+    rc, wall_s, rss_kb, user_s, sys_s, timed_out, stderr tail."""
+    tfile = workdir / (name + ".time")
+    efile = workdir / (name + ".stderr")
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    err = open(efile, "wb")
+    t0 = time.monotonic()
+    p = subprocess.Popen([TIME, "-v", "-o", str(tfile)] + argv, stdout=out,
+                         stderr=err, cwd=str(workdir), env=env,
+                         start_new_session=True, preexec_fn=preexec)
+    PROCS.append(p)
+    timed_out = False
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop_proc(p, signal.SIGKILL)
+    wall = time.monotonic() - t0
+    PROCS.remove(p)
+    if stdout_path:
+        out.close()
+    err.close()
+    r = {"rc": p.returncode, "wall_s": wall, "timed_out": timed_out}
+    r.update(parse_time_v(tfile))
+    r["stderr"] = efile.read_text(errors="replace")[-1500:]
+    return r
+
+
+# ------------------------------------------------------------- servers
+
+def make_tls(d):
+    """A throw-away CA and a server certificate for localhost and the IP
+    SANs 127.0.0.1..127.0.0.250, made with the openssl CLI."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (d / n for n in (
+        "ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    q = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE,
+         "check": True, "timeout": 60}
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+                    "-days", "3", "-subj", "/CN=gatherd bench CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"], **q)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(key), "-out", str(csr),
+                    "-subj", "/CN=localhost"], **q)
+    sans = ["DNS:localhost"] + ["IP:127.0.0.%d" % i for i in range(1, 251)]
+    ext = d / "server.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+        "subjectAltName=" + ",".join(sans) + "\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA",
+                    str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+                    "-out", str(crt), "-days", "3", "-extfile", str(ext)], **q)
+    return ca, crt, key
+
+
+class Nginx:
+    """Private nginx: one worker, no access log, HTTP and HTTPS listeners on
+    0.0.0.0 (so each 127.0.0.x is a distinct host), keepalive_requests high."""
+
+    def __init__(self, d, crt, key):
+        self.d, self.crt, self.key = d, crt, key
+        self.proc = None
+
+    def start(self):
+        d = self.d
+        www = d / "www"
+        www.mkdir(parents=True, exist_ok=True)
+        unit = b"<p>gatherd benchmark page: lorem ipsum dolor sit amet.</p>\n"
+        body = b"<!doctype html><html><body>\n" + unit * (PAGE_SIZE // len(unit) + 1)
+        (www / "page.html").write_bytes(body[:PAGE_SIZE - 15] + b"</body></html>\n")
+        assert (www / "page.html").stat().st_size == PAGE_SIZE
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / ("tmp_" + t)).mkdir(exist_ok=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        for attempt in range(5):
+            self.port, self.tls_port = free_port(), free_port()
+            if self.port == self.tls_port:
+                continue
+            (d / "nginx.conf").write_text("""{user}
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    types {{ text/html html; }}
+    default_type application/octet-stream;
+    client_body_temp_path {d}/tmp_body;
+    proxy_temp_path {d}/tmp_proxy;
+    fastcgi_temp_path {d}/tmp_fastcgi;
+    uwsgi_temp_path {d}/tmp_uwsgi;
+    scgi_temp_path {d}/tmp_scgi;
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+    sendfile on;
+    tcp_nopush on;
+    ssl_session_cache shared:bench:10m;
+    ssl_session_tickets on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {{
+        listen 0.0.0.0:{port} backlog=4096;
+        server_name _;
+        root {d}/www;
+    }}
+    server {{
+        listen 0.0.0.0:{tls_port} ssl backlog=4096;
+        server_name _;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        root {d}/www;
+    }}
+}}
+""".format(user=user, d=d, port=self.port, tls_port=self.tls_port,
+           crt=self.crt, key=self.key))
+            self.proc = start_bg([NGINX, "-p", str(d), "-e",
+                                  str(d / "error.log"), "-c",
+                                  str(d / "nginx.conf")],
+                                 stderr=open(d / "nginx.stderr", "ab"))
+            ok = wait_until(lambda: self.proc.poll() is not None or (
+                port_open(self.port) and port_open(self.tls_port)), 10)
+            if ok and self.proc.poll() is None:
+                return self
+            stop_proc(self.proc)
+        raise RuntimeError("nginx did not start: " + (
+            (d / "error.log").read_text(errors="replace")[-2000:]
+            if (d / "error.log").exists() else "?"))
+
+    def stop(self):
+        stop_proc(self.proc)
+
+
+class HoldServer:
+    def __init__(self, d):
+        self.d = d
+        self.proc = None
+
+    def start(self):
+        self.d.mkdir(parents=True, exist_ok=True)
+        pf, self.status_file = self.d / "port", self.d / "status"
+        for f in (pf, self.status_file):
+            if f.exists():
+                f.unlink()
+        self.proc = start_bg([PY, str(HERE / "hold_server.py"),
+                              "--port-file", str(pf),
+                              "--status-file", str(self.status_file)],
+                             stderr=open(self.d / "stderr", "ab"),
+                             preexec_fn=raise_nofile)
+        ok = wait_until(lambda: self.proc.poll() is not None or pf.exists(), 15)
+        if not ok or self.proc.poll() is not None:
+            raise RuntimeError("hold server did not start: " +
+                               (self.d / "stderr").read_text(errors="replace"))
+        self.port = int(pf.read_text())
+        return self
+
+    def status(self):
+        try:
+            a, b = self.status_file.read_text().split()
+            return int(a), int(b)
+        except (FileNotFoundError, ValueError):
+            return 0, 0
+
+    def stop(self):
+        stop_proc(self.proc)
+
+
+# ------------------------------------------------------------- URL sets
+
+def urls_for(scheme, port, n, hosts, path="page.html"):
+    if hosts == 1:
+        return ["%s://127.0.0.1:%d/%s?n=%d" % (scheme, port, path, i)
+                for i in range(n)]
+    return ["%s://127.0.0.%d:%d/%s?n=%d" % (scheme, i % hosts + 1, port,
+                                            path, i) for i in range(n)]
+
+
+def write_url_files(d, urls):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "urls.txt").write_text("\n".join(urls) + "\n")
+    with open(d / "curl.cfg", "w") as f:
+        for u in urls:
+            f.write('url = "%s"\noutput = "/dev/null"\n' % u)
+    return d / "urls.txt", d / "curl.cfg"
+
+
+# ------------------------------------------------------------- tools
+
+def gatherd_conf(d, in_flight, per_host, ca=None, extra=None):
+    lines = ["[gatherd]", "queue_file = %s" % (d / "queue"),
+             "database = %s" % (d / "gatherd.db"), "log_level = warn",
+             "stats_interval_s = 0", "[fetch]",
+             "max_in_flight = %d" % in_flight, "max_per_host = %d" % per_host]
+    for k, v in (extra or {}).get("fetch", {}).items():
+        lines.append("%s = %s" % (k, v))
+    if ca:
+        lines += ["[tls]", "ca_file = %s" % ca]
+    (d / "gatherd.conf").write_text("\n".join(lines) + "\n")
+    return d / "gatherd.conf"
+
+
+def db_counts(db, expect_len=PAGE_SIZE):
+    """(all rows, rows done with 200 and the page length, breakdown)."""
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+    try:
+        total = c.execute("select count(*) from results").fetchone()[0]
+        good = c.execute("select count(*) from results where state = 'done'"
+                         " and status = 200 and length = ?",
+                         (expect_len,)).fetchone()[0]
+        brk = c.execute("select state, status, length, error, count(*) from"
+                        " results group by 1, 2, 3, 4 order by 5 desc"
+                        " limit 5").fetchall()
+    finally:
+        c.close()
+    return total, good, brk
+
+
+def run_gatherd(ctx, sc, rnd, urls_file, n, tag=None):
+    d = ctx.work / "runs" / ("%s-gatherd-%s" % (sc["name"], tag or rnd))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    shutil.copyfile(urls_file, d / "queue")
+    conf = gatherd_conf(d, sc["in_flight"], sc["per_host"],
+                        ctx.ca if sc["scheme"] == "https" else None)
+    r = timed_run([ctx.gatherd, "-c", str(conf), "--once"], d, "gatherd",
+                  ctx.run_timeout(n), preexec=raise_nofile)
+    r["urls"] = n
+    note = ""
+    try:
+        total, good, brk = db_counts(d / "gatherd.db")
+    except sqlite3.Error as e:
+        total, good, brk = 0, 0, []
+        note = "db: %s" % e
+    r["ok"] = (r["rc"] == 0 and not r["timed_out"] and good == n
+               and total == n)
+    if not r["ok"]:
+        note = ("rc=%s timeout=%s recorded %d/%d ok; %s %s %s" % (
+            r["rc"], r["timed_out"], good, n, brk, note,
+            r["stderr"][-300:].strip()))
+    r["note"] = note
+    if ctx.keep_runs is False:
+        shutil.rmtree(d, ignore_errors=True)
+    return r
+
+
+def run_curl(ctx, sc, rnd, cfg, n):
+    d = ctx.work / "runs" / ("%s-curl-%d" % (sc["name"], rnd))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    argv = ["curl", "-s", "-S", "--parallel", "--parallel-max",
+            str(sc["in_flight"]), "-w", "%{http_code} %{size_download}\\n"]
+    if sc["scheme"] == "https":
+        argv += ["--cacert", str(ctx.ca)]
+    argv += ["-K", str(cfg)]
+    r = timed_run(argv, d, "curl", ctx.run_timeout(n),
+                  stdout_path=d / "codes.txt")
+    lines = (d / "codes.txt").read_text(errors="replace").splitlines()
+    good = sum(1 for l in lines if l.strip() == "200 %d" % PAGE_SIZE)
+    r["urls"] = n
+    r["ok"] = r["rc"] == 0 and not r["timed_out"] and good == n
+    r["note"] = "" if r["ok"] else "rc=%s %d/%d ok; %s" % (
+        r["rc"], good, n, r["stderr"][-300:].strip())
+    shutil.rmtree(d, ignore_errors=True)
+    return r
+
+
+def run_wrk(ctx, sc, rnd):
+    d = ctx.work / "runs" / ("%s-wrk-%d" % (sc["name"], rnd))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    port = ctx.nginx.tls_port if sc["scheme"] == "https" else ctx.nginx.port
+    url = "%s://127.0.0.1:%d/page.html" % (sc["scheme"], port)
+    argv = ["wrk", "-t1", "-c%d" % sc["in_flight"], "-d%ds" % ctx.wrk_s, url]
+    r = timed_run(argv, d, "wrk", ctx.wrk_s + 60, stdout_path=d / "out.txt")
+    text = (d / "out.txt").read_text(errors="replace")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    m2 = re.search(r"(\d+) requests in ([\d.]+)(m?s)", text)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    serr = re.search(r"Socket errors: (.*)", text)
+    rps = float(m.group(1)) if m else None
+    r["rps"] = rps
+    r["urls"] = int(m2.group(1)) if m2 else None
+    r["ok"] = (r["rc"] == 0 and rps is not None and not bad and not
+               r["timed_out"])
+    r["note"] = "" if r["ok"] else "rc=%s %s %s" % (
+        r["rc"], text[-300:].strip(), r["stderr"][-200:])
+    if serr and r["ok"]:
+        r["note"] = "socket errors: " + serr.group(1)
+    shutil.rmtree(d, ignore_errors=True)
+    return r
+
+
+def run_aiohttp(ctx, sc, rnd, urls_file, n):
+    d = ctx.work / "runs" / ("%s-aiohttp-%d" % (sc["name"], rnd))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    argv = [PY, str(HERE / "aiohttp_peer.py"), "--urls", str(urls_file),
+            "--db", str(d / "peer.db"), "--concurrency",
+            str(sc["in_flight"])]
+    if sc["scheme"] == "https":
+        argv += ["--cafile", str(ctx.ca)]
+    r = timed_run(argv, d, "aiohttp", ctx.run_timeout(n) * 4)
+    try:
+        c = sqlite3.connect(str(d / "peer.db"), timeout=30)
+        total = c.execute("select count(*) from results").fetchone()[0]
+        good = c.execute("select count(*) from results where status = 200 and"
+                         " length = ?", (PAGE_SIZE,)).fetchone()[0]
+        errs = c.execute("select error, count(*) from results where error is"
+                         " not null group by 1").fetchall()
+        c.close()
+    except sqlite3.Error as e:
+        total, good, errs = 0, 0, [str(e)]
+    r["urls"] = n
+    r["ok"] = r["rc"] == 0 and not r["timed_out"] and good == n == total
+    r["note"] = "" if r["ok"] else "rc=%s %d/%d ok %s; %s" % (
+        r["rc"], good, n, errs, r["stderr"][-300:].strip())
+    shutil.rmtree(d, ignore_errors=True)
+    return r
+
+
+# ------------------------------------------------------------- scenarios
+
+def summarize(runs):
+    ok = [r for r in runs if r["ok"]]
+    def med(key):
+        v = [r[key] for r in ok if r.get(key) is not None]
+        return statistics.median(v) if v else None
+    return {"runs": len(runs), "ok": len(ok), "urls_per_s": med("rps"),
+            "rss_kb": med("rss_kb"),
+            "cpu_s": (statistics.median([r["user_s"] + r["sys_s"] for r in ok
+                                         if r.get("user_s") is not None])
+                      if ok else None),
+            "wall_s": med("wall_s"),
+            "notes": [r["note"] for r in runs if r.get("note")]}
+
+
+def throughput_scenario(ctx, sc):
+    port = ctx.nginx.tls_port if sc["scheme"] == "https" else ctx.nginx.port
+    urls = urls_for(sc["scheme"], port, ctx.n, sc["hosts"])
+    urls_file, cfg = write_url_files(ctx.work / "urls" / sc["name"], urls)
+    tools = ["gatherd", "curl"] + (["wrk"] if sc["hosts"] == 1 else []) + \
+        (["aiohttp"] if ctx.with_aiohttp else [])
+    runs = {t: [] for t in tools}
+    for rnd in range(ctx.rounds):
+        order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
+        for t in order:
+            if t == "gatherd":
+                r = run_gatherd(ctx, sc, rnd, urls_file, ctx.n)
+            elif t == "curl":
+                r = run_curl(ctx, sc, rnd, cfg, ctx.n)
+            elif t == "wrk":
+                r = run_wrk(ctx, sc, rnd)
+            else:
+                r = run_aiohttp(ctx, sc, rnd, urls_file, ctx.n)
+            if t != "wrk":
+                r["rps"] = r["urls"] / r["wall_s"] if r["ok"] else None
+            r.pop("stderr", None)
+            runs[t].append(r)
+            log("%-15s round %d %-8s %s %s  rss %s KiB  %s" % (
+                sc["name"], rnd + 1, t, "ok  " if r["ok"] else "FAIL",
+                "%.0f URLs/s" % r["rps"] if r.get("rps") else "-",
+                int(r["rss_kb"]) if r.get("rss_kb") else "-",
+                r["note"][:300]))
+    out = {t: dict(summarize(runs[t]), raw=runs[t]) for t in tools}
+    # Ratios within each round (runs next to each other in time share the
+    # machine's state more than runs of different rounds do).
+    for t in tools:
+        if t == "gatherd":
+            continue
+        rr = [g["rps"] / o["rps"] for g, o in zip(runs["gatherd"], runs[t])
+              if g["ok"] and o["ok"] and g.get("rps") and o.get("rps")]
+        out[t]["round_ratios"] = rr
+        out[t]["ratio_round_median"] = statistics.median(rr) if rr else None
+    return out
+
+
+def memory_scenario(ctx):
+    """gatherd --once peak RSS with 100,000 vs 1,000,000 URLs queued."""
+    sc = {"name": "memory", "scheme": "http", "hosts": 1, "in_flight": 64,
+          "per_host": 64}
+    out = {}
+    for n in (100000, 1000000):
+        urls = urls_for("http", ctx.nginx.port, n, 1)
+        d = ctx.work / "urls" / ("mem-%d" % n)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "urls.txt").write_text("\n".join(urls) + "\n")
+        del urls
+        r = run_gatherd(ctx, sc, 0, d / "urls.txt", n, tag=str(n))
+        r["rps"] = n / r["wall_s"] if r["ok"] else None
+        r.pop("stderr", None)
+        (d / "urls.txt").unlink()
+        out[n] = dict(summarize([r]), raw=[r])
+        log("memory %7d URLs: %s rss %s KiB  %.1f s  %s" % (
+            n, "ok" if r["ok"] else "FAIL", r.get("rss_kb"), r["wall_s"],
+            r["note"][:300]))
+    return out
+
+
+def proc_status(pid):
+    v = {}
+    try:
+        for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+            k, _, rest = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                v[k] = int(rest.split()[0])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return v
+
+
+def proc_cpu_s(pid):
+    """user + system CPU seconds of a process (all threads) so far."""
+    try:
+        f = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def tcp_mem_pages():
+    try:
+        for line in Path("/proc/net/sockstat").read_text().splitlines():
+            if line.startswith("TCP:"):
+                f = line.split()
+                return int(f[f.index("mem") + 1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def db_count_urls(db):
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return c.execute("select count(*) from urls").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return -1
+
+
+def stop_daemon(p):
+    """SIGTERM, then a second SIGTERM (aborts in-flight fetches), then KILL."""
+    if p.poll() is not None:
+        return
+    for _ in range(2):
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if wait_until(lambda: p.poll() is not None, 0.5):
+            return
+    if not wait_until(lambda: p.poll() is not None, 15):
+        stop_proc(p, signal.SIGKILL)
+
+
+def per_connection_scenario(ctx, n_conn, n_hosts=100):
+    """RSS of one gatherd idle, then with n_conn requests held in flight by
+    the hold server; (RSS_active - RSS_idle) / n_conn."""
+    d = ctx.work / "runs" / "perconn"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    (d / "queue").write_text("")
+    conf = gatherd_conf(d, n_conn, n_conn, extra={"fetch": {
+        "connect_timeout_ms": 600000, "idle_timeout_ms": 3600000,
+        "request_timeout_ms": 86400000, "retries": 0}})
+    res = {"in_flight": n_conn, "hosts": n_hosts, "ok": False, "note": ""}
+    p = start_bg([ctx.gatherd, "-c", str(conf)],
+                 stderr=open(d / "gatherd.stderr", "wb"),
+                 preexec_fn=raise_nofile)
+    try:
+        if not wait_until(lambda: p.poll() is not None or
+                          db_count_urls(d / "gatherd.db") == 0, 20) or \
+                p.poll() is not None:
+            res["note"] = "gatherd did not start: " + (
+                d / "gatherd.stderr").read_text(errors="replace")[-500:]
+            return res
+        time.sleep(1.0)
+        idle = proc_status(p.pid)
+        tcp0 = tcp_mem_pages()
+        urls = ["http://127.0.0.%d:%d/hold?n=%d" % (i % n_hosts + 1,
+                                                      ctx.hold.port, i)
+                for i in range(n_conn)]
+        with open(d / "queue", "a") as f:
+            f.write("\n".join(urls) + "\n")
+        t0 = time.monotonic()
+        reached = wait_until(lambda: p.poll() is not None or
+                             ctx.hold.status()[1] >= n_conn, 90, 0.1)
+        if p.poll() is not None or not reached:
+            res["note"] = "only %d of %d requests held (gatherd %s): %s" % (
+                ctx.hold.status()[1], n_conn,
+                "exited" if p.poll() is not None else "running",
+                (d / "gatherd.stderr").read_text(errors="replace")[-500:])
+            return res
+        res["ramp_s"] = time.monotonic() - t0
+        time.sleep(1.5)
+        samples = []
+        for _ in range(5):
+            samples.append(proc_status(p.pid))
+            time.sleep(0.2)
+        held = ctx.hold.status()[1]
+        act = {k: max(s.get(k, 0) for s in samples) for k in ("VmRSS", "RssAnon")}
+        res.update({
+            "ok": held >= n_conn,
+            "held": held,
+            "fds": len(os.listdir("/proc/%d/fd" % p.pid)),
+            "idle_rss_kb": idle.get("VmRSS"), "idle_anon_kb": idle.get("RssAnon"),
+            "active_rss_kb": act["VmRSS"], "active_anon_kb": act["RssAnon"],
+            "per_conn_rss_bytes": (act["VmRSS"] - idle["VmRSS"]) * 1024 / n_conn,
+            "per_conn_anon_bytes": (act["RssAnon"] - idle["RssAnon"]) * 1024 / n_conn,
+        })
+        tcp1 = tcp_mem_pages()
+        if tcp0 is not None and tcp1 is not None:
+            res["kernel_tcp_mem_bytes_per_conn"] = max(
+                0.0, (tcp1 - tcp0) * 4096 / n_conn)
+        return res
+    finally:
+        stop_daemon(p)
+        if p in PROCS:
+            PROCS.remove(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def ingestion_scenario(ctx, n_lines, attach=None):
+    """A running gatherd (daemon mode) whose fetching is throttled (URLs to
+    the hold server, max_in_flight 1): append n_lines in one write and time
+    until `select count(*) from urls` covers them."""
+    d = ctx.work / "runs" / "ingest"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    (d / "queue").write_text("")
+    conf = gatherd_conf(d, 1, 1, extra={"fetch": {
+        "idle_timeout_ms": 3600000, "request_timeout_ms": 86400000,
+        "retries": 0}})
+    res = {"lines": n_lines, "ok": False, "note": ""}
+    p = start_bg([ctx.gatherd, "-c", str(conf)],
+                 stderr=open(d / "gatherd.stderr", "wb"))
+    db = d / "gatherd.db"
+    try:
+        base = "http://127.0.0.1:%d/hold?n=" % ctx.hold.port
+        with open(d / "queue", "a") as f:
+            f.write(base + "warmup\n")
+        if not wait_until(lambda: p.poll() is not None or
+                          db_count_urls(db) == 1, 20) or p.poll() is not None:
+            res["note"] = "gatherd did not take the first line: " + (
+                d / "gatherd.stderr").read_text(errors="replace")[-500:]
+            return res
+        rss0 = proc_status(p.pid).get("VmRSS")
+        detach = attach(p.pid) if attach else None
+        cpu0 = proc_cpu_s(p.pid)
+        data = "".join("%s%d\n" % (base, i) for i in range(n_lines)).encode()
+        want = n_lines + 1
+        t0 = time.monotonic()
+        with open(d / "queue", "ab") as f:
+            f.write(data)
+        t_append = time.monotonic() - t0
+        del data
+        last = [0]
+        peak = [0]
+        # Poll with one read-only connection and max(id) (a B-tree
+        # lookup): rows are inserted in file order, so max(id) reaching the
+        # last line means every earlier line is committed too.  A count(*)
+        # every 50 ms over a million rows would itself load the machine.
+        rd = [None]
+
+        def done():
+            peak[0] = max(peak[0], proc_status(p.pid).get("VmRSS", 0))
+            try:
+                if rd[0] is None:
+                    rd[0] = sqlite3.connect("file:%s?mode=ro" % db, uri=True,
+                                            timeout=5)
+                last[0] = rd[0].execute("select max(id) from urls"
+                                        ).fetchone()[0] or 0
+            except sqlite3.Error:
+                last[0] = -1
+            return p.poll() is not None or last[0] >= want
+        wait_until(done, 120, 0.05)
+        t_seen = time.monotonic() - t0
+        cpu1 = proc_cpu_s(p.pid)
+        if detach:
+            detach()
+        if rd[0] is not None:
+            rd[0].close()
+        last[0] = db_count_urls(db)     # confirm: select count(*) from urls
+        el = t_seen
+        res.update({"ok": last[0] == want, "seconds": el,
+                    "append_s": t_append, "rows": last[0] - 1,
+                    "lines_per_s": (n_lines / el) if last[0] >= want else None,
+                    "rss_before_kb": rss0, "rss_peak_kb": peak[0],
+                    "cpu_s": (cpu1 - cpu0) if cpu0 is not None and
+                    cpu1 is not None else None})
+        if not res["ok"]:
+            res["note"] = "%d of %d rows after %.0f s (gatherd %s)" % (
+                last[0] - 1, n_lines, el,
+                "exited" if p.poll() is not None else "running")
+        return res
+    finally:
+        stop_daemon(p)
+        if p in PROCS:
+            PROCS.remove(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ------------------------------------------------------------- reporting
+
+TARGETS = [
+    # (scenario, peer, min ratio gatherd/peer)
+    ("http-1host", "curl", 2.0), ("http-1host", "wrk", 0.8),
+    ("http-1host", "aiohttp", 10.0), ("http-250hosts", "curl", 2.0),
+    ("https-1host", "curl", 1.5), ("https-250hosts", "curl", 1.5),
+]
+
+
+def fmt(v, f="%.0f"):
+    return "-" if v is None else f % v
+
+
+def ctx_urls(ctx, tool, s):
+    """URLs per run behind a CPU figure (wrk: requests in the median run)."""
+    if tool != "wrk":
+        return ctx.n
+    v = [r["urls"] for r in s.get("raw", []) if r["ok"] and r.get("urls")]
+    return statistics.median(v) if v else None
+
+
+def report(ctx, results):
+    rows = []
+    lines = []
+    hdr = "%-16s %-8s %10s %8s %8s %10s %7s %9s %5s  %s" % (
+        "scenario", "tool", "URLs/s", "gd/tool", "gd/tool*", "peakRSS_MB",
+        "CPU_s", "CPUus/URL", "ok", "note")
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+    order = ["gatherd", "curl", "wrk", "aiohttp"]
+    for sname, tools in results.get("throughput", {}).items():
+        g = tools.get("gatherd", {}).get("urls_per_s")
+        for t, s in sorted(tools.items(), key=lambda kv: order.index(kv[0])
+                           if kv[0] in order else 99):
+            ratio = (g / s["urls_per_s"]) if (g and s["urls_per_s"] and
+                                              t != "gatherd") else None
+            s["ratio_gatherd_to_tool"] = ratio
+            note = "; ".join(n for n in s["notes"] if n)[:120]
+            per = (s["cpu_s"] * 1e6 / ctx_urls(ctx, t, s)
+                   if s["cpu_s"] and ctx_urls(ctx, t, s) else None)
+            lines.append("%-16s %-8s %10s %8s %8s %10s %7s %9s %5s  %s" % (
+                sname, t, fmt(s["urls_per_s"]), fmt(ratio, "%.2fx"),
+                fmt(s.get("ratio_round_median"), "%.2fx"),
+                fmt(s["rss_kb"] / 1024 if s["rss_kb"] else None, "%.1f"),
+                fmt(s["cpu_s"], "%.2f"), fmt(per, "%.0f"),
+                "%d/%d" % (s["ok"], s["runs"]), note))
+            rows.append({"scenario": sname, "tool": t,
+                         "urls_per_s": s["urls_per_s"],
+                         "cpu_us_per_url": per,
+                         "ratio_gatherd_to_tool": ratio,
+                         "ratio_round_median": s.get("ratio_round_median"),
+                         "peak_rss_kb": s["rss_kb"], "cpu_s": s["cpu_s"],
+                         "runs_ok": s["ok"], "runs": s["runs"]})
+    mem = results.get("memory")
+    if mem:
+        for n, s in mem.items():
+            lines.append("%-16s %-8s %10s %8s %8s %10s %7s %9s %5s  %s" % (
+                "memory-%dk" % (n // 1000), "gatherd", fmt(s["urls_per_s"]),
+                "-", "-", fmt(s["rss_kb"] / 1024 if s["rss_kb"] else None, "%.1f"),
+                fmt(s["cpu_s"], "%.2f"),
+                fmt(s["cpu_s"] * 1e6 / n if s["cpu_s"] else None, "%.0f"),
+                "%d/%d" % (s["ok"], s["runs"]),
+                "; ".join(s["notes"])[:120]))
+            rows.append({"scenario": "memory-%d" % n, "tool": "gatherd",
+                         "urls_per_s": s["urls_per_s"],
+                         "ratio_gatherd_to_tool": None,
+                         "peak_rss_kb": s["rss_kb"], "cpu_s": s["cpu_s"],
+                         "runs_ok": s["ok"], "runs": s["runs"]})
+    pc = results.get("per_connection")
+    if pc:
+        lines.append("%-16s %-8s %s" % (
+            "per-conn-%d" % pc["in_flight"], "gatherd",
+            ("idle %s KiB -> %s KiB RSS (anon %s -> %s): %.0f B/conn RSS, "
+             "%.0f B/conn anon; kernel TCP mem %s B/conn (not in RSS); %s fds"
+             % (pc["idle_rss_kb"], pc["active_rss_kb"], pc["idle_anon_kb"],
+                pc["active_anon_kb"], pc["per_conn_rss_bytes"],
+                pc["per_conn_anon_bytes"],
+                fmt(pc.get("kernel_tcp_mem_bytes_per_conn")), pc["fds"]))
+            if pc["ok"] else "FAILED: " + pc["note"][:200]))
+        rows.append({"scenario": "per-conn-%d" % pc["in_flight"],
+                     "tool": "gatherd", "urls_per_s": None,
+                     "ratio_gatherd_to_tool": None,
+                     "peak_rss_kb": pc.get("active_rss_kb"), "cpu_s": None,
+                     "runs_ok": int(pc["ok"]), "runs": 1,
+                     "bytes_per_conn": pc.get("per_conn_rss_bytes")})
+    ing = results.get("ingestion")
+    if ing:
+        lines.append("%-16s %-8s %s" % (
+            "ingestion-%dk" % (ing["lines"] // 1000), "gatherd",
+            ("%d lines in SQLite %.2f s after the append (%.0f lines/s; "
+             "gatherd CPU %s s; append took %.2f s; RSS %s -> peak %s KiB)"
+             % (ing["rows"], ing["seconds"], ing["lines_per_s"],
+                fmt(ing.get("cpu_s"), "%.2f"), ing["append_s"],
+                ing["rss_before_kb"], ing["rss_peak_kb"]))
+            if ing["ok"] else "FAILED: " + ing["note"][:200]))
+        rows.append({"scenario": "ingestion-%d" % ing["lines"],
+                     "tool": "gatherd", "urls_per_s": ing.get("lines_per_s"),
+                     "ratio_gatherd_to_tool": None,
+                     "peak_rss_kb": ing.get("rss_peak_kb"), "cpu_s": None,
+                     "runs_ok": int(ing["ok"]), "runs": 1,
+                     "seconds": ing.get("seconds")})
+
+    # Targets.
+    tl = []
+    def verdict(ok):
+        return "n/a " if ok is None else ("MET " if ok else "MISS")
+    thr = results.get("throughput", {})
+    for sname, peer, want in TARGETS:
+        s = thr.get(sname, {}).get(peer)
+        r = s.get("ratio_gatherd_to_tool") if s else None
+        tl.append("%s %-14s gatherd/%-7s = %s (target >= %.1fx)" % (
+            verdict(None if r is None else r >= want), sname, peer,
+            fmt(r, "%.2fx"), want))
+    h1 = thr.get("http-1host", {})
+    if "gatherd" in h1 and "curl" in h1:
+        g, c = h1["gatherd"]["rss_kb"], h1["curl"]["rss_kb"]
+        tl.append("%s http-1host     peak RSS gatherd %s MB vs curl %s MB "
+                  "(target <=)" % (verdict(None if not (g and c) else g <= c),
+                                    fmt(g and g / 1024, "%.1f"),
+                                    fmt(c and c / 1024, "%.1f")))
+    if mem and all(mem[n]["rss_kb"] for n in mem):
+        a, b = mem[100000]["rss_kb"], mem[1000000]["rss_kb"]
+        tl.append("%s memory         peak RSS 1M/100k = %.3f (%s vs %s KiB; "
+                  "target <= 1.10)" % (verdict(b <= 1.10 * a), b / a, b, a))
+    elif mem:
+        tl.append("n/a  memory         a run failed")
+    if pc:
+        v = pc.get("per_conn_rss_bytes") if pc["ok"] else None
+        tl.append("%s per-connection %s B RSS/conn at %d in flight "
+                  "(target < 8192)" % (verdict(None if v is None else v < 8192),
+                                       fmt(v), pc["in_flight"]))
+    if ing:
+        v = ing.get("seconds") if ing["ok"] else None
+        tl.append("%s ingestion      %s s for %d lines (target: a few "
+                  "seconds, taken as <= 5 s)" % (
+                      verdict(None if v is None else v <= 5.0),
+                      fmt(v, "%.2f"), ing["lines"]))
+    results["targets"] = tl
+
+    lines.append("gd/tool = median URLs/s over median URLs/s (the verdicts "
+                 "below); gd/tool* = median of the per-round ratios")
+    la = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    lines.append(("loadavg now (report rebuilt): " if ctx.rebuilt else
+                  "loadavg at end: ") + la)
+    if max(float(x) for x in la.split()) > 2.5 or ctx.busy_at_start:
+        lines.append("WARNING: the machine was busy with other work "
+                     "(loadavg > 1 besides this benchmark): rates and ratios "
+                     "are noisy; CPUus/URL is the steadier figure")
+    if getattr(ctx, "quick", False):
+        lines.append("QUICK MODE: %d URLs, one round; start-up dominates, "
+                     "so the verdicts below only show the harness works"
+                     % ctx.n)
+    text = "\n".join(lines) + "\n\nTargets (ratios from this run):\n" + \
+        "\n".join("  " + t for t in tl) + "\n"
+    print("\n" + ctx.machine + "\n" + text, flush=True)
+    (ctx.out / "table.txt").write_text(ctx.machine + "\n" + text)
+    with open(ctx.out / "results.csv", "w", newline="") as f:
+        keys = ["scenario", "tool", "urls_per_s", "ratio_gatherd_to_tool",
+                "ratio_round_median",
+                "peak_rss_kb", "cpu_s", "cpu_us_per_url", "runs_ok", "runs", "bytes_per_conn",
+                "seconds"]
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    results["machine"] = ctx.machine
+    (ctx.out / "results.json").write_text(json.dumps(
+        results, indent=1, default=str, sort_keys=True))
+    chart(ctx, thr)
+
+
+def chart(ctx, thr):
+    if not thr:
+        return
+    gp = shutil.which("gnuplot")
+    if not gp:
+        log("gnuplot not found: no chart")
+        return
+    tools = ["gatherd", "curl", "wrk", "aiohttp"]
+    dat = ctx.out / "urls_per_s.dat"
+    with open(dat, "w") as f:
+        f.write("scenario " + " ".join(tools) + "\n")
+        for sname, tt in thr.items():
+            f.write(sname + " " + " ".join(
+                "%.0f" % tt[t]["urls_per_s"] if t in tt and
+                tt[t]["urls_per_s"] else "-" for t in tools) + "\n")
+    script = """
+set terminal pngcairo size 1000,560 font ",10"
+set output '{png}'
+set title "URLs/s per scenario (median of {rounds} round(s), {n} URLs; wrk: keep-alive req/s)"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "URLs/s"
+set yrange [0:*]
+set grid ytics
+set key top right
+plot for [i=2:5] '{dat}' using i:xtic(1) title columnheader(i)
+""".format(png=ctx.out / "urls_per_s.png", dat=dat, rounds=ctx.rounds,
+           n=ctx.n)
+    (ctx.out / "urls_per_s.gp").write_text(script)
+    r = subprocess.run([gp, str(ctx.out / "urls_per_s.gp")],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        log("gnuplot failed: " + r.stderr[-500:])
+
+
+# ------------------------------------------------------------- main
+
+class Ctx:
+    pass
+
+
+def machine_info():
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ver = subprocess.run(["curl", "--version"], capture_output=True,
+                         text=True).stdout.split("\n")[0].split()[:2]
+    rev = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h"],
+                         capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
+                            "--", "src"], capture_output=True,
+                           text=True).stdout.strip()
+    return ("machine: nproc=%d, CPU: %s, kernel %s; %s; gatherd src %s%s; "
+            "loadavg at start %s") % (
+        os.cpu_count(), model, os.uname().release, " ".join(ver),
+        rev or "?", " (+uncommitted changes)" if dirty else "",
+        " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+
+
+def report_from(a):
+    """Rebuild table, CSV and chart from an earlier results.json."""
+    results = json.loads(Path(a.report_from).read_text())
+    ctx = Ctx()
+    cfg = results.get("config", {})
+    ctx.n, ctx.rounds = cfg.get("urls", 0), cfg.get("rounds", 0)
+    ctx.machine = results.get("machine", "")
+    ctx.busy_at_start = "loadavg at start" in ctx.machine and float(
+        ctx.machine.split("loadavg at start")[1].split()[0]) > 1.0
+    ctx.out = Path(a.out).resolve()
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    ctx.rebuilt = True
+    if results.get("memory"):
+        results["memory"] = {int(k): v for k, v in results["memory"].items()}
+    for sname, tools in results.get("throughput", {}).items():
+        g = tools.get("gatherd", {}).get("raw", [])
+        for t, s in tools.items():
+            if t == "gatherd":
+                continue
+            rr = [x["rps"] / o["rps"] for x, o in zip(g, s.get("raw", []))
+                  if x["ok"] and o["ok"] and x.get("rps") and o.get("rps")]
+            s["round_ratios"] = rr
+            s["ratio_round_median"] = statistics.median(rr) if rr else None
+    report(ctx, results)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "out"))
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--urls", type=int, help="URLs per throughput run")
+    ap.add_argument("--only", help="comma list of scenarios to run "
+                    "(http-1host,http-250hosts,https-1host,https-250hosts,"
+                    "memory,ingestion,per-conn)")
+    ap.add_argument("--keep-runs", action="store_true",
+                    help="keep gatherd run directories")
+    ap.add_argument("--report-from", metavar="JSON",
+                    help="only redo the table/CSV/chart from a results.json")
+    a = ap.parse_args()
+    if a.report_from:
+        return report_from(a)
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    ctx = Ctx()
+    ctx.gatherd = os.environ.get("GATHERD_BIN",
+                                 str(REPO / "build-bench" / "gatherd"))
+    if not os.access(ctx.gatherd, os.X_OK):
+        log("gatherd binary not found: %s" % ctx.gatherd)
+        return 1
+    ctx.quick = a.quick
+    ctx.rebuilt = False
+    ctx.n = a.urls or (2000 if a.quick else 20000)
+    ctx.rounds = a.rounds or (1 if a.quick else 3)
+    ctx.wrk_s = 2 if a.quick else 10
+    ctx.with_aiohttp = True
+    ctx.keep_runs = a.keep_runs
+    ctx.run_timeout = lambda n: 60 + n / 200.0
+    ctx.out = Path(a.out).resolve()
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    ctx.work = Path(tempfile.mkdtemp(prefix="gatherd-bench-"))
+    ctx.machine = machine_info()
+    ctx.busy_at_start = float(Path("/proc/loadavg").read_text().split()[0]) > 1.0
+    all_sc = ["http-1host", "http-250hosts", "https-1host", "https-250hosts",
+              "memory", "ingestion", "per-conn"]
+    if a.only:
+        want = a.only.split(",")
+    elif a.quick:
+        want = ["http-1host", "https-1host", "per-conn"]
+    else:
+        want = all_sc
+    log(ctx.machine)
+    log("gatherd %s; %d URLs x %d round(s); work dir %s" % (
+        ctx.gatherd, ctx.n, ctx.rounds, ctx.work))
+    results = {"config": {"urls": ctx.n, "rounds": ctx.rounds,
+                          "wrk_seconds": ctx.wrk_s, "quick": ctx.quick,
+                          "gatherd": ctx.gatherd, "in_flight": 64,
+                          "page_bytes": PAGE_SIZE}}
+    try:
+        ctx.ca, crt, key = make_tls(ctx.work / "tls")
+        ctx.nginx = Nginx(ctx.work / "nginx", crt, key).start()
+        ctx.hold = HoldServer(ctx.work / "hold").start()
+        log("nginx http :%d https :%d, hold server :%d" % (
+            ctx.nginx.port, ctx.nginx.tls_port, ctx.hold.port))
+        scen = {
+            "http-1host": {"scheme": "http", "hosts": 1},
+            "http-250hosts": {"scheme": "http", "hosts": 250},
+            "https-1host": {"scheme": "https", "hosts": 1},
+            "https-250hosts": {"scheme": "https", "hosts": 250},
+        }
+        results["throughput"] = {}
+        for name in all_sc:
+            if name not in want or name not in scen:
+                continue
+            sc = dict(scen[name], name=name, in_flight=64, per_host=64)
+            results["throughput"][name] = throughput_scenario(ctx, sc)
+        if "memory" in want:
+            results["memory"] = memory_scenario(ctx)
+        if "per-conn" in want:
+            n = 1000 if a.quick else 10000
+            results["per_connection"] = per_connection_scenario(ctx, n)
+            log("per-connection: %s" % {k: v for k, v in
+                                         results["per_connection"].items()})
+        if "ingestion" in want:
+            results["ingestion"] = ingestion_scenario(ctx, 1000000)
+            log("ingestion: %s" % results["ingestion"])
+        report(ctx, results)
+    finally:
+        cleanup()
+        shutil.rmtree(ctx.work, ignore_errors=True)
+    log("wrote %s/{table.txt,results.csv,results.json,urls_per_s.png}"
+        % ctx.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
