@@ -141,6 +141,28 @@ def gatherd_bin():
 
 # ---------------------------------------------------------------- nginx
 
+def nginx_conf_head(d):
+    """The start of a private nginx config, up to the http block's own
+    settings: one worker, pid, logs and temporary files under d."""
+    return """
+user root;
+daemon off;
+master_process on;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 4096; }
+http {
+    types { text/html html; text/plain txt; application/octet-stream bin; }
+    default_type application/octet-stream;
+    client_body_temp_path %(d)s/tmp_body;
+    proxy_temp_path %(d)s/tmp_proxy;
+    fastcgi_temp_path %(d)s/tmp_fastcgi;
+    uwsgi_temp_path %(d)s/tmp_uwsgi;
+    scgi_temp_path %(d)s/tmp_scgi;
+""" % {"d": d}
+
+
 class Nginx:
     def __init__(self, root):
         self.root = Path(root)
@@ -187,22 +209,7 @@ class Nginx:
         for attempt in range(5):
             self.port = free_tcp_port()
             conf = d / "nginx.conf"
-            conf.write_text("""
-user root;
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
-    default_type application/octet-stream;
-    client_body_temp_path {d}/tmp_body;
-    proxy_temp_path {d}/tmp_proxy;
-    fastcgi_temp_path {d}/tmp_fastcgi;
-    uwsgi_temp_path {d}/tmp_uwsgi;
-    scgi_temp_path {d}/tmp_scgi;
+            conf.write_text(nginx_conf_head(d) + """
     log_format tests "$remote_addr\t$server_addr\t$http_host\t$request_uri\t$status\t$body_bytes_sent";
     access_log {d}/access.log tests;
     keepalive_requests 100000;

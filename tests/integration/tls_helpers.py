@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from conftest import (DOCROOT_FILES, NGINX, free_tcp_port, kill_group,
-                      port_open)
+                      nginx_conf_head, port_open)
 
 OPENSSL = "openssl"
 
@@ -206,22 +206,7 @@ class TlsNginx:
         def cert(name):
             return "ssl_certificate %s; ssl_certificate_key %s;" % c[name]
 
-        return """
-user root;
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
-    default_type application/octet-stream;
-    client_body_temp_path {d}/tmp_body;
-    proxy_temp_path {d}/tmp_proxy;
-    fastcgi_temp_path {d}/tmp_fastcgi;
-    uwsgi_temp_path {d}/tmp_uwsgi;
-    scgi_temp_path {d}/tmp_scgi;
+        return nginx_conf_head(d) + """
     log_format tls "$server_port\\t$connection\\t$connection_requests\\t$ssl_protocol\\t$ssl_session_reused\\t$ssl_server_name\\t$ssl_alpn_protocol\\t$http_host\\t$request_uri\\t$status\\t$body_bytes_sent";
     access_log {d}/access.log tls;
     keepalive_requests 100000;
