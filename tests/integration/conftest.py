@@ -141,6 +141,17 @@ def gatherd_bin():
 
 # ---------------------------------------------------------------- nginx
 
+def prepare_nginx_dirs(d, docroot):
+    """The docroot with the DOCROOT_FILES of known sizes, and the
+    temporary directories nginx_conf_head() points at."""
+    docroot.mkdir(parents=True, exist_ok=True)
+    for name, size in DOCROOT_FILES.items():
+        pattern = (b"<html>%s</html>\n" % name.encode()) * (size // 10 + 2)
+        (docroot / name).write_bytes(pattern[:size])
+    for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (Path(d) / ("tmp_" + t)).mkdir(exist_ok=True)
+
+
 def nginx_conf_head(d):
     """The start of a private nginx config, up to the http block's own
     settings: one worker, pid, logs and temporary files under d."""
@@ -199,12 +210,7 @@ class Nginx:
 
     def start(self):
         d = self.root
-        self.docroot.mkdir(parents=True, exist_ok=True)
-        for name, size in DOCROOT_FILES.items():
-            pattern = (b"<html>%s</html>\n" % name.encode()) * (size // 10 + 2)
-            (self.docroot / name).write_bytes(pattern[:size])
-        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (d / ("tmp_" + t)).mkdir(exist_ok=True)
+        prepare_nginx_dirs(d, self.docroot)
         last_err = ""
         for attempt in range(5):
             self.port = free_tcp_port()

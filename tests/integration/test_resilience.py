@@ -915,6 +915,24 @@ def test_memory_flat_under_endless_bodies(gatherd, fsrv, monkeypatch):
 # Out of file descriptors
 # ====================================================================
 
+
+def _once_with_nofile(gatherd, name, nofile):
+    """Start `gatherd --once` with RLIMIT_NOFILE at nofile; returns the
+    process and its stderr file (checked for sanitizer reports)."""
+    errp = gatherd.root / ("gatherd.%s.stderr" % name)
+    gatherd.stderr_files.append(errp)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    with open(errp, "wb") as errf:
+        proc = subprocess.Popen(
+            [gatherd.bin, "-c", str(gatherd.conf), "--once"],
+            stdout=subprocess.DEVNULL, stderr=errf, cwd=gatherd.root,
+            preexec_fn=limit, start_new_session=True)
+    gatherd.procs.append(proc)
+    return proc, errp
+
 def test_out_of_file_descriptors(gatherd, fsrv):
     """RLIMIT_NOFILE 64 against max_in_flight 200 on a slow endpoint: no
     crash, no spinning, one warning (not one per URL), and every URL ends
@@ -928,19 +946,8 @@ def test_out_of_file_descriptors(gatherd, fsrv):
         "retries": 0, "max_in_flight": 200, "max_per_host": 200,
         "request_timeout_ms": 30000, "idle_timeout_ms": 30000})
     gatherd.write_queue(urls)
-    errp = gatherd.root / "gatherd.fd.stderr"
-    gatherd.stderr_files.append(errp)
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
     t0 = time.monotonic()
-    with open(errp, "wb") as errf:
-        proc = subprocess.Popen(
-            [gatherd.bin, "-c", str(gatherd.conf), "--once"],
-            stdout=subprocess.DEVNULL, stderr=errf, cwd=gatherd.root,
-            preexec_fn=limit, start_new_session=True)
-    gatherd.procs.append(proc)
+    proc, errp = _once_with_nofile(gatherd, "fd", 64)
     try:
         # Let it saturate, then measure CPU over a window while it is
         # short of descriptors.
@@ -993,19 +1000,8 @@ def test_out_of_file_descriptors_many_hosts(gatherd, fsrv):
         "retries": 0, "max_in_flight": 200, "max_per_host": 8,
         "idle_timeout_ms": 5000, "request_timeout_ms": 30000})
     gatherd.write_queue(urls)
-    errp = gatherd.root / "gatherd.fdhosts.stderr"
-    gatherd.stderr_files.append(errp)
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
     t0 = time.monotonic()
-    with open(errp, "wb") as errf:
-        proc = subprocess.Popen(
-            [gatherd.bin, "-c", str(gatherd.conf), "--once"],
-            stdout=subprocess.DEVNULL, stderr=errf, cwd=gatherd.root,
-            preexec_fn=limit, start_new_session=True)
-    gatherd.procs.append(proc)
+    proc, errp = _once_with_nofile(gatherd, "fdhosts", 64)
     try:
         rc = proc.wait(timeout=60)
     except subprocess.TimeoutExpired:

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from conftest import (DOCROOT_FILES, NGINX, free_tcp_port, kill_group,
-                      nginx_conf_head, port_open)
+                      nginx_conf_head, port_open, prepare_nginx_dirs)
 
 OPENSSL = "openssl"
 
@@ -240,12 +240,7 @@ class TlsNginx:
 
     def start(self):
         d = self.root
-        self.docroot.mkdir(parents=True, exist_ok=True)
-        for name, size in DOCROOT_FILES.items():
-            pattern = (b"<html>%s</html>\n" % name.encode()) * (size // 10 + 2)
-            (self.docroot / name).write_bytes(pattern[:size])
-        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (d / ("tmp_" + t)).mkdir(exist_ok=True)
+        prepare_nginx_dirs(d, self.docroot)
         last_err = ""
         for attempt in range(5):
             used = set()
