@@ -108,10 +108,11 @@ static void fetch_finish(struct fetch *f)
 	event_active(&f->reap, 0, 0);
 }
 
-static void fetch_fail(struct fetch *f, const char *kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void fetch_fail(struct fetch *f, enum errkind kind, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
 
-static void fetch_fail(struct fetch *f, const char *kind, const char *fmt, ...)
+static void fetch_fail(struct fetch *f, enum errkind kind, const char *fmt,
+		       ...)
 {
 	va_list ap;
 	char *detail;
@@ -124,7 +125,8 @@ static void fetch_fail(struct fetch *f, const char *kind, const char *fmt, ...)
 	f->res.error = kind;
 	free(f->res.error_detail);
 	f->res.error_detail = detail;
-	log_debug("fetch %s: %s: %s", f->url, kind, detail ? detail : "");
+	log_debug("fetch %s: %s: %s", f->url, errkind_name(kind),
+		  detail ? detail : "");
 	fetch_finish(f);
 }
 
@@ -251,6 +253,7 @@ static void fetch_resolve_location(struct fetch *f)
 		return;
 	}
 	f->res.location = strdup(buf);
+	f->res.location_scheme = next.scheme;
 }
 
 /* The response is complete: record it and give the connection back. */
@@ -296,7 +299,7 @@ static bool fetch_after_feed(struct fetch *f, enum http_feed r, bool rest)
 		return true;
 	}
 	if (r == HTTP_ERROR) {
-		fetch_fail(f, http_error_name(http_resp_error(f->parser)), "%s",
+		fetch_fail(f, http_error_kind(http_resp_error(f->parser)), "%s",
 			   http_resp_error_detail(f->parser));
 		return true;
 	}
@@ -409,7 +412,7 @@ static void fetch_write_request(struct fetch *f)
 	if (bufferevent_write(bev, f->request + off, f->request_len - off) !=
 		    0 ||
 	    bufferevent_enable(bev, EV_WRITE) != 0)
-		fetch_fail(f, "connect", "cannot write the request");
+		fetch_fail(f, ERR_CONNECT, "cannot write the request");
 }
 
 static void fetch_send(struct fetch *f)
@@ -423,7 +426,7 @@ static void fetch_send(struct fetch *f)
 	f->parser = conn_parser(f->conn, (size_t)cfg->max_header_bytes,
 				(uint64_t)cfg->max_body_bytes);
 	if (f->parser == NULL) {
-		fetch_fail(f, "connect", "out of memory");
+		fetch_fail(f, ERR_CONNECT, "out of memory");
 		return;
 	}
 	fetch_arm_timer(f);
@@ -432,7 +435,7 @@ static void fetch_send(struct fetch *f)
 	 * read, so it fires only after idle_timeout_ms without a byte. */
 	bufferevent_set_timeouts(bev, &idle, NULL);
 	if (bufferevent_enable(bev, EV_READ) != 0) {
-		fetch_fail(f, "connect", "cannot read from the connection");
+		fetch_fail(f, ERR_CONNECT, "cannot read from the connection");
 		return;
 	}
 	fetch_write_request(f);
@@ -446,7 +449,7 @@ static void fetch_start_tls(struct fetch *f, int64_t now)
 	fetch_set_state(f, FETCH_HANDSHAKE);
 	f->phase_ms = now;
 	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal) != 0) {
-		fetch_fail(f, "tls", "cannot set up TLS for %s", f->host);
+		fetch_fail(f, ERR_TLS, "cannot set up TLS for %s", f->host);
 		return;
 	}
 	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
@@ -472,7 +475,7 @@ static void fetch_handshake_event(struct fetch *f, struct bufferevent *bev,
 				   : evutil_socket_error_to_string(
 					     EVUTIL_SOCKET_ERROR()),
 			   why, sizeof why);
-	fetch_fail(f, "tls", "%s", why);
+	fetch_fail(f, ERR_TLS, "%s", why);
 }
 
 static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -503,7 +506,7 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (f->state != FETCH_WAITING)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
-		fetch_fail(f, "timeout", "no data received for %d ms",
+		fetch_fail(f, ERR_TIMEOUT, "no data received for %d ms",
 			   f->ctx.cfg->idle_timeout_ms);
 		return;
 	}
@@ -536,7 +539,7 @@ static void fetch_closed(struct fetch *f, short what, int err)
 		else
 			snprintf(why, sizeof why, "%s",
 				 evutil_socket_error_to_string(err));
-		fetch_fail(f, "truncated", "%s (%s)",
+		fetch_fail(f, ERR_TRUNCATED, "%s (%s)",
 			   r == HTTP_ERROR ? http_resp_error_detail(f->parser)
 					   : "connection cut during a "
 					     "close-delimited body",
@@ -547,7 +550,7 @@ static void fetch_closed(struct fetch *f, short what, int err)
 		fetch_complete(f, false);
 		return;
 	}
-	fetch_fail(f, http_error_name(http_resp_error(f->parser)), "%s",
+	fetch_fail(f, http_error_kind(http_resp_error(f->parser)), "%s",
 		   http_resp_error_detail(f->parser));
 }
 
@@ -566,7 +569,7 @@ static void fetch_connect_next(struct fetch *f)
 			f->conn = conn_new(f->ctx.pool, f->key,
 					   f->scheme == URL_HTTPS);
 			if (f->conn == NULL) {
-				fetch_fail(f, "connect", "out of memory");
+				fetch_fail(f, ERR_CONNECT, "out of memory");
 				return;
 			}
 		}
@@ -585,7 +588,7 @@ static void fetch_connect_next(struct fetch *f)
 			break;
 		}
 	}
-	fetch_fail(f, "connect", "cannot connect to %s port %u: %s", f->host,
+	fetch_fail(f, ERR_CONNECT, "cannot connect to %s port %u: %s", f->host,
 		   f->port, strerror(f->last_errno ? f->last_errno : EIO));
 }
 
@@ -596,7 +599,7 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 
 	f->dns = NULL;
 	if (addrs == NULL) {
-		fetch_fail(f, "dns", "%s", error);
+		fetch_fail(f, ERR_DNS, "%s", error);
 		return;
 	}
 	f->addrs = *addrs;
@@ -643,7 +646,7 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	fetch_set_state(f, FETCH_RESOLVING);
 	f->dns = dns_resolve(f->ctx.dns, f->host, fetch_dns_cb, f);
 	if (f->dns == NULL)
-		fetch_fail(f, "dns", "out of memory");
+		fetch_fail(f, ERR_DNS, "out of memory");
 }
 
 /* Arm the timer for the nearest deadline: connecting (DNS included) must
@@ -673,7 +676,7 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (f->state < FETCH_WAITING && elapsed >= cfg->connect_timeout_ms) {
-		fetch_fail(f, "timeout", "%s not finished within %d ms",
+		fetch_fail(f, ERR_TIMEOUT, "%s not finished within %d ms",
 			   f->state == FETCH_RESOLVING	  ? "DNS lookup"
 			   : f->state == FETCH_HANDSHAKE ? "TLS handshake"
 							  : "connect",
@@ -681,7 +684,7 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (elapsed >= cfg->request_timeout_ms) {
-		fetch_fail(f, "timeout", "request took longer than %d ms",
+		fetch_fail(f, ERR_TIMEOUT, "request took longer than %d ms",
 			   cfg->request_timeout_ms);
 		return;
 	}
@@ -714,16 +717,17 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
 
 	if (url_parse(url, strlen(url), &u, &reason) != 0) {
-		fetch_fail(f, "invalid_url", "%s", reason);
+		fetch_fail(f, ERR_INVALID_URL, "%s", reason);
 		return f;
 	}
 	n = url_format(&u, buf, sizeof buf);
 	if (n < 0) {
-		fetch_fail(f, "invalid_url", "URL too long");
+		fetch_fail(f, ERR_INVALID_URL, "URL too long");
 		return f;
 	}
 	f->res.final_url = strdup(buf);
 	f->scheme = u.scheme;
+	f->res.scheme = u.scheme;
 	f->port = u.port;
 	f->literal = u.host_is_ipv4 || u.host_is_ipv6;
 	/* The pool key is the formatted URL up to its target:
@@ -734,7 +738,7 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->key[klen] = '\0';
 	n = http_build_request(buf, sizeof buf, &u, ctx->cfg->user_agent);
 	if (n < 0 || (f->request = malloc((size_t)n)) == NULL) {
-		fetch_fail(f, "invalid_url", "request does not fit");
+		fetch_fail(f, ERR_INVALID_URL, "request does not fit");
 		return f;
 	}
 	memcpy(f->request, buf, (size_t)n);

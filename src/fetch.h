@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errkind.h"
+#include "url.h"
+
 struct event_base;
 struct config;
 struct conn_pool;
@@ -27,12 +30,12 @@ struct fetch_ctx {
 };
 
 /* The outcome.  Strings are malloc'd and owned by the receiver; `error`
- * is a static stable kind ("dns", "connect", ...) or NULL when ok. */
+ * is ERR_NONE when ok. */
 struct fetch_result {
 	bool ok; /* an HTTP response was received (state done) */
 	int status;
 	int64_t length;
-	const char *error;
+	enum errkind error;
 	char *error_detail;
 	char *content_type;
 	char *final_url;
@@ -43,7 +46,9 @@ struct fetch_result {
 	int64_t tls_ms;     /* TLS handshake of a new connection, -1 if none */
 	int64_t fetched_at_ms;
 	/* For the scheduler's redirect and retry decisions: */
+	enum url_scheme scheme; /* of the URL fetched, as parsed */
 	char *location;         /* 301/302/303/307/308: absolute target */
+	enum url_scheme location_scheme; /* of that target */
 	int64_t retry_after_ms; /* from Retry-After, -1 if none */
 	bool fd_exhausted;      /* no socket could be made (EMFILE/ENFILE) */
 };

@@ -608,19 +608,19 @@ const char *http_resp_error_detail(const struct http_resp *r)
 	return r->detail;
 }
 
-const char *http_error_name(enum http_error e)
+enum errkind http_error_kind(enum http_error e)
 {
 	switch (e) {
 	case HTTP_ERR_PROTOCOL:
-		return "http_protocol";
+		return ERR_HTTP_PROTOCOL;
 	case HTTP_ERR_TOO_LARGE:
-		return "too_large";
+		return ERR_TOO_LARGE;
 	case HTTP_ERR_TRUNCATED:
-		return "truncated";
+		return ERR_TRUNCATED;
 	case HTTP_ERR_NONE:
 		break;
 	}
-	return NULL;
+	return ERR_NONE;
 }
 
 /* A header value we write must not be able to end the header early. */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errkind.h"
+
 struct url;
 struct http_resp;
 
@@ -100,9 +102,9 @@ bool http_resp_keep_alive(const struct http_resp *r);
 enum http_error http_resp_error(const struct http_resp *r);
 const char *http_resp_error_detail(const struct http_resp *r);
 
-/* The text of an error kind as stored in SQLite ("http_protocol", ...);
- * NULL for HTTP_ERR_NONE (stored as SQL NULL). */
-const char *http_error_name(enum http_error e);
+/* The result error kind of a parser error (ERR_HTTP_PROTOCOL, ...);
+ * ERR_NONE for HTTP_ERR_NONE. */
+enum errkind http_error_kind(enum http_error e);
 
 /* Write a GET request for `u` into buf: request line with u->target,
  * "Host: <authority>", "User-Agent: <ua>", "Accept: * / *" (without

@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "map.h"
+#include "policy.h"
 #include "store.h"
 #include "thread.h"
 #include "util.h"
@@ -41,7 +42,9 @@ struct job {
 	struct event *retry_ev; /* while asleep before a retry */
 	struct sched *s;
 	int attempts;    /* requests made for this row so far */
+	int loaded_attempts; /* of those, made before this run (stored) */
 	int redirects;
+	bool requeue;    /* on the results list only to store `attempts` */
 	struct fetch_result res;
 };
 TAILQ_HEAD(job_list, job);
@@ -110,7 +113,7 @@ struct sched {
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
-	uint64_t n_done, n_failed;
+	uint64_t n_done, n_failed, n_requeued;
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
@@ -256,6 +259,23 @@ static void sched_add_result(struct sched *s, struct job *j)
 	}
 }
 
+/* A job leaves without a result (shutdown): its row stays queued.  When
+ * this run made attempts at its URL, they are stored with it, so that the
+ * next start continues the retry budget instead of starting it afresh.
+ * After a redirect the row starts again from its own URL: nothing to
+ * store. */
+static void sched_requeue(struct sched *s, struct job *j)
+{
+	job_free_result(j);
+	if (j->redirects > 0 || j->attempts <= j->loaded_attempts) {
+		s->in_mem--;
+		job_free(j);
+		return;
+	}
+	j->requeue = true;
+	sched_add_result(s, j);
+}
+
 static void sched_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
@@ -271,41 +291,14 @@ static void sched_retry_cb(evutil_socket_t fd, short what, void *arg)
 	sched_dispatch(s);
 }
 
-/* Full jitter (a uniform delay up to the exponential bound), so many rows
- * failing together do not come back together; Retry-After wins when the
- * server sent one, within the same cap. */
-static int64_t sched_retry_delay(const struct sched *s, const struct job *j)
+/* A uniform random number for the retry jitter. */
+static uint32_t sched_random(void)
 {
-	const struct config *cfg = s->cfg;
-	int64_t cap = cfg->retry_max_delay_ms;
-	int64_t bound = cfg->retry_backoff_ms;
 	uint32_t rnd = 0;
 
-	if (j->res.retry_after_ms >= 0)
-		return j->res.retry_after_ms < cap ? j->res.retry_after_ms
-						   : cap;
-	for (int i = 1; i < j->attempts && bound < cap; i++)
-		bound *= 2;
-	if (bound > cap)
-		bound = cap;
 	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
 		rnd = (uint32_t)rand();
-	return bound > 0 ? (int64_t)(rnd % (uint64_t)(bound + 1)) : 0;
-}
-
-static bool sched_retryable(const struct fetch_result *r)
-{
-	if (!r->ok)
-		return r->error != NULL &&
-		       (strcmp(r->error, "connect") == 0 ||
-			strcmp(r->error, "timeout") == 0 ||
-			strcmp(r->error, "truncated") == 0);
-	switch (r->status) {
-	case 408: case 429: case 500: case 502: case 503: case 504:
-		return true;
-	default:
-		return false;
-	}
+	return rnd;
 }
 
 static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -358,62 +351,75 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		}
 		return;
 	}
-	if (r->ok && r->location != NULL) {
-		bool downgrade = strncmp(job_url(j), "https:", 6) == 0 &&
-				 strncmp(r->location, "http:", 5) == 0;
+	struct policy_outcome o = {
+		.ok = r->ok,
+		.status = r->status,
+		.error = r->error,
+		.retry_after_ms = r->retry_after_ms,
+		.has_location = r->ok && r->location != NULL,
+		.scheme = r->scheme,
+		.location_scheme = r->location_scheme,
+	};
+	switch (policy_decide(cfg, &o, j->attempts, j->redirects,
+			      s->draining)) {
+	case POLICY_FOLLOW: {
+		char *next = r->location;
 
-		if (downgrade && !cfg->allow_https_downgrade) {
-			free(r->error_detail);
-			r->error_detail = util_printf(
-				"redirect from https to %s not followed "
-				"([fetch] allow_https_downgrade = false)",
-				r->location);
-		} else if (j->redirects >= cfg->max_redirects) {
-			char *last = r->location;
+		r->location = NULL;
+		job_free_result(j);
+		free(j->cur);
+		j->cur = next;
+		j->redirects++;
+		/* attempts (and the retry budget) are per URL: a redirect is
+		 * not a failed attempt. */
+		j->attempts = 0;
+		if (sched_enqueue(s, j, true) == 0)
+			return;
+		/* Resolved URLs always parse; be safe anyway. */
+		r->ok = false;
+		r->error = ERR_INVALID_URL;
+		r->error_detail = util_printf("bad redirect target");
+		r->length = r->elapsed_ms = -1;
+		r->connect_ms = r->tls_ms = -1;
+		r->fetched_at_ms = util_wall_ms();
+		break;
+	}
+	case POLICY_DOWNGRADE:
+		free(r->error_detail);
+		r->error_detail = util_printf(
+			"redirect from https to %s not followed "
+			"([fetch] allow_https_downgrade = false)",
+			r->location);
+		break;
+	case POLICY_TOO_MANY: {
+		char *last = r->location;
 
-			r->location = NULL;
-			job_free_result(j);
-			r->ok = false;
-			r->error = "too_many_redirects";
-			r->error_detail = util_printf(
-				"more than %d redirects; the last went to %s",
-				cfg->max_redirects, last);
-			r->final_url = strdup(job_url(j));
-			r->length = -1;
-			r->elapsed_ms = -1;
-			r->connect_ms = r->tls_ms = -1;
-			r->fetched_at_ms = util_wall_ms();
-			free(last);
-		} else {
-			char *next = r->location;
-
-			r->location = NULL;
-			job_free_result(j);
-			free(j->cur);
-			j->cur = next;
-			j->redirects++;
-			/* attempts (and the retry budget) are per URL: a
-			 * redirect is not a failed attempt. */
-			j->attempts = 0;
-			if (sched_enqueue(s, j, true) == 0)
-				return;
-			/* Resolved URLs always parse; be safe anyway. */
-			r->ok = false;
-			r->error = "invalid_url";
-			r->error_detail = util_printf("bad redirect target");
-			r->length = r->elapsed_ms = -1;
-			r->connect_ms = r->tls_ms = -1;
-			r->fetched_at_ms = util_wall_ms();
-		}
-	} else if (sched_retryable(r) && j->attempts <= cfg->retries &&
-		   !s->draining) {
-		int64_t delay = sched_retry_delay(s, j);
+		r->location = NULL;
+		job_free_result(j);
+		r->ok = false;
+		r->error = ERR_TOO_MANY_REDIRECTS;
+		r->error_detail = util_printf(
+			"more than %d redirects; the last went to %s",
+			cfg->max_redirects, last);
+		r->final_url = strdup(job_url(j));
+		r->length = -1;
+		r->elapsed_ms = -1;
+		r->connect_ms = r->tls_ms = -1;
+		r->fetched_at_ms = util_wall_ms();
+		free(last);
+		break;
+	}
+	case POLICY_RETRY: {
+		int64_t delay = policy_retry_delay(cfg, j->attempts,
+						   r->retry_after_ms,
+						   sched_random());
 		struct timeval tv = {(time_t)(delay / 1000),
 				     (suseconds_t)(delay % 1000) * 1000};
 
 		log_debug("retrying %s in %lld ms (attempt %d: %s %d)",
 			  job_url(j), (long long)delay, j->attempts,
-			  r->ok ? "status" : r->error, r->status);
+			  r->ok ? "status" : errkind_name(r->error),
+			  r->status);
 		job_free_result(j);
 		j->retry_ev = event_new(s->base, -1, 0, sched_retry_cb, j);
 		if (j->retry_ev == NULL)
@@ -421,6 +427,19 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		TAILQ_INSERT_TAIL(&s->sleeping, j, link);
 		event_add(j->retry_ev, &tv);
 		return;
+	}
+	case POLICY_REQUEUE:
+		/* Shutting down: the retry belongs to the next start.  The
+		 * row stays queued with its attempts so far, so the retry
+		 * budget carries over. */
+		log_debug("leaving %s queued for the next start (attempt %d: "
+			  "%s %d)",
+			  job_url(j), j->attempts,
+			  r->ok ? "status" : errkind_name(r->error), r->status);
+		sched_requeue(s, j);
+		return;
+	case POLICY_FINAL:
+		break;
 	}
 	r->attempts = j->attempts;
 	r->redirects = j->redirects;
@@ -529,6 +548,7 @@ static void sched_load_done(void *arg)
 			abort();
 		j->id = r->id;
 		j->url = r->url;
+		j->attempts = j->loaded_attempts = r->attempts;
 		j->s = s;
 		s->cursor = r->id;
 		s->in_mem++;
@@ -540,7 +560,7 @@ static void sched_load_done(void *arg)
 		if (sched_enqueue(s, j, false) != 0) {
 			/* Validated at ingestion, so only an older gatherd
 			 * with laxer rules could have queued this. */
-			j->res.error = "invalid_url";
+			j->res.error = ERR_INVALID_URL;
 			j->res.error_detail = strdup("not a valid http(s) URL");
 			j->res.length = -1;
 			j->res.redirects = -1;
@@ -616,7 +636,9 @@ static void sched_write_done(void *arg)
 	for (size_t i = 0; i < wr->n; i++) {
 		struct job *j = wr->jobs[i];
 
-		if (j->res.ok)
+		if (j->requeue)
+			s->n_requeued++;
+		else if (j->res.ok)
 			s->n_done++;
 		else
 			s->n_failed++;
@@ -665,6 +687,11 @@ static void sched_flush(struct sched *s)
 		TAILQ_REMOVE(&s->results, j, link);
 		wr->jobs[i] = j;
 		r->id = j->id;
+		if (j->requeue) {
+			r->state = STORE_QUEUED;
+			r->attempts = j->attempts;
+			continue;
+		}
 		r->state = j->res.ok ? STORE_DONE : STORE_FAILED;
 		r->status = j->res.ok ? j->res.status : 0;
 		r->length = j->res.ok ? j->res.length : -1;
@@ -741,15 +768,16 @@ bool sched_idle(const struct sched *s)
 void sched_drain(struct sched *s)
 {
 	/* Waiting jobs simply stay in memory until sched_free(): their rows
-	 * are still queued in the database for the next start.  So do rows
-	 * asleep before a retry. */
+	 * are still queued in the database for the next start.  Rows asleep
+	 * before a retry stay queued too, with their attempts stored. */
 	struct job *j;
 
 	s->draining = true;
 	while ((j = TAILQ_FIRST(&s->sleeping)) != NULL) {
 		TAILQ_REMOVE(&s->sleeping, j, link);
-		s->in_mem--;
-		job_free(j);
+		event_free(j->retry_ev);
+		j->retry_ev = NULL;
+		sched_requeue(s, j);
 	}
 	sched_notify(s);
 }
@@ -761,11 +789,12 @@ void sched_abort_in_flight(struct sched *s)
 	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
 		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
 		fetch_abort(j->fetch);
+		j->fetch = NULL;
 		j->host->in_flight--;
 		s->n_in_flight--;
-		s->in_mem--;
 		host_maybe_free(j->host);
-		job_free(j);
+		j->host = NULL;
+		sched_requeue(s, j);
 	}
 }
 
@@ -803,7 +832,22 @@ void sched_free(struct sched *s)
 
 	if (s == NULL)
 		return;
-	sched_abort_in_flight(s);
+	/* Nothing is written any more (the worker has finished what it was
+	 * given): every job is simply freed, its row stays queued. */
+	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
+		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
+		fetch_abort(j->fetch);
+		job_free(j);
+	}
+	if (s->writing != NULL) {
+		/* A batch whose write failed, waiting to be tried again. */
+		for (size_t i = 0; i < s->writing->n; i++)
+			job_free(s->writing->jobs[i]);
+		free(s->writing->jobs);
+		free(s->writing->res);
+		free(s->writing->cause);
+		free(s->writing);
+	}
 	while ((j = TAILQ_FIRST(&s->sleeping)) != NULL) {
 		TAILQ_REMOVE(&s->sleeping, j, link);
 		job_free(j);

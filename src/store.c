@@ -15,7 +15,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *insert_url, *put_pos, *get_pos;
-	sqlite3_stmt *load_queued, *put_result, *count_queued;
+	sqlite3_stmt *load_queued, *put_result, *put_attempts, *count_queued;
 };
 
 static char *store_err(struct store *s, const char *what)
@@ -110,11 +110,15 @@ static int store_migrate(struct store *s, char **cause)
 		    store_exec(s, m->sql, &err) != 0 ||
 		    store_exec(s, pragma, &err) != 0 ||
 		    store_exec(s, "COMMIT", &err) != 0) {
-			*cause = util_printf("migration %04d_%s: %s",
+			*cause = util_printf("migration %04d_%s failed: %s",
 					     m->version, m->name, err);
 			free(err);
-			store_exec(s, "ROLLBACK", &err);
-			free(err);
+			err = NULL;
+			/* A failed statement may have ended the transaction
+			 * already; a failing ROLLBACK then says nothing new. */
+			if (!sqlite3_get_autocommit(s->db) &&
+			    store_exec(s, "ROLLBACK", &err) != 0)
+				free(err);
 			return -1;
 		}
 		log_info("database migrated to schema version %d (%s)",
@@ -224,7 +228,7 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "FROM queue_position WHERE singleton = 1",
 			  cause) != 0 ||
 	    store_prepare(s, &s->load_queued,
-			  "SELECT id, url FROM urls WHERE state = 0 AND "
+			  "SELECT id, url, attempts FROM urls WHERE state = 0 AND "
 			  "id > ?1 ORDER BY id LIMIT ?2",
 			  cause) != 0 ||
 	    store_prepare(s, &s->put_result,
@@ -233,6 +237,10 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "attempts = ?7, final_url = ?8, redirects = ?9, "
 			  "content_type = ?10, fetched_at = ?11, "
 			  "elapsed_ms = ?12, connect_ms = ?13, tls_ms = ?14 "
+			  "WHERE id = ?1 AND state = 0",
+			  cause) != 0 ||
+	    store_prepare(s, &s->put_attempts,
+			  "UPDATE urls SET attempts = ?2 "
 			  "WHERE id = ?1 AND state = 0",
 			  cause) != 0 ||
 	    store_prepare(s, &s->count_queued,
@@ -252,7 +260,8 @@ void store_close(struct store *s)
 		return;
 	sqlite3_stmt *all[] = {s->begin,       s->commit,     s->rollback,
 			       s->insert_url,  s->put_pos,    s->get_pos,
-			       s->load_queued, s->put_result, s->count_queued};
+			       s->load_queued, s->put_result, s->put_attempts,
+			       s->count_queued};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	if (s->db != NULL)
@@ -301,8 +310,8 @@ int store_ingest(struct store *s, const struct store_line *lines, size_t n,
 			sqlite3_bind_null(st, 4);
 		} else {
 			sqlite3_bind_int(st, 2, STORE_FAILED);
-			sqlite3_bind_text(st, 3, "invalid_url", -1,
-					  SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, errkind_name(ERR_INVALID_URL),
+					  -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 4, l->invalid_detail, -1,
 					  SQLITE_STATIC);
 		}
@@ -346,6 +355,7 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 		const char *url = (const char *)sqlite3_column_text(st, 1);
 
 		r[count].id = sqlite3_column_int64(st, 0);
+		r[count].attempts = sqlite3_column_int(st, 2);
 		r[count].url = strdup(url ? url : "");
 		if (r[count].url == NULL) {
 			rc = SQLITE_NOMEM;
@@ -393,11 +403,19 @@ int store_put_results(struct store *s, const struct store_result *res,
 	for (size_t i = 0; i < n; i++) {
 		const struct store_result *r = &res[i];
 
+		if (r->state == STORE_QUEUED) {
+			sqlite3_bind_int64(s->put_attempts, 1, r->id);
+			sqlite3_bind_int(s->put_attempts, 2, r->attempts);
+			if (store_step_done(s, s->put_attempts,
+					    "record attempts", cause) != 0)
+				goto fail;
+			continue;
+		}
 		sqlite3_bind_int64(st, 1, r->id);
 		sqlite3_bind_int(st, 2, r->state);
 		store_bind_opt(st, 3, r->status > 0 ? r->status : -1);
 		store_bind_opt(st, 4, r->length);
-		store_bind_text_or_null(st, 5, r->error);
+		store_bind_text_or_null(st, 5, errkind_name(r->error));
 		store_bind_text_or_null(st, 6, r->error_detail);
 		sqlite3_bind_int(st, 7, r->attempts);
 		store_bind_text_or_null(st, 8, r->final_url);
@@ -473,8 +491,9 @@ int store_read_status(const char *path, int64_t now_ms,
 	}
 	sqlite3_busy_timeout(db, 5000);
 	/* One read transaction: every number comes from the same snapshot. */
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    store_query_int(db, "PRAGMA user_version", 0, &v, cause) != 0)
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail_db;
+	if (store_query_int(db, "PRAGMA user_version", 0, &v, cause) != 0)
 		goto fail_msg;
 	out->schema_version = (int)v;
 	if (v < 1) {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errkind.h"
+
 struct store;
 
 /* Row states as stored (the view renders them as text). */
@@ -48,15 +50,18 @@ struct store_line {
 struct store_row {
 	int64_t id;
 	char *url; /* malloc'd, NUL-terminated */
+	int attempts; /* made in earlier runs (left queued at shutdown) */
 };
 
-/* The recorded outcome of one row (strings may be NULL). */
+/* The recorded outcome of one row (strings may be NULL).  STORE_QUEUED
+ * records no outcome: the row stays queued and only `attempts` is stored
+ * (a retry left for the next start). */
 struct store_result {
 	int64_t id;
-	enum store_state state; /* STORE_DONE or STORE_FAILED */
+	enum store_state state; /* STORE_DONE, STORE_FAILED or STORE_QUEUED */
 	int status;             /* 0 = NULL */
 	int64_t length;         /* < 0 = NULL */
-	const char *error;
+	enum errkind error;
 	const char *error_detail;
 	int attempts;
 	const char *final_url;

@@ -32,7 +32,8 @@ so tests sharing one server stay independent):
                          C (default 503) with a 5-byte body; how=drop closes
                          without a byte, how=reset sends an RST, how=stall
                          sends nothing.  ra=S adds "Retry-After: S" to the
-                         failures; to=URL makes the success a 302 to URL.
+                         failures; to=URL makes the success a 302 to URL;
+                         ms=M waits M ms before each failure.
   /retry-after?key=K&secs=S&date=D&code=C  the first request for K gets C
                          (default 429) with Retry-After: S (seconds), or with
                          date=1 the HTTP date (IMF-fixdate) S seconds from
@@ -422,6 +423,10 @@ async def behave_more(reader, writer, req, path, q, keep):
         n = STATS.bump(path, key)
         fail = qint(q, "fail", 2)
         if n < fail:
+            # ms=: wait that long before failing (a slow failure).
+            if not await sleep_or_peer_gone(
+                    reader, qint(q, "ms", 0, hi=int(MAX_HOLD_S * 1000)) / 1000):
+                return False
             how = q.get("how", ["status"])[0]
             if how == "drop":
                 req.finish()

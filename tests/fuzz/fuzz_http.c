@@ -61,7 +61,7 @@ static void parse(struct http_resp *r, const char *data, size_t len, size_t cut,
 		res = http_resp_eof(r);
 	CHECK(res != HTTP_MORE);
 	CHECK((res == HTTP_ERROR) == (http_resp_error(r) != HTTP_ERR_NONE));
-	CHECK(res != HTTP_ERROR || http_error_name(http_resp_error(r)) != NULL);
+	CHECK(res != HTTP_ERROR || http_error_kind(http_resp_error(r)) != ERR_NONE);
 	CHECK(res == HTTP_DONE || !http_resp_keep_alive(r));
 	if (res == HTTP_DONE) {
 		int st = http_resp_status(r);

@@ -293,12 +293,20 @@ def test_https_to_http_downgrade(gatherd, fsrv, fault_pki):
     tls_target = "/landed/tls?key=%s-tls" % k
     tls = f.url("/redirect?to=" + quote(tls_target, safe="/"),
                 scheme="https")
-    urls = [down, up, tls]
+    # The scheme is case-insensitive: an upper-case HTTPS:// URL is https,
+    # and its downgrade is refused just the same (policy is decided on the
+    # parsed URL, never on its text).
+    down_upper = down.replace("https://", "HTTPS://", 1)
+    urls = [down, up, tls, down_upper]
     tls_conf = {"ca_file": str(fault_pki["ca"])}
 
     by, _, _ = run_once(gatherd, urls, tls=tls_conf)
     r = by[down]
     # Refused by default: the 3xx is the final response.
+    assert (r["state"], r["status"], r["error"], r["redirects"],
+            r["final_url"]) == ("done", 302, None, 0, down), shown(r)
+    assert r["error_detail"] and down_target in r["error_detail"], shown(r)
+    r = by[down_upper]
     assert (r["state"], r["status"], r["error"], r["redirects"],
             r["final_url"]) == ("done", 302, None, 0, down), shown(r)
     assert r["error_detail"] and down_target in r["error_detail"], shown(r)
@@ -488,8 +496,9 @@ def test_retry_after_obsolete_http_date_formats(gatherd, fsrv, fmt):
 
 def test_sigterm_while_rows_wait_for_retry(gatherd, fsrv):
     """SIGTERM while a row sleeps before its retry (Retry-After: 30): the
-    daemon exits at once, the row stays queued, and the next start fetches
-    it again from its first attempt."""
+    daemon exits at once, the row stays queued with the attempt it made
+    (so the retry budget carries over), and the next start makes its
+    second attempt."""
     f = fsrv
     k = tok("term")
     u = f.url("/flaky?fail=1&code=503&ra=30&key=" + k)
@@ -506,12 +515,13 @@ def test_sigterm_while_rows_wait_for_retry(gatherd, fsrv):
     assert rc == 0, gatherd.stderr_of(proc)[-2000:]
     assert took < 3, took
     rows = {r["url"]: r for r in gatherd.rows()}
-    assert rows[u]["state"] == "queued", shown(rows[u])
+    assert (rows[u]["state"], rows[u]["status"], rows[u]["error"],
+            rows[u]["attempts"]) == ("queued", None, None, 1), shown(rows[u])
     assert rows[done]["state"] == "done"
     # Next start: the row is fetched again (the server now answers 200).
     gatherd.once(timeout=60)
     r = gatherd.rows()[0]
-    assert (r["state"], r["status"], r["attempts"]) == ("done", 200, 1), \
+    assert (r["state"], r["status"], r["attempts"]) == ("done", 200, 2), \
         shown(r)
     assert len(f.records(k)) == 2
 

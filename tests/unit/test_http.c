@@ -967,10 +967,14 @@ static void test_build_request(void)
 
 static void test_error_names(void)
 {
-	TAP_CHECK(http_error_name(HTTP_ERR_NONE) == NULL);
-	TAP_CHECK_STR(http_error_name(HTTP_ERR_PROTOCOL), "http_protocol");
-	TAP_CHECK_STR(http_error_name(HTTP_ERR_TOO_LARGE), "too_large");
-	TAP_CHECK_STR(http_error_name(HTTP_ERR_TRUNCATED), "truncated");
+	TAP_CHECK(http_error_kind(HTTP_ERR_NONE) == ERR_NONE);
+	TAP_CHECK(errkind_name(http_error_kind(HTTP_ERR_NONE)) == NULL);
+	TAP_CHECK_STR(errkind_name(http_error_kind(HTTP_ERR_PROTOCOL)),
+		      "http_protocol");
+	TAP_CHECK_STR(errkind_name(http_error_kind(HTTP_ERR_TOO_LARGE)),
+		      "too_large");
+	TAP_CHECK_STR(errkind_name(http_error_kind(HTTP_ERR_TRUNCATED)),
+		      "truncated");
 }
 
 static const struct tap_test tests[] = {

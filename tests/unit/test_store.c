@@ -172,12 +172,12 @@ static void test_results_exactly_once(void)
 				  {"http://h/b", 10, NULL}};
 	struct store_queue_pos pos = {1, 1, 1, 0, 0};
 	struct store_result r[2] = {
-		{1, STORE_DONE, 200, 13793, NULL, NULL, 1, "http://h/a", 0,
+		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
 		 "text/html", 1700000000000LL, 12, 3, 7},
-		{2, STORE_FAILED, 0, -1, "timeout", "request took too long", 1,
+		{2, STORE_FAILED, 0, -1, ERR_TIMEOUT, "request took too long", 1,
 		 NULL, -1, NULL, 1700000000000LL, 5000, -1, -1},
 	};
-	struct store_result again = {1,    STORE_FAILED, 0,  -1, "dns", "x", 2,
+	struct store_result again = {1,    STORE_FAILED, 0,  -1, ERR_DNS, "x", 2,
 				     NULL, -1,           NULL, 0, 1,     -1, -1};
 	struct store_row *rows = NULL;
 	size_t n = 5;
