@@ -94,6 +94,8 @@ static const struct config_opt options[] = {
 	OPTION_LEVEL("gatherd", "log_level", log_level, "info", true),
 	OPTION_INT("gatherd", "stats_interval_s", stats_interval_s,
 		   "10", 0, 86400, true),
+	OPTION_INT("gatherd", "shutdown_timeout_ms", shutdown_timeout_ms,
+		   "10000", 0, 3600000, true),
 
 	OPTION_INT("fetch", "max_in_flight", max_in_flight,
 		   "64", 1, 100000, true),

@@ -19,6 +19,7 @@ struct config {
 	char *database;	  /* required; its directory exists */
 	int log_level;	  /* LOG_ERROR..LOG_DEBUG from log.h */
 	int stats_interval_s;
+	int shutdown_timeout_ms; /* SIGTERM: how long in-flight fetches get */
 	/* [fetch] */
 	int max_in_flight;
 	int max_per_host;

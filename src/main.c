@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "dns.h"
 #include "fetch.h"
+#include "lock.h"
 #include "log.h"
 #include "queue.h"
 #include "scheduler.h"
@@ -37,10 +38,10 @@
 #define GATHERD_VERSION "0.0.0"
 #endif
 
-/* How long in-flight fetches may run on after SIGTERM, and how long the
- * last writes may then take before gatherd gives up on them (their rows
- * stay queued and are fetched again on the next start). */
-#define APP_DRAIN_MS 10000
+/* How long the last writes may take, after the in-flight fetches were
+ * given [gatherd] shutdown_timeout_ms, before gatherd gives up on them
+ * (their rows stay queued and are fetched again on the next start).  The
+ * unit's TimeoutStopSec must exceed the two together. */
 #define APP_FLUSH_MS 10000
 
 struct app {
@@ -50,8 +51,10 @@ struct app {
 	struct config_override *ov;
 	int n_ov;
 	bool once;
+	bool running;  /* the loop was started: there is a run to report */
 	bool stopping;
 	bool aborted;
+	struct lock *lock;
 	struct worker *worker;
 	struct store *store;
 	struct queue *queue;
@@ -132,6 +135,8 @@ static size_t app_idle_cap(const struct config *cfg)
 /* Stop the loop once there is nothing left to do. */
 static void app_check_finish(struct app *a)
 {
+	if (!a->running)
+		return; /* start-up, or after the loop ended */
 	if (a->stopping) {
 		if (sched_drained(a->sched) && !queue_busy(a->queue))
 			event_base_loopbreak(a->base);
@@ -158,21 +163,35 @@ static void app_ingested_cb(void *arg, size_t n_queued, size_t n_failed)
 		app_check_finish(a);
 }
 
+/* Abort the fetches still in flight (their rows stay queued), then give
+ * the last writes APP_FLUSH_MS.  `why` says what led here, for the log. */
+static void app_abort(struct app *a, const char *why)
+{
+	struct sched_stats ss;
+
+	sched_get_stats(a->sched, &ss);
+	log_warn("%s: aborting %llu in-flight fetches (their rows stay "
+		 "queued)",
+		 why, (unsigned long long)ss.in_flight);
+	a->aborted = true;
+	sched_abort_in_flight(a->sched);
+	struct timeval tv = {APP_FLUSH_MS / 1000, 0};
+	event_add(a->ev_deadline, &tv);
+	app_check_finish(a);
+}
+
 static void app_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct app *a = arg;
+	char why[80];
 
 	(void)fd;
 	(void)what;
 	if (!a->aborted) {
-		log_warn("fetches still running after %d ms: aborting them "
-			 "(their rows stay queued)",
-			 APP_DRAIN_MS);
-		a->aborted = true;
-		sched_abort_in_flight(a->sched);
-		struct timeval tv = {APP_FLUSH_MS / 1000, 0};
-		event_add(a->ev_deadline, &tv);
-		app_check_finish(a);
+		snprintf(why, sizeof why, "fetches still running after %d ms "
+			 "([gatherd] shutdown_timeout_ms)",
+			 a->cfg.shutdown_timeout_ms);
+		app_abort(a, why);
 		return;
 	}
 	log_error("results could not be written within %d ms: exiting; "
@@ -216,18 +235,22 @@ static void app_stop(struct app *a, const char *why)
 {
 	if (a->stopping) {
 		if (!a->aborted) {
-			log_warn("%s again: aborting in-flight fetches", why);
-			event_active(a->ev_deadline, EV_TIMEOUT, 0);
+			char again[32];
+
+			snprintf(again, sizeof again, "%s again", why);
+			event_del(a->ev_deadline);
+			app_abort(a, again);
 		}
 		return;
 	}
 	log_info("%s: stopping; waiting up to %d ms for in-flight fetches",
-		 why, APP_DRAIN_MS);
+		 why, a->cfg.shutdown_timeout_ms);
 	app_notify("STOPPING=1");
 	a->stopping = true;
 	queue_stop(a->queue);
 	sched_drain(a->sched);
-	struct timeval tv = {APP_DRAIN_MS / 1000, 0};
+	int ms = a->cfg.shutdown_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	event_add(a->ev_deadline, &tv);
 	app_check_finish(a);
 }
@@ -302,13 +325,22 @@ static int app_run(struct app *a)
 {
 	struct app_open_job oj = {0};
 	char *cause = NULL;
+	bool ran = false;
 	int rc = 1;
 
+	/* Before anything touches the database or the queue file: a second
+	 * daemon must not ingest or fetch a single line. */
+	if (lock_acquire(a->cfg.database, &a->lock, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	app_raise_nofile();
 	a->base = event_base_new();
 	if (a->base == NULL) {
 		log_error("cannot create the event loop");
+		lock_release(a->lock);
 		return 1;
 	}
 	a->worker = thread_start(a->base);
@@ -338,8 +370,11 @@ static int app_run(struct app *a)
 	}
 	a->tls = tls_new(a->cfg.tls_verify, a->cfg.tls_ca_file, &cause);
 	if (a->tls == NULL) {
+		/* In practice a [tls] ca_file that holds no certificate: a
+		 * configuration error. */
 		log_error("%s", cause);
 		free(cause);
+		rc = 2;
 		goto out;
 	}
 	a->pool = conn_pool_new(a->base);
@@ -376,13 +411,16 @@ static int app_run(struct app *a)
 		 a->cfg.max_per_host, a->once ? ", --once" : "");
 	app_notify("READY=1\nSTATUS=ready");
 	app_watchdog_start(a);
+	a->running = ran = true;
 	sched_kick(a->sched);
 
 	if (event_base_dispatch(a->base) < 0) {
 		log_error("event loop failed");
-		goto out;
+		rc = 1;
+	} else {
+		rc = 0;
 	}
-	rc = 0;
+	a->running = false;
 out:
 	if (a->queue != NULL)
 		queue_stop(a->queue);
@@ -393,10 +431,11 @@ out:
 	while (a->worker != NULL && thread_pending(a->worker) > 0)
 		event_base_loop(a->base, EVLOOP_ONCE);
 	if (a->stats != NULL) {
-		stats_final(a->stats);
+		if (ran)
+			stats_final(a->stats);
 		stats_free(a->stats);
 	}
-	if (a->pool != NULL && a->tls != NULL && a->dns != NULL)
+	if (ran)
 		log_info("connections opened %lu, TLS handshakes %lu (%lu "
 			 "resumed), DNS queries %lu (%lu answered from cache)",
 			 conn_pool_opened(a->pool), tls_handshakes(a->tls),
@@ -421,6 +460,7 @@ out:
 	if (a->ev_watchdog != NULL)
 		event_free(a->ev_watchdog);
 	event_base_free(a->base);
+	lock_release(a->lock);
 	return rc;
 }
 

@@ -325,7 +325,9 @@ static int queue_open_path(struct queue *q, char **cause)
 
 	/* Create it so producers can append right away; group-writable so
 	 * members of the service's group can submit. */
-	fd = open(q->path, O_RDONLY | O_CREAT | O_CLOEXEC, 0664);
+	/* O_NONBLOCK: a FIFO at the path must not block the open (it is
+	 * refused below); reads of a regular file never block anyway. */
+	fd = open(q->path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0664);
 	if (fd < 0) {
 		*cause = util_printf("cannot open queue file %s: %s", q->path,
 				     strerror(errno));
@@ -334,6 +336,12 @@ static int queue_open_path(struct queue *q, char **cause)
 	if (fstat(fd, &st) != 0) {
 		*cause = util_printf("cannot stat queue file %s: %s", q->path,
 				     strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*cause = util_printf("queue file %s is not a regular file",
+				     q->path);
 		close(fd);
 		return -1;
 	}

@@ -14,8 +14,10 @@ import subprocess
 import time
 
 import pytest
+from pathlib import Path
 
-from conftest import wait_for
+from conftest import check_sanitizers, wait_for
+from ops_helpers import run_cli, submit
 
 
 def tok(name):
@@ -133,3 +135,236 @@ def test_failing_migration_is_a_clear_error(gatherd):
     con = sqlite3.connect(str(g.db))
     assert con.execute("PRAGMA user_version").fetchone()[0] == 3
     con.close()
+
+
+# ====================================================================
+# One daemon per database
+# ====================================================================
+
+def error_lines(text):
+    return [l for l in text.splitlines() if " error: " in l]
+
+
+def test_second_daemon_refused(gatherd, nginx, tmp_path):
+    """A second gatherd on the same database (an admin running it by hand
+    while the service runs; two containers on one volume) exits 1 at once
+    naming the first one's pid, in daemon and --once mode, while status,
+    submit, check-config and sqlite3 keep working.  After the first is
+    killed with -9 the lock is gone with it: a new daemon starts without
+    any cleanup, and every URL ends as exactly one row fetched once."""
+    g = gatherd
+    k = tok("lock")
+    urls = [nginx.url("/page.html?%s-%d" % (k, i)) for i in range(50)]
+    g.write_config(fetch={"max_in_flight": 4})
+    g.write_queue(urls[:25])
+    mark = nginx.log_mark()
+    first = g.start()
+    g.wait_ready(first)
+    db = os.path.realpath(g.db)
+
+    for mode in ((), ("--once",)):
+        t0 = time.monotonic()
+        second = g.start(*mode)
+        rc = second.wait(timeout=20)
+        took = time.monotonic() - t0
+        err = g.stderr_of(second)
+        assert rc == 1, err
+        assert took < 5, took
+        msg = "another gatherd (pid %d) is using %s" % (first.pid, db)
+        assert msg in err, err
+        assert len(error_lines(err)) == 1, err
+        assert "ready" not in err and "finished:" not in err, err
+    assert first.poll() is None
+
+    cp = run_cli(g, ["status"])
+    assert cp.returncode == 0, cp.stderr
+    cp = run_cli(g, ["check-config"])
+    assert cp.returncode == 0, cp.stderr
+    cp = submit(g, urls[25:])
+    assert cp.returncode == 0, cp.stderr
+    out = subprocess.run(["sqlite3", str(g.db),
+                          "select count(*) from results"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: g.count("state = 'done'") == 50, 60,
+             what="all 50 fetched by the first daemon")
+
+    # kill -9: the lock dies with the process.
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert os.path.exists(str(g.db) + ".lock")
+    g.append_raw("".join(u + "\n" for u in [nginx.url("/one.txt?" + k)]))
+    cp, _ = g.once(timeout=60)
+    assert "another gatherd" not in cp.stderr
+    rows = g.rows()
+    assert [r["url"] for r in rows] == urls + [nginx.url("/one.txt?" + k)]
+    assert all(r["state"] == "done" for r in rows), rows
+    served = [e["uri"] for e in nginx.log_entries(mark)]
+    assert sorted(served) == sorted(
+        "/" + u.split("/", 3)[3] for u in [r["url"] for r in rows])
+
+
+# ====================================================================
+# Start-up failures
+# ====================================================================
+
+def startup_failure(g, mode):
+    """Run gatherd (daemon or --once) expecting it to fail at start-up:
+    returns (exit status, stderr)."""
+    if mode == "once":
+        cp = g.run("--once", timeout=30)
+        return cp.returncode, cp.stderr
+    proc = g.start()
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("gatherd kept running: " + g.stderr_of(proc)[-2000:])
+    g.checked.add(proc.stderr_path)
+    err = g.stderr_of(proc)
+    check_sanitizers(err)
+    return rc, err
+
+
+def setup_dangling_symlink(g, tmp_path):
+    q = g.root / "queue-link"
+    q.symlink_to(tmp_path / "missing-dir" / "queue")
+    g.write_config(gatherd={"queue_file": str(q)})
+    return 1, "cannot open queue file %s" % q
+
+
+def setup_fifo(g, tmp_path):
+    q = g.root / "queue-fifo"
+    os.mkfifo(q)
+    g.write_config(gatherd={"queue_file": str(q)})
+    return 1, "queue file %s is not a regular file" % q
+
+
+def setup_not_a_database(g, tmp_path):
+    (g.root / "results.db").write_bytes(b"this is not a database\n" * 100)
+    g.write_config()
+    return 1, "file is not a database"
+
+
+def setup_bad_ca_file(g, tmp_path):
+    ca = g.root / "ca.pem"
+    ca.write_text("not a certificate\n")
+    g.write_config(tls={"ca_file": str(ca)})
+    return 2, "cannot load [tls] ca_file"
+
+
+STARTUP_FAILURES = {
+    "queue-dangling-symlink": setup_dangling_symlink,
+    "queue-is-a-fifo": setup_fifo,
+    "database-not-sqlite": setup_not_a_database,
+    "ca-file-not-pem": setup_bad_ca_file,
+}
+
+
+@pytest.mark.parametrize("mode", ["once", "daemon"])
+@pytest.mark.parametrize("case", sorted(STARTUP_FAILURES))
+def test_startup_failure_exits_cleanly(gatherd, tmp_path, case, mode):
+    """Every start-up failure exits 1 (2 for configuration) with one clear
+    error line, no crash (--once used to segfault when the queue file
+    could not be opened), and no 'finished' summary of a run that never
+    happened."""
+    want_rc, want_msg = STARTUP_FAILURES[case](gatherd, tmp_path)
+    rc, err = startup_failure(gatherd, mode)
+    assert rc == want_rc, err
+    assert want_msg in err, err
+    assert len(error_lines(err)) == 1, err
+    assert "finished:" not in err and "ready" not in err, err
+
+
+def test_unwritable_queue_directory(gatherd_bin, tmp_path):
+    """The queue file's directory is not writable by the user gatherd runs
+    as (and the file does not exist): a clear error and exit 1, for both
+    modes.  Run as `nobody`, since root may write anywhere."""
+    import shutil
+    import tempfile
+    from conftest import Gatherd
+    if shutil.which("runuser") is None:
+        pytest.skip("runuser (util-linux) is needed to run as nobody")
+    top = Path(tempfile.mkdtemp(prefix="gatherd-ro-"))
+    try:
+        top.chmod(0o755)
+        qdir = top / "spool"
+        qdir.mkdir(mode=0o555)
+        qdir.chmod(0o555)
+        dbdir = top / "db"
+        dbdir.mkdir()
+        os.chown(dbdir, 65534, 65534)
+        conf = top / "gatherd.conf"
+        conf.write_text("[gatherd]\nqueue_file = %s/queue\n"
+                        "database = %s/g.db\n" % (qdir, dbdir))
+        conf.chmod(0o644)
+        for mode in (["--once"], []):
+            cp = subprocess.run(
+                ["runuser", "-u", "nobody", "--", gatherd_bin, "-c",
+                 str(conf)] + mode, capture_output=True, text=True,
+                timeout=30)
+            check_sanitizers(cp.stderr)
+            assert cp.returncode == 1, cp.stderr
+            assert ("cannot open queue file %s/queue: Permission denied"
+                    % qdir) in cp.stderr, cp.stderr
+            assert len(error_lines(cp.stderr)) == 1, cp.stderr
+            assert "finished:" not in cp.stderr, cp.stderr
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+# ====================================================================
+# The drain time is a key; a second signal says what happened
+# ====================================================================
+
+def test_shutdown_timeout_is_a_reloadable_key(gatherd, fsrv):
+    """[gatherd] shutdown_timeout_ms bounds the SIGTERM drain (it was a
+    hard-coded 10 s), and SIGHUP changes it; the aborted fetch's row stays
+    queued."""
+    f = fsrv
+    k = tok("sdt")
+    slow = f.url("/slow?ms=30000&key=" + k)
+    g = gatherd
+    g.write_config(gatherd={"shutdown_timeout_ms": 20000})
+    g.write_queue([slow])
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_for(lambda: len(f.records(k)) == 1, 20, what="slow request")
+    g.write_config(gatherd={"shutdown_timeout_ms": 1200})
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in g.stderr_of(proc), 10,
+             what="reload")
+    rc, took = g.stop(proc, signal.SIGTERM, timeout=30)
+    err = g.stderr_of(proc)
+    assert rc == 0, err
+    assert 1.1 <= took < 4, (took, err)
+    assert "waiting up to 1200 ms for in-flight fetches" in err, err
+    assert ("fetches still running after 1200 ms ([gatherd] "
+            "shutdown_timeout_ms): aborting 1 in-flight fetches") in err, err
+    r = g.rows()[0]
+    assert (r["state"], r["attempts"]) == ("queued", 0), shown(r)
+
+
+def test_second_sigterm_says_what_happened(gatherd, fsrv):
+    """A second SIGTERM aborts the in-flight fetches at once and says so;
+    it used to log 'fetches still running after 10000 ms' half a second
+    after the first."""
+    f = fsrv
+    k = tok("twice")
+    slow = f.url("/slow?ms=30000&key=" + k)
+    g = gatherd
+    g.write_config(gatherd={"shutdown_timeout_ms": 30000})
+    g.write_queue([slow])
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_for(lambda: len(f.records(k)) == 1, 20, what="slow request")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM: stopping" in g.stderr_of(proc), 10,
+             what="first SIGTERM handled")
+    rc, took = g.stop(proc, signal.SIGTERM, timeout=30)
+    err = g.stderr_of(proc)
+    assert rc == 0, err
+    assert took < 3, (took, err)
+    assert ("SIGTERM again: aborting 1 in-flight fetches (their rows stay "
+            "queued)") in err, err
+    assert "still running after" not in err, err
+    assert g.rows()[0]["state"] == "queued"

@@ -184,6 +184,7 @@ static void test_defaults(void)
 	TAP_CHECK_STR(cfg.dns_nameserver, "");
 	TAP_CHECK(cfg.dns_timeout_ms == 5000);
 	TAP_CHECK(cfg.dns_cache_ttl_s == 300);
+	TAP_CHECK(cfg.shutdown_timeout_ms == 10000);
 	config_free(&cfg);
 	TAP_CHECK(cfg.queue_file == NULL && cfg.dns_nameserver == NULL);
 	config_free(&cfg); /* twice is harmless */
@@ -197,7 +198,7 @@ static void test_table(void)
 		TAP_CHECK(config_option_default(n) != NULL);
 		n++;
 	}
-	TAP_CHECK(n == 23);
+	TAP_CHECK(n == 24);
 	TAP_CHECK(config_option_name(-1) == NULL);
 	TAP_CHECK(config_option_default(n) == NULL);
 	TAP_CHECK_STR(config_option_name(0), "gatherd.queue_file");
