@@ -23,22 +23,75 @@ struct cli_submit {
 	char *buf;
 	size_t len, cap;
 	long queued, rejected;
+	long n_buffered; /* URLs in buf */
+	long flushed;    /* URLs written to the file */
 	bool write_failed;
 };
 
-/* Append the buffered lines in one locked write.  If the write comes up
- * short (disk full), the file is cut back to where it was, so no partial
- * line is left for the next producer's line to be glued onto. */
+/* How many bytes at the end of fd (of `size` bytes) follow its last
+ * newline: an unfinished line.  Looks at most `max` bytes back; returns
+ * -1 when it cannot read. */
+static int64_t cli_partial_tail(int fd, int64_t size, int64_t max)
+{
+	char buf[4096];
+	int64_t end = size, seen = 0;
+
+	while (end > 0 && seen < max) {
+		size_t n = end < (int64_t)sizeof buf ? (size_t)end : sizeof buf;
+		ssize_t r = pread(fd, buf, n, end - (int64_t)n);
+
+		if (r != (ssize_t)n)
+			return -1;
+		for (ssize_t i = r - 1; i >= 0; i--) {
+			if (buf[i] == '\n')
+				return size - (end - (int64_t)n + i + 1);
+		}
+		end -= (int64_t)n;
+		seen += (int64_t)n;
+	}
+	return size - end;
+}
+
+/* Count the newlines in buf[0..len) and return the end of the last one
+ * (0 when there is none). */
+static size_t cli_complete_end(const char *buf, size_t len, long *lines)
+{
+	size_t end = 0;
+
+	*lines = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n') {
+			(*lines)++;
+			end = i + 1;
+		}
+	}
+	return end;
+}
+
+/* Append the buffered lines in one locked write.
+ *
+ * A queue file that ends in an unfinished line (a writer that died
+ * mid-line, printf without \n) would have our first URL glued onto it: the
+ * fragment is ended with a newline first, so it becomes a row of its own.
+ * If the write comes up short (disk full), the file is cut back to the
+ * end of the last complete line written, never further: the daemon may
+ * already have read those lines, and a cut below them would look like a
+ * truncation and make it read the whole file again.  Those lines are
+ * queued, and counted so. */
 static int cli_flush(struct cli_submit *c)
 {
 	struct stat st;
-	size_t off = 0;
+	size_t off = 0, skip = 0;
 
-	if (c->len == 0)
-		return 0;
+	if (c->len <= 1)
+		return 0; /* nothing buffered (see cli_submit) */
 	if (c->fd < 0) {
-		c->fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		c->fd = open(c->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC,
 			     0664);
+		if (c->fd < 0 && errno == EACCES) /* may append, not read */
+			c->fd = open(c->path,
+				     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+				     0664);
 		if (c->fd < 0) {
 			fprintf(stderr, "gatherd: cannot open queue file %s: %s\n",
 				c->path, strerror(errno));
@@ -50,6 +103,25 @@ static int cli_flush(struct cli_submit *c)
 			c->path, strerror(errno));
 		return -1;
 	}
+	int64_t partial = cli_partial_tail(c->fd, st.st_size, 64 * 1024);
+	if (partial != 0) {
+		/* The buffer keeps a byte free in front for this. */
+		if (partial > 0)
+			fprintf(stderr,
+				"gatherd: warning: %s ended in an unfinished "
+				"line (%lld bytes without a newline); ended "
+				"it, so it becomes a row of its own\n",
+				c->path, (long long)partial);
+		else
+			fprintf(stderr,
+				"gatherd: warning: cannot read the end of %s; "
+				"starting with a newline to be safe\n",
+				c->path);
+		c->buf[0] = '\n';
+	} else {
+		skip = 1;
+	}
+	off = skip;
 	while (off < c->len) {
 		ssize_t n = write(c->fd, c->buf + off, c->len - off);
 
@@ -57,8 +129,14 @@ static int cli_flush(struct cli_submit *c)
 			continue;
 		if (n <= 0) {
 			int err = n < 0 ? errno : ENOSPC;
+			long lines = 0;
+			size_t keep = cli_complete_end(c->buf + skip,
+						       off - skip, &lines);
 
-			if (ftruncate(c->fd, st.st_size) != 0)
+			/* The fragment's newline is not one of ours. */
+			if (!skip && lines > 0)
+				lines--;
+			if (ftruncate(c->fd, st.st_size + (off_t)keep) != 0)
 				fprintf(stderr,
 					"gatherd: cannot undo a partial write "
 					"to %s: %s\n",
@@ -66,12 +144,15 @@ static int cli_flush(struct cli_submit *c)
 			flock(c->fd, LOCK_UN);
 			fprintf(stderr, "gatherd: cannot append to %s: %s\n",
 				c->path, strerror(err));
+			c->flushed += lines;
 			return -1;
 		}
 		off += (size_t)n;
 	}
 	flock(c->fd, LOCK_UN);
-	c->len = 0;
+	c->flushed += c->n_buffered;
+	c->n_buffered = 0;
+	c->len = 1;
 	return 0;
 }
 
@@ -103,6 +184,7 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 	c->len += tlen;
 	c->buf[c->len++] = '\n';
 	c->queued++;
+	c->n_buffered++;
 	if (c->len >= CLI_FLUSH_BYTES && !c->write_failed &&
 	    cli_flush(c) != 0)
 		c->write_failed = true;
@@ -110,9 +192,15 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 
 int cli_submit(const struct config *cfg, int n, char **urls)
 {
-	struct cli_submit c = {.path = cfg->queue_file, .fd = -1};
+	/* buf[0] is kept for the newline that may end an unfinished line
+	 * already in the file (see cli_flush). */
+	struct cli_submit c = {.path = cfg->queue_file, .fd = -1, .len = 1};
 	int rc;
 
+	c.cap = CLI_FLUSH_BYTES;
+	c.buf = malloc(c.cap);
+	if (c.buf == NULL)
+		abort();
 	if (n == 0) {
 		fprintf(stderr, "gatherd: submit needs URLs, or - to read "
 				"them from standard input\n");
@@ -144,7 +232,9 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 	else
 		rc = c.rejected > 0 ? 2 : 0;
 	if (c.write_failed)
-		fprintf(stderr, "gatherd: some URLs were not queued\n");
+		fprintf(stderr, "gatherd: queued %ld of %ld URL%s to %s; the "
+				"others were not queued\n",
+			c.flushed, c.queued, c.queued == 1 ? "" : "s", c.path);
 	else
 		fprintf(stderr, "gatherd: queued %ld URL%s to %s%s\n",
 			c.queued, c.queued == 1 ? "" : "s", c.path,
@@ -184,6 +274,19 @@ int cli_status(const struct config *cfg, bool json)
 		return 1;
 	}
 	double rate = (double)st.fetched_last_60s / 60.0;
+	/* Bytes at the end of the queue file that wait for a newline (-1:
+	 * the file cannot be read by this user). */
+	int64_t partial = -1;
+	int qfd = open(cfg->queue_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat qst;
+	if (qfd >= 0) {
+		if (fstat(qfd, &qst) == 0 && S_ISREG(qst.st_mode))
+			partial = cli_partial_tail(qfd, qst.st_size,
+						   64 * 1024);
+		close(qfd);
+	} else if (errno == ENOENT) {
+		partial = 0;
+	}
 	if (json) {
 		printf("{\"database\": ");
 		cli_json_str(cfg->database);
@@ -210,6 +313,11 @@ int cli_status(const struct config *cfg, bool json)
 		} else {
 			printf("null");
 		}
+		if (partial >= 0)
+			printf(", \"queue_partial_bytes\": %lld",
+			       (long long)partial);
+		else
+			printf(", \"queue_partial_bytes\": null");
 		printf("}\n");
 		return 0;
 	}
@@ -228,5 +336,9 @@ int cli_status(const struct config *cfg, bool json)
 		       (long long)st.oldest_queued_age_s, st.oldest_queued_url);
 	else
 		printf("oldest    nothing queued\n");
+	if (partial > 0)
+		printf("unfinished %lld bytes at the end of %s wait for a "
+		       "newline\n",
+		       (long long)partial, cfg->queue_file);
 	return 0;
 }

@@ -297,8 +297,7 @@ static void app_signal_cb(evutil_socket_t sig, short what, void *arg)
 struct app_open_job {
 	const char *path;
 	struct store *store;
-	struct store_queue_pos pos;
-	bool found;
+	struct store_queue_state qs;
 	int64_t queued;
 	int rc;
 	char *cause;
@@ -310,8 +309,7 @@ static void app_open_store_work(void *arg)
 
 	j->rc = store_open(j->path, &j->store, &j->cause);
 	if (j->rc == 0)
-		j->rc = store_get_queue_pos(j->store, &j->pos, &j->found,
-					    &j->cause);
+		j->rc = store_get_queue_state(j->store, &j->qs, &j->cause);
 	if (j->rc == 0)
 		j->rc = store_count_queued(j->store, &j->queued, &j->cause);
 }
@@ -386,7 +384,7 @@ static int app_run(struct app *a)
 			     app_idle_cb, a);
 	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
-		       oj.found ? &oj.pos : NULL, app_ingested_cb, a,
+		       &oj.qs, app_ingested_cb, a,
 		       &a->queue, &cause) != 0) {
 		log_error("%s", cause);
 		free(cause);

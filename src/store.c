@@ -14,7 +14,7 @@
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *begin, *commit, *rollback;
-	sqlite3_stmt *insert_url, *put_pos, *get_pos;
+	sqlite3_stmt *insert_url, *put_pos, *get_pos, *del_pos;
 	sqlite3_stmt *load_queued, *put_result, *put_attempts, *count_queued;
 };
 
@@ -213,10 +213,10 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "queued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
 			  cause) != 0 ||
 	    store_prepare(s, &s->put_pos,
-			  "INSERT INTO queue_position (singleton, dev, ino, "
+			  "INSERT INTO queue_position (slot, dev, ino, "
 			  "offset, updated_at, head_len, head_hash) "
-			  "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6) "
-			  "ON CONFLICT (singleton) DO UPDATE SET "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+			  "ON CONFLICT (slot) DO UPDATE SET "
 			  "dev = excluded.dev, ino = excluded.ino, "
 			  "offset = excluded.offset, "
 			  "updated_at = excluded.updated_at, "
@@ -224,8 +224,11 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "head_hash = excluded.head_hash",
 			  cause) != 0 ||
 	    store_prepare(s, &s->get_pos,
-			  "SELECT dev, ino, offset, head_len, head_hash "
-			  "FROM queue_position WHERE singleton = 1",
+			  "SELECT slot, dev, ino, offset, head_len, head_hash "
+			  "FROM queue_position ORDER BY slot",
+			  cause) != 0 ||
+	    store_prepare(s, &s->del_pos,
+			  "DELETE FROM queue_position WHERE slot = 2",
 			  cause) != 0 ||
 	    store_prepare(s, &s->load_queued,
 			  "SELECT id, url, attempts FROM urls WHERE state = 0 AND "
@@ -260,6 +263,7 @@ void store_close(struct store *s)
 		return;
 	sqlite3_stmt *all[] = {s->begin,       s->commit,     s->rollback,
 			       s->insert_url,  s->put_pos,    s->get_pos,
+			       s->del_pos,
 			       s->load_queued, s->put_result, s->put_attempts,
 			       s->count_queued};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -269,22 +273,28 @@ void store_close(struct store *s)
 	free(s);
 }
 
-int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
-			bool *found, char **cause)
+int store_get_queue_state(struct store *s, struct store_queue_state *qs,
+			  char **cause)
 {
-	int rc = sqlite3_step(s->get_pos);
+	sqlite3_stmt *st = s->get_pos;
+	int rc;
 
-	*found = false;
-	if (rc == SQLITE_ROW) {
-		pos->dev = sqlite3_column_int64(s->get_pos, 0);
-		pos->ino = sqlite3_column_int64(s->get_pos, 1);
-		pos->offset = sqlite3_column_int64(s->get_pos, 2);
-		pos->head_len = sqlite3_column_int64(s->get_pos, 3);
-		pos->head_hash = sqlite3_column_int64(s->get_pos, 4);
-		*found = true;
-		rc = SQLITE_DONE;
+	memset(qs, 0, sizeof *qs);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int slot = sqlite3_column_int(st, 0);
+		struct store_queue_pos *pos = slot == 1 ? &qs->cur : &qs->old;
+
+		pos->dev = sqlite3_column_int64(st, 1);
+		pos->ino = sqlite3_column_int64(st, 2);
+		pos->offset = sqlite3_column_int64(st, 3);
+		pos->head_len = sqlite3_column_int64(st, 4);
+		pos->head_hash = sqlite3_column_int64(st, 5);
+		if (slot == 1)
+			qs->has_cur = true;
+		else
+			qs->has_old = true;
 	}
-	sqlite3_reset(s->get_pos);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		*cause = store_err(s, "read queue position");
 		return -1;
@@ -292,8 +302,23 @@ int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
 	return 0;
 }
 
+/* Store one slot of the queue position. */
+static int store_put_pos(struct store *s, int slot,
+			 const struct store_queue_pos *pos, int64_t now_ms,
+			 char **cause)
+{
+	sqlite3_bind_int(s->put_pos, 1, slot);
+	sqlite3_bind_int64(s->put_pos, 2, pos->dev);
+	sqlite3_bind_int64(s->put_pos, 3, pos->ino);
+	sqlite3_bind_int64(s->put_pos, 4, pos->offset);
+	sqlite3_bind_int64(s->put_pos, 5, now_ms);
+	sqlite3_bind_int64(s->put_pos, 6, pos->head_len);
+	sqlite3_bind_int64(s->put_pos, 7, pos->head_hash);
+	return store_step_done(s, s->put_pos, "store queue position", cause);
+}
+
 int store_ingest(struct store *s, const struct store_line *lines, size_t n,
-		 const struct store_queue_pos *pos, int64_t now_ms,
+		 const struct store_queue_state *qs, int64_t now_ms,
 		 char **cause)
 {
 	sqlite3_stmt *st = s->insert_url;
@@ -319,15 +344,15 @@ int store_ingest(struct store *s, const struct store_line *lines, size_t n,
 		if (store_step_done(s, st, "insert url", cause) != 0)
 			goto fail;
 	}
-	sqlite3_bind_int64(s->put_pos, 1, pos->dev);
-	sqlite3_bind_int64(s->put_pos, 2, pos->ino);
-	sqlite3_bind_int64(s->put_pos, 3, pos->offset);
-	sqlite3_bind_int64(s->put_pos, 4, now_ms);
-	sqlite3_bind_int64(s->put_pos, 5, pos->head_len);
-	sqlite3_bind_int64(s->put_pos, 6, pos->head_hash);
-	if (store_step_done(s, s->put_pos, "store queue position", cause) !=
-	    0)
+	if (store_put_pos(s, 1, &qs->cur, now_ms, cause) != 0)
 		goto fail;
+	if (qs->has_old) {
+		if (store_put_pos(s, 2, &qs->old, now_ms, cause) != 0)
+			goto fail;
+	} else if (store_step_done(s, s->del_pos, "clear queue position",
+				   cause) != 0) {
+		goto fail;
+	}
 	if (store_commit(s, cause) != 0)
 		goto fail;
 	return 0;

@@ -29,13 +29,22 @@ struct store_migration {
 extern const struct store_migration store_migrations[];
 extern const int store_migrations_count;
 
-/* Identity of the queue file and how far it has been ingested. */
+/* Identity of a queue file and how far it has been ingested. */
 struct store_queue_pos {
 	int64_t dev;
 	int64_t ino;
 	int64_t offset;
 	int64_t head_len;  /* bytes of the file's start hashed (0: unknown) */
 	int64_t head_hash; /* FNV-1a of those bytes */
+};
+
+/* Where ingestion stands: the queue file, and after a rotation the rotated
+ * file still being followed for a grace period (`has_old`). */
+struct store_queue_state {
+	bool has_cur; /* false on a fresh database */
+	struct store_queue_pos cur;
+	bool has_old;
+	struct store_queue_pos old;
 };
 
 /* A line to ingest: `url` (len bytes, not NUL-terminated), and either no
@@ -79,14 +88,14 @@ int store_open(const char *path, struct store **out, char **cause)
 	__attribute__((warn_unused_result));
 void store_close(struct store *s);
 
-/* Read the stored queue position; *found is false on a fresh database. */
-int store_get_queue_pos(struct store *s, struct store_queue_pos *pos,
-			bool *found, char **cause)
-	__attribute__((warn_unused_result));
+/* Read where ingestion stands. */
+int store_get_queue_state(struct store *s, struct store_queue_state *qs,
+			  char **cause) __attribute__((warn_unused_result));
 
-/* Insert `n` lines and store `pos`, in one transaction. */
+/* Insert `n` lines and store `qs` (qs->has_cur must be true; without
+ * has_old the rotated file's slot is cleared), in one transaction. */
 int store_ingest(struct store *s, const struct store_line *lines, size_t n,
-		 const struct store_queue_pos *pos, int64_t now_ms,
+		 const struct store_queue_state *qs, int64_t now_ms,
 		 char **cause) __attribute__((warn_unused_result));
 
 /* Up to `limit` queued rows with id > after_id, in id order.  *rows is

@@ -368,3 +368,255 @@ def test_second_sigterm_says_what_happened(gatherd, fsrv):
             "queued)") in err, err
     assert "still running after" not in err, err
     assert g.rows()[0]["state"] == "queued"
+
+
+# ====================================================================
+# Queue file rewritten with `>`
+# ====================================================================
+
+def lines_of(g):
+    return [r["url"] for r in g.rows()]
+
+
+def test_rewrite_with_truncating_redirect(gatherd, nginx):
+    """`echo URL >> q` then `echo LONGER-URL > q`: the rewrite grows past
+    the stored offset, so only the changed bytes before it show what
+    happened.  The new URL becomes a row (read from 0), and no bogus
+    invalid_url row is made from the middle of a line.  A rewrite of the
+    same length, and one done while gatherd is stopped, likewise."""
+    g = gatherd
+    k = tok("rw")
+    short = nginx.url("/one.txt?%s" % k)
+    longer = nginx.url("/page.html?%s-this-one-is-a-good-deal-longer" % k)
+    same_len = short.replace("one.txt", "two.txt")
+    assert len(same_len) == len(short)
+    g.write_config()
+    g.queue.write_text("")
+    proc = g.start()
+    g.wait_ready(proc)
+    g.append_raw(short + "\n")
+    wait_for(lambda: g.count("1") == 1, 20, what="first line")
+    with open(g.queue, "w") as f:          # echo LONGER-URL > q
+        f.write(longer + "\n")
+    wait_for(lambda: g.count("1") == 2, 20, what="the rewritten line")
+    with open(g.queue, "w") as f:          # same length, other bytes
+        f.write(same_len + "\n")
+    wait_for(lambda: g.count("1") == 3, 20, what="the same-length rewrite")
+    wait_for(lambda: g.count("state = 'done'") == 3, 20, what="fetched")
+    rc, _ = g.stop(proc)
+    assert rc == 0
+    err = g.stderr_of(proc)
+    assert err.count("was rewritten") + err.count("was truncated") == 2, err
+    assert lines_of(g) == [short, longer, same_len]
+    assert g.count("error = 'invalid_url'") == 0
+
+    # Rewritten while stopped: read from the start at the next start.
+    third = nginx.url("/page.html?%s-while-stopped-and-longer-than-before"
+                      % k)
+    with open(g.queue, "w") as f:
+        f.write(third + "\n")
+    g.once(timeout=60)
+    assert lines_of(g) == [short, longer, same_len, third]
+    assert g.count("state = 'done'") == 4
+
+
+# ====================================================================
+# Rotation with a long-lived writer
+# ====================================================================
+
+def test_rotation_follows_a_long_lived_writer(gatherd, nginx):
+    """`mv queue queue.1` and a new `queue`, while a process still holds
+    the old descriptor and appends to queue.1 for a few more seconds: its
+    lines are not lost (gatherd follows the rotated file until it has been
+    quiet for 5 s), and nothing is read twice."""
+    g = gatherd
+    k = tok("rot")
+    A = [nginx.url("/one.txt?%s-a%d" % (k, i)) for i in range(20)]
+    B = [nginx.url("/one.txt?%s-b%d" % (k, i)) for i in range(20)]
+    C = [nginx.url("/one.txt?%s-c%d" % (k, i)) for i in range(20)]
+    g.write_config()
+    writer = open(g.queue, "a")       # the long-lived writer
+    try:
+        writer.write("".join(u + "\n" for u in A))
+        writer.flush()
+        proc = g.start()
+        g.wait_ready(proc)
+        wait_for(lambda: g.count("1") == 20, 20, what="A ingested")
+        os.rename(g.queue, g.root / "queue.1")
+        g.append_raw("".join(u + "\n" for u in C[:10]))  # the new file
+        wait_for(lambda: g.count("1") == 30, 20, what="first C lines")
+        # The old writer goes on for ~2 s after the new file appeared.
+        for i in range(0, 20, 5):
+            writer.write("".join(u + "\n" for u in B[i:i + 5]))
+            writer.flush()
+            time.sleep(0.5)
+        g.append_raw("".join(u + "\n" for u in C[10:]))
+        wait_for(lambda: g.count("1") == 60, 20, what="every line")
+        wait_for(lambda: "stopped following the rotated queue file" in
+                 g.stderr_of(proc), 15, what="the rotated file let go")
+    finally:
+        writer.close()
+    wait_for(lambda: g.count("state = 'done'") == 60, 30, what="fetched")
+    rc, _ = g.stop(proc)
+    assert rc == 0
+    got = lines_of(g)
+    assert sorted(got) == sorted(A + B + C), got
+    assert len(got) == len(set(got)) == 60
+    # Each file's lines keep their order.
+    for part in (A, B, C):
+        assert [u for u in got if u in part] == part
+
+
+def test_restart_inside_the_rotation_grace_period(gatherd, nginx):
+    """The daemon stops while it still follows a rotated file; the writer
+    appends to it meanwhile.  The next start finds the rotated file by its
+    inode (its position is stored with the queue file's) and takes those
+    lines too, exactly once."""
+    g = gatherd
+    k = tok("rotrs")
+    A = [nginx.url("/one.txt?%s-a%d" % (k, i)) for i in range(5)]
+    B = [nginx.url("/one.txt?%s-b%d" % (k, i)) for i in range(5)]
+    C = [nginx.url("/one.txt?%s-c%d" % (k, i)) for i in range(5)]
+    D = [nginx.url("/one.txt?%s-d%d" % (k, i)) for i in range(5)]
+    g.write_config()
+    writer = open(g.queue, "a")
+    try:
+        writer.write("".join(u + "\n" for u in A))
+        writer.flush()
+        proc = g.start()
+        g.wait_ready(proc)
+        wait_for(lambda: g.count("1") == 5, 20, what="A ingested")
+        os.rename(g.queue, g.root / "queue.1")
+        g.append_raw("".join(u + "\n" for u in C))
+        wait_for(lambda: g.count("1") == 10, 20, what="C ingested")
+        writer.write("".join(u + "\n" for u in B[:2]))
+        writer.flush()
+        wait_for(lambda: g.count("1") == 12, 20, what="first B lines")
+        rc, _ = g.stop(proc)
+        assert rc == 0
+        assert "stopped following" not in g.stderr_of(proc)
+        writer.write("".join(u + "\n" for u in B[2:]))
+        writer.flush()
+    finally:
+        writer.close()
+    g.append_raw("".join(u + "\n" for u in D))
+    g.once(timeout=60)
+    got = lines_of(g)
+    assert sorted(got) == sorted(A + B + C + D), got
+    assert len(set(got)) == 20
+    assert g.count("state = 'done'") == 20
+
+
+# ====================================================================
+# gatherd submit and unfinished lines
+# ====================================================================
+
+def status_json(g):
+    import json
+    cp = run_cli(g, ["status", "--json"])
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)
+
+
+def test_submit_ends_an_unfinished_line(gatherd, nginx):
+    """A queue file that ends without a newline (a writer that died
+    mid-line, printf without \\n): `gatherd submit` ends the fragment with
+    a newline first and says so, so the fragment becomes a row of its own
+    (invalid_url when it is not a URL) instead of the glued
+    'http://a/nonlhttp://b/after'.  `status` shows the bytes waiting."""
+    g = gatherd
+    k = tok("nonl")
+    a = nginx.url("/one.txt?%s-a" % k)
+    b = nginx.url("/one.txt?%s-b" % k)
+    c = nginx.url("/one.txt?%s-c" % k)
+    g.write_config()
+    g.append_raw(a)                                   # no newline
+    g.once(timeout=60)                                # takes nothing yet
+    assert g.rows() == []
+    assert status_json(g)["queue_partial_bytes"] == len(a)
+    cp = run_cli(g, ["status"])
+    assert "unfinished %d bytes at the end of" % len(a) in cp.stdout
+    cp = submit(g, [b])
+    assert cp.returncode == 0, cp.stderr
+    assert ("ended in an unfinished line (%d bytes without a newline)"
+            % len(a)) in cp.stderr, cp.stderr
+    assert g.queue.read_text() == a + "\n" + b + "\n"
+    assert status_json(g)["queue_partial_bytes"] == 0
+    g.append_raw("garbage")
+    cp = submit(g, [c])
+    assert cp.returncode == 0 and "unfinished line (7 bytes" in cp.stderr
+    # A file that ends properly is left as it is.
+    cp = submit(g, [c + "2"])
+    assert cp.returncode == 0 and "unfinished line" not in cp.stderr
+    g.once(timeout=60)
+    rows = g.rows()
+    assert [r["url"] for r in rows] == [a, b, "garbage", c, c + "2"]
+    assert [r["state"] for r in rows] == ["done", "done", "failed", "done",
+                                          "done"]
+    assert rows[2]["error"] == "invalid_url"
+
+
+def test_submit_cut_back_never_below_what_the_daemon_read(gatherd, nginx):
+    """A short write (disk full) used to be cut back to the file's old
+    size.  The daemon may have read the complete lines of that write
+    already; the cut then looked like a truncation and it read the whole
+    file again, doubling every line.  Now only the unfinished last line is
+    cut, the complete ones count as queued, and nothing is read twice.
+    The daemon is given the time to read by delaying submit's ftruncate
+    (strace fault injection), so the race is always hit."""
+    import shutil
+    from ops_helpers import Mount
+    if shutil.which("strace") is None:
+        pytest.skip("strace is needed to delay the cut-back")
+    g = gatherd
+    k = tok("cut")
+    fs = Mount(g.root / "small", "1m")
+    if not fs.mounted:
+        pytest.skip("cannot mount a tmpfs here: %s" % fs.error)
+    try:
+        g.queue = fs.path / "queue"
+        g.write_config(gatherd={"queue_file": str(g.queue),
+                                "database": str(g.root / "results.db")})
+        before = [nginx.url("/one.txt?%s-pre%d" % (k, i)) for i in range(10)]
+        g.append_raw("".join(u + "\n" for u in before))
+        proc = g.start()
+        g.wait_ready(proc)
+        wait_for(lambda: g.count("1") == 10, 20, what="first lines")
+        # Fill the file system, then free one page: the submit below
+        # (about 12 KiB) is written in part.
+        filler = fs.path / "filler"
+        with open(filler, "wb", buffering=0) as fh:
+            for _ in range(100000):
+                try:
+                    fh.write(b"\0" * 4096)
+                except OSError:
+                    break
+        os.truncate(filler, filler.stat().st_size - 4096)
+        urls = [nginx.url("/one.txt?%s-%03d" % (k, i)) for i in range(200)]
+        argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e",
+                "inject=ftruncate:delay_enter=2000000", g.bin, "submit",
+                "-c", str(g.conf)] + urls
+        cp = subprocess.run(argv, capture_output=True, text=True,
+                            timeout=60)
+        check_sanitizers(cp.stderr)
+        filler.unlink()
+        time.sleep(2)  # two poll periods after the cut-back
+        rc, _ = g.stop(proc)
+        assert rc == 0
+        err = g.stderr_of(proc)
+        got = [r["url"] for r in g.rows()]
+        assert len(got) == len(set(got)), "lines read twice: %d rows" % (
+            len(got))
+        assert "truncated" not in err and "rewritten" not in err, err
+        import re
+        m = re.search(r"queued (\d+) of 200 URLs", cp.stderr)
+        assert cp.returncode == 1 and m, cp.stderr
+        n = int(m.group(1))
+        assert 0 < n < 200, cp.stderr
+        # The file ends with the last complete line written, and exactly
+        # the lines it reported as queued became rows.
+        assert g.queue.read_text().endswith(urls[n - 1] + "\n")
+        assert got == before + urls[:n]
+    finally:
+        g.cleanup()
+        fs.close()

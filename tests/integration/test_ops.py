@@ -940,9 +940,10 @@ def _fill(path):
 
 def test_disk_full_during_rotation(gatherd, nginx, mounts):
     """The queue file is rotated while the database cannot be written.
-    Its last line has no newline, so gatherd takes it when it switches
-    to the new file ("taking its last line as it is"); that line must be
-    stored once space is back, like every other line."""
+    Its last line has no newline, so gatherd takes it when it stops
+    following the rotated file, after the grace period ("taking its last
+    line as it is"); that line must be stored once space is back, like
+    every other line, after the new file's lines."""
     g = gatherd
     fs = mounts(g.root / "small", "24m")
     qdir = g.root / "q"
@@ -970,9 +971,11 @@ def test_disk_full_during_rotation(gatherd, nginx, mounts):
     time.sleep(1.5)
     assert proc.poll() is None
     (fs.path / "filler").unlink()
-    want = X + [P] + Y
+    want = X + Y + [P]
     wait_for(lambda: g.count("url IN (%s)" % ",".join("?" * len(Y)), Y)
              == len(Y), 30, what="rows of the new file after space freed")
+    wait_for(lambda: "stopped following the rotated queue file"
+             in g.stderr_of(proc), 15, what="the rotated file let go")
     time.sleep(1.5)
     rows = db_rows(g)
     err = g.stderr_of(proc)

@@ -111,20 +111,34 @@ static void test_ingest_and_position(void)
 		{"ftp://bad", 9, "unsupported scheme"},
 		{"http://a/2", 10, NULL},
 	};
-	struct store_queue_pos pos = {7, 42, 123, 100, -5}, got;
-	bool found = true;
+	struct store_queue_state qs = {.has_cur = true,
+				       .cur = {7, 42, 123, 100, -5}},
+				 got;
 	char *cause = NULL;
 
 	fresh_db();
 	s = open_ok();
-	TAP_CHECK(store_get_queue_pos(s, &got, &found, &cause) == 0);
-	TAP_CHECK(!found);
-	TAP_CHECK(store_ingest(s, lines, 3, &pos, 1700000000123LL, &cause) ==
+	TAP_CHECK(store_get_queue_state(s, &got, &cause) == 0);
+	TAP_CHECK(!got.has_cur && !got.has_old);
+	TAP_CHECK(store_ingest(s, lines, 3, &qs, 1700000000123LL, &cause) ==
 		  0);
-	TAP_CHECK(store_get_queue_pos(s, &got, &found, &cause) == 0);
-	TAP_CHECK(found && got.dev == 7 && got.ino == 42 &&
-		  got.offset == 123 && got.head_len == 100 &&
-		  got.head_hash == -5);
+	TAP_CHECK(store_get_queue_state(s, &got, &cause) == 0);
+	TAP_CHECK(got.has_cur && !got.has_old && got.cur.dev == 7 &&
+		  got.cur.ino == 42 && got.cur.offset == 123 &&
+		  got.cur.head_len == 100 && got.cur.head_hash == -5);
+	/* A rotated file being followed has a slot of its own, cleared by
+	 * the first ingest without it. */
+	qs.has_old = true;
+	qs.old = (struct store_queue_pos){7, 41, 5000, 1024, 99};
+	TAP_CHECK(store_ingest(s, NULL, 0, &qs, 1700000000123LL, &cause) == 0);
+	TAP_CHECK(store_get_queue_state(s, &got, &cause) == 0);
+	TAP_CHECK(got.has_cur && got.has_old && got.cur.ino == 42 &&
+		  got.old.ino == 41 && got.old.offset == 5000 &&
+		  got.old.head_len == 1024 && got.old.head_hash == 99);
+	qs.has_old = false;
+	TAP_CHECK(store_ingest(s, NULL, 0, &qs, 1700000000123LL, &cause) == 0);
+	TAP_CHECK(store_get_queue_state(s, &got, &cause) == 0);
+	TAP_CHECK(got.has_cur && !got.has_old);
 	check_query("SELECT group_concat(id || ':' || url || ':' || state, ' ')"
 		    " FROM results",
 		    "1:http://a/1:queued 2:ftp://bad:failed 3:http://a/2:queued");
@@ -142,7 +156,7 @@ static void test_load_window(void)
 {
 	struct store *s;
 	struct store_line l = {"http://h/x", 10, NULL};
-	struct store_queue_pos pos = {1, 1, 1, 0, 0};
+	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_row *rows = NULL;
 	size_t n = 0;
 	char *cause = NULL;
@@ -170,7 +184,7 @@ static void test_results_exactly_once(void)
 	struct store *s;
 	struct store_line l[2] = {{"http://h/a", 10, NULL},
 				  {"http://h/b", 10, NULL}};
-	struct store_queue_pos pos = {1, 1, 1, 0, 0};
+	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
 		 "text/html", 1700000000000LL, 12, 3, 7},
