@@ -175,8 +175,9 @@ void to_thread(struct worker *w, thread_fn fn, void *arg, thread_fn done)
 	struct thread_job *j = malloc(sizeof *j);
 
 	if (j == NULL) {
-		/* Nothing sensible is left to do without memory: running the
-		 * job inline would block the loop but lose nothing. */
+		/* Without memory for a 32-byte job there is no way on that
+		 * loses nothing later: stop here, and the next start fetches
+		 * the rows still queued. */
 		log_error("out of memory handing work to the worker thread");
 		abort();
 	}
