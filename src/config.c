@@ -7,8 +7,7 @@
  * the load remembers where its value came from, so each error names the
  * file and line (or the --set text) and the key.
  *
- * Out of memory here (start-up and SIGHUP only) aborts, as tmux's xmalloc
- * does: there is nothing sensible to fall back to. */
+ * Out of memory aborts (util.h's xmalloc), as everywhere in gatherd. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #ifndef GATHERD_VERSION
 #define GATHERD_VERSION "0.0.0"
@@ -163,49 +163,6 @@ struct load_state {
 	struct origin origin[N_OPTIONS];
 };
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-
-	if (p == NULL) {
-		fputs("gatherd: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	return memcpy(xmalloc(n), s, n);
-}
-
-static char *xvasprintf(const char *fmt, va_list ap)
-{
-	char *s;
-
-	if (vasprintf(&s, fmt, ap) < 0) {
-		fputs("gatherd: out of memory\n", stderr);
-		abort();
-	}
-	return s;
-}
-
-static char *xasprintf(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	s = xvasprintf(fmt, ap);
-	va_end(ap);
-	return s;
-}
-
 static void *field_ptr(struct config *cfg, const struct config_opt *o)
 {
 	return (char *)cfg + o->offset;
@@ -247,7 +204,7 @@ static void load_fail(struct load_state *st, int line, const char *fmt, ...)
 	if (st->cause != NULL)
 		return;
 	va_start(ap, fmt);
-	st->cause = xvasprintf(fmt, ap);
+	st->cause = util_vprintf(fmt, ap);
 	va_end(ap);
 	st->error_line = line;
 }
@@ -258,11 +215,11 @@ static char *origin_prefix(const struct load_state *st, int i)
 	const struct origin *o = &st->origin[i];
 
 	if (o->set_text != NULL)
-		return xasprintf("--set %s: ", o->set_text);
+		return util_printf("--set %s: ", o->set_text);
 	if (o->line > 0)
-		return xasprintf("%s:%d: ", st->file, o->line);
+		return util_printf("%s:%d: ", st->file, o->line);
 	if (st->file != NULL)
-		return xasprintf("%s: ", st->file);
+		return util_printf("%s: ", st->file);
 	return xstrdup("");
 }
 
@@ -299,7 +256,7 @@ static char *path_absolute(const char *value, const char *base_dir)
 	if (value[0] == '/' || base_dir == NULL)
 		p = xstrdup(value);
 	else
-		p = xasprintf("%s/%s", base_dir, value);
+		p = util_printf("%s/%s", base_dir, value);
 	path_clean(p);
 	return p;
 }
@@ -309,10 +266,8 @@ static char *cwd_dup(void)
 {
 	char *cwd = getcwd(NULL, 0);
 
-	if (cwd == NULL && errno == ENOMEM) {
-		fputs("gatherd: out of memory\n", stderr);
-		abort();
-	}
+	if (cwd == NULL && errno == ENOMEM)
+		util_oom();
 	return cwd;
 }
 
@@ -327,7 +282,7 @@ static char *parse_int64(const char *s, bool suffixes, int64_t *out)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (end == s || isspace((unsigned char)*s))
-		return xasprintf("bad number \"%s\"", s);
+		return util_printf("bad number \"%s\"", s);
 	if (suffixes && *end != '\0' && end[1] == '\0') {
 		switch (*end) {
 		case 'k':
@@ -343,17 +298,17 @@ static char *parse_int64(const char *s, bool suffixes, int64_t *out)
 			mult = INT64_C(1) << 30;
 			break;
 		default:
-			return xasprintf("bad number \"%s\" (suffixes: k, m, "
+			return util_printf("bad number \"%s\" (suffixes: k, m, "
 					 "g)",
 					 s);
 		}
 		end++;
 	}
 	if (*end != '\0')
-		return xasprintf("bad number \"%s\"%s", s,
+		return util_printf("bad number \"%s\"%s", s,
 				 suffixes ? " (suffixes: k, m, g)" : "");
 	if (errno == ERANGE || v > INT64_MAX / mult || v < INT64_MIN / mult)
-		return xasprintf("bad number \"%s\" (overflow)", s);
+		return util_printf("bad number \"%s\" (overflow)", s);
 	*out = (int64_t)v * mult;
 	return NULL;
 }
@@ -373,7 +328,7 @@ static char *parse_bool(const char *s, bool *out)
 			return NULL;
 		}
 	}
-	return xasprintf("bad boolean \"%s\" (use true/false, yes/no, on/off "
+	return util_printf("bad boolean \"%s\" (use true/false, yes/no, on/off "
 			 "or 1/0)",
 			 s);
 }
@@ -395,7 +350,7 @@ static char *option_set(struct config *cfg, const struct config_opt *o,
 		if (why != NULL)
 			return why;
 		if (v < o->min || v > o->max)
-			return xasprintf("value %s out of range %lld..%lld",
+			return util_printf("value %s out of range %lld..%lld",
 					 value, (long long)o->min,
 					 (long long)o->max);
 		if (o->type == OPT_INT)
@@ -408,7 +363,7 @@ static char *option_set(struct config *cfg, const struct config_opt *o,
 	case OPT_LOGLEVEL:
 		level = log_level_parse(value);
 		if (level < 0)
-			return xasprintf("bad log level \"%s\" (use error, "
+			return util_printf("bad log level \"%s\" (use error, "
 					 "warn, info or debug)",
 					 value);
 		*(int *)field = level;
@@ -444,14 +399,14 @@ static char *check_parent_dir(const char *value)
 		*slash = '\0';
 	if (stat(dir, &sb) != 0) {
 		if (errno == ENOENT)
-			why = xasprintf("directory %s does not exist", dir);
+			why = util_printf("directory %s does not exist", dir);
 		else
 			why =
-			    xasprintf("directory %s: %s", dir, strerror(errno));
+			    util_printf("directory %s: %s", dir, strerror(errno));
 	} else if (!S_ISDIR(sb.st_mode)) {
-		why = xasprintf("%s is not a directory", dir);
+		why = util_printf("%s is not a directory", dir);
 	} else if (stat(value, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		why = xasprintf("%s is a directory", value);
+		why = util_printf("%s is a directory", value);
 	}
 	free(dir);
 	return why;
@@ -466,10 +421,10 @@ static char *check_readable_file(const char *value)
 		return NULL;
 	fd = open(value, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return xasprintf("cannot read %s: %s", value, strerror(errno));
+		return util_printf("cannot read %s: %s", value, strerror(errno));
 	if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
 		close(fd);
-		return xasprintf("%s is not a file", value);
+		return util_printf("%s is not a file", value);
 	}
 	close(fd);
 	return NULL;
@@ -482,7 +437,7 @@ static char *check_user_agent(const char *value)
 		return xstrdup("must not be empty");
 	for (const char *p = value; *p != '\0'; p++)
 		if (*p < 0x20 || *p > 0x7e)
-			return xasprintf("must be printable ASCII (bad byte "
+			return util_printf("must be printable ASCII (bad byte "
 					 "0x%02x)",
 					 (unsigned char)*p);
 	return NULL;
@@ -545,7 +500,7 @@ static char *check_nameserver(const char *value)
 		goto bad;
 	return NULL;
 bad:
-	return xasprintf("bad nameserver \"%s\" (use IPv4, IPv4:port, IPv6 or "
+	return util_printf("bad nameserver \"%s\" (use IPv4, IPv4:port, IPv6 or "
 			 "[IPv6]:port with port 1..65535)",
 			 value);
 }

@@ -3,8 +3,8 @@
  * A job is one queued row in memory.  It is, in turn, on its host's waiting
  * list, in flight (on the in-flight list, with a fetch), possibly asleep
  * before a retry (on the sleeping list, holding no slot and no connection)
- * or back on a waiting list after a redirect, then on the results list
- * until its result is committed, when it is freed.  `in_mem` counts jobs in
+ * or back on a waiting list after a redirect, then with the batcher
+ * (batcher.c) until its result is committed, when it is freed.  `in_mem` counts jobs in
  * all these places; the window bounds it, so memory does not grow with the
  * queue. */
 #include "scheduler.h"
@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "batcher.h"
 #include "config.h"
 #include "conn.h"
 #include "fetch.h"
@@ -26,8 +27,6 @@
 #include "thread.h"
 #include "util.h"
 
-#define SCHED_WRITE_MAX 4096   /* results per transaction at most */
-#define SCHED_FLUSH_MS 5       /* how long a result may wait for others */
 #define SCHED_FD_PAUSE_MS 250  /* dispatch pause when out of descriptors */
 
 struct host;
@@ -44,7 +43,7 @@ struct job {
 	int attempts;    /* requests made for this row so far */
 	int loaded_attempts; /* of those, made before this run (stored) */
 	int redirects;
-	bool requeue;    /* on the results list only to store `attempts` */
+	bool requeue;    /* with the batcher only to store `attempts` */
 	struct fetch_result res;
 };
 TAILQ_HEAD(job_list, job);
@@ -76,15 +75,6 @@ struct sched_load {
 	char *cause;
 };
 
-struct sched_write {
-	struct sched *s;
-	struct job **jobs;
-	struct store_result *res;
-	size_t n;
-	int rc;
-	char *cause;
-};
-
 struct sched {
 	struct event_base *base;
 	struct worker *worker;
@@ -95,8 +85,7 @@ struct sched {
 	struct host_list ready;
 	struct job_list in_flight_jobs;
 	struct job_list sleeping;
-	struct job_list results;
-	size_t n_results;
+	struct batcher *batcher;
 	size_t in_mem;
 	size_t n_in_flight;
 	size_t n_waiting;
@@ -105,9 +94,6 @@ struct sched {
 	bool load_backoff;    /* a load failed: wait for ev_load_retry */
 	bool exhausted;       /* the last load found every queued row */
 	unsigned kick_gen;    /* bumped by sched_kick */
-	struct sched_write *writing;
-	struct event *ev_flush;
-	struct event *ev_write_retry;
 	struct event *ev_unpause;
 	struct event *ev_load_retry;
 	bool paused;          /* out of file descriptors: wait a moment */
@@ -120,7 +106,6 @@ struct sched {
 
 static void sched_dispatch(struct sched *s);
 static void sched_maybe_load(struct sched *s);
-static void sched_flush(struct sched *s);
 
 static size_t sched_window(const struct sched *s)
 {
@@ -243,20 +228,36 @@ static int sched_enqueue(struct sched *s, struct job *j, bool front)
 	return 0;
 }
 
-/* A job has its result: queue it for the next write. */
+/* A job has its result (or, requeued, its attempts to store): hand it to
+ * the batcher; the job comes back in sched_written_cb once it is written. */
 static void sched_add_result(struct sched *s, struct job *j)
 {
-	TAILQ_INSERT_TAIL(&s->results, j, link);
-	s->n_results++;
-	if (s->writing == NULL) {
-		if (s->n_results >= SCHED_WRITE_MAX) {
-			sched_flush(s);
-		} else if (!event_pending(s->ev_flush, EV_TIMEOUT, NULL)) {
-			struct timeval tv = {0, SCHED_FLUSH_MS * 1000};
+	struct store_result r = {.id = j->id};
 
-			event_add(s->ev_flush, &tv);
-		}
+	if (j->requeue) {
+		r.state = STORE_QUEUED;
+		r.attempts = j->attempts;
+		batcher_add(s->batcher, &r, j);
+		return;
 	}
+	r.state = j->res.ok ? STORE_DONE : STORE_FAILED;
+	r.status = j->res.ok ? j->res.status : 0;
+	r.length = j->res.ok ? j->res.length : -1;
+	r.error = j->res.error;
+	r.error_detail = j->res.error_detail;
+	r.attempts = j->res.attempts;
+	/* Stored only when it differs (the view fills it in). */
+	r.final_url = j->res.final_url != NULL &&
+			      strcmp(j->res.final_url, j->url) == 0
+		      ? NULL
+		      : j->res.final_url;
+	r.redirects = j->res.redirects;
+	r.content_type = j->res.content_type;
+	r.fetched_at_ms = j->res.fetched_at_ms;
+	r.elapsed_ms = j->res.elapsed_ms;
+	r.connect_ms = j->res.connect_ms;
+	r.tls_ms = j->res.tls_ms;
+	batcher_add(s->batcher, &r, j);
 }
 
 /* A job leaves without a result (shutdown): its row stays queued.  When
@@ -610,31 +611,13 @@ static void sched_maybe_load(struct sched *s)
 	to_thread(s->worker, sched_load_work, ld, sched_load_done);
 }
 
-static void sched_write_work(void *arg)
+/* A batch of results is written: its jobs are done with. */
+static void sched_written_cb(void *arg, void **owners, size_t n)
 {
-	struct sched_write *wr = arg;
+	struct sched *s = arg;
 
-	wr->rc = store_put_results(wr->s->store, wr->res, wr->n, &wr->cause);
-}
-
-static void sched_write_done(void *arg)
-{
-	struct sched_write *wr = arg;
-	struct sched *s = wr->s;
-
-	if (wr->rc != 0) {
-		/* Keep every result and try the same batch again: a row
-		 * never leaves `queued` without its result. */
-		log_error("cannot record %zu results (will retry in 1 s): %s",
-			  wr->n, wr->cause);
-		free(wr->cause);
-		wr->cause = NULL;
-		struct timeval tv = {1, 0};
-		event_add(s->ev_write_retry, &tv);
-		return;
-	}
-	for (size_t i = 0; i < wr->n; i++) {
-		struct job *j = wr->jobs[i];
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = owners[i];
 
 		if (j->requeue)
 			s->n_requeued++;
@@ -644,82 +627,15 @@ static void sched_write_done(void *arg)
 			s->n_failed++;
 		job_free(j);
 	}
-	s->in_mem -= wr->n;
-	free(wr->jobs);
-	free(wr->res);
-	free(wr);
-	s->writing = NULL;
-	if (s->n_results > 0)
-		sched_flush(s); /* what arrived meanwhile: group commit */
+	free(owners);
+	s->in_mem -= n;
 	sched_maybe_load(s);
 	sched_notify(s);
 }
 
-static void sched_write_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void job_free_owner(void *j)
 {
-	struct sched *s = arg;
-
-	(void)fd;
-	(void)what;
-	to_thread(s->worker, sched_write_work, s->writing, sched_write_done);
-}
-
-/* Hand the pending results to the worker as one transaction. */
-static void sched_flush(struct sched *s)
-{
-	size_t n = s->n_results < SCHED_WRITE_MAX ? s->n_results
-						  : SCHED_WRITE_MAX;
-	struct sched_write *wr;
-
-	event_del(s->ev_flush);
-	if (s->writing != NULL || n == 0)
-		return;
-	wr = calloc(1, sizeof *wr);
-	if (wr == NULL || (wr->jobs = calloc(n, sizeof *wr->jobs)) == NULL ||
-	    (wr->res = calloc(n, sizeof *wr->res)) == NULL)
-		abort();
-	wr->s = s;
-	wr->n = n;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = TAILQ_FIRST(&s->results);
-		struct store_result *r = &wr->res[i];
-
-		TAILQ_REMOVE(&s->results, j, link);
-		wr->jobs[i] = j;
-		r->id = j->id;
-		if (j->requeue) {
-			r->state = STORE_QUEUED;
-			r->attempts = j->attempts;
-			continue;
-		}
-		r->state = j->res.ok ? STORE_DONE : STORE_FAILED;
-		r->status = j->res.ok ? j->res.status : 0;
-		r->length = j->res.ok ? j->res.length : -1;
-		r->error = j->res.error;
-		r->error_detail = j->res.error_detail;
-		r->attempts = j->res.attempts;
-		/* Stored only when it differs (the view fills it in). */
-		r->final_url = j->res.final_url != NULL &&
-					       strcmp(j->res.final_url, j->url) == 0
-				       ? NULL
-				       : j->res.final_url;
-		r->redirects = j->res.redirects;
-		r->content_type = j->res.content_type;
-		r->fetched_at_ms = j->res.fetched_at_ms;
-		r->elapsed_ms = j->res.elapsed_ms;
-		r->connect_ms = j->res.connect_ms;
-		r->tls_ms = j->res.tls_ms;
-	}
-	s->n_results -= n;
-	s->writing = wr;
-	to_thread(s->worker, sched_write_work, wr, sched_write_done);
-}
-
-static void sched_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	sched_flush(arg);
+	job_free(j);
 }
 
 struct sched *sched_new(struct event_base *base, struct worker *w,
@@ -741,13 +657,10 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	TAILQ_INIT(&s->ready);
 	TAILQ_INIT(&s->in_flight_jobs);
 	TAILQ_INIT(&s->sleeping);
-	TAILQ_INIT(&s->results);
-	s->ev_flush = event_new(base, -1, 0, sched_flush_cb, s);
-	s->ev_write_retry = event_new(base, -1, 0, sched_write_retry_cb, s);
+	s->batcher = batcher_new(base, w, st, sched_written_cb, s);
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
-	if (s->ev_flush == NULL || s->ev_write_retry == NULL ||
-	    s->ev_unpause == NULL || s->ev_load_retry == NULL)
+	if (s->ev_unpause == NULL || s->ev_load_retry == NULL)
 		abort();
 	return s;
 }
@@ -761,7 +674,7 @@ void sched_kick(struct sched *s)
 
 bool sched_idle(const struct sched *s)
 {
-	return s->in_mem == 0 && !s->loading && s->writing == NULL &&
+	return s->in_mem == 0 && !s->loading && batcher_idle(s->batcher) &&
 	       s->exhausted;
 }
 
@@ -800,8 +713,8 @@ void sched_abort_in_flight(struct sched *s)
 
 bool sched_drained(const struct sched *s)
 {
-	return s->n_in_flight == 0 && s->writing == NULL &&
-	       s->n_results == 0 && !s->loading;
+	return s->n_in_flight == 0 && batcher_idle(s->batcher) &&
+	       !s->loading;
 }
 
 void sched_get_stats(const struct sched *s, struct sched_stats *st)
@@ -839,26 +752,12 @@ void sched_free(struct sched *s)
 		fetch_abort(j->fetch);
 		job_free(j);
 	}
-	if (s->writing != NULL) {
-		/* A batch whose write failed, waiting to be tried again. */
-		for (size_t i = 0; i < s->writing->n; i++)
-			job_free(s->writing->jobs[i]);
-		free(s->writing->jobs);
-		free(s->writing->res);
-		free(s->writing->cause);
-		free(s->writing);
-	}
+	batcher_free(s->batcher, job_free_owner);
 	while ((j = TAILQ_FIRST(&s->sleeping)) != NULL) {
 		TAILQ_REMOVE(&s->sleeping, j, link);
 		job_free(j);
 	}
-	while ((j = TAILQ_FIRST(&s->results)) != NULL) {
-		TAILQ_REMOVE(&s->results, j, link);
-		job_free(j);
-	}
 	map_free(s->hosts, host_free_all);
-	event_free(s->ev_flush);
-	event_free(s->ev_write_retry);
 	event_free(s->ev_unpause);
 	event_free(s->ev_load_retry);
 	free(s);
