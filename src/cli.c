@@ -176,9 +176,7 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 	}
 	if (c->len + tlen + 1 > c->cap) {
 		c->cap = c->len + tlen + 1 + CLI_FLUSH_BYTES;
-		c->buf = realloc(c->buf, c->cap);
-		if (c->buf == NULL)
-			abort();
+		c->buf = xrealloc(c->buf, c->cap);
 	}
 	memcpy(c->buf + c->len, start, tlen);
 	c->len += tlen;
@@ -198,9 +196,7 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 	int rc;
 
 	c.cap = CLI_FLUSH_BYTES;
-	c.buf = malloc(c.cap);
-	if (c.buf == NULL)
-		abort();
+	c.buf = xmalloc(c.cap);
 	if (n == 0) {
 		fprintf(stderr, "gatherd: submit needs URLs, or - to read "
 				"them from standard input\n");

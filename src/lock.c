@@ -108,9 +108,7 @@ int lock_acquire(const char *database, struct lock **out, char **cause)
 		return -1;
 	}
 	free(path);
-	*out = calloc(1, sizeof **out);
-	if (*out == NULL)
-		abort();
+	*out = xcalloc(1, sizeof **out);
 	(*out)->fd = fd;
 	return 0;
 }

@@ -498,9 +498,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	a.ov = calloc((size_t)argc, sizeof *a.ov);
-	if (a.ov == NULL)
-		return 1;
+	a.ov = xcalloc((size_t)argc, sizeof *a.ov);
 	/* "+": stop at the first non-option, so URLs like "-" stay
 	 * positional for submit. */
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {

@@ -135,10 +135,8 @@ static void qfile_rewind(struct qfile *f)
 
 static struct queue_batch *queue_batch_new(struct queue *q)
 {
-	struct queue_batch *b = calloc(1, sizeof *b);
+	struct queue_batch *b = xcalloc(1, sizeof *b);
 
-	if (b == NULL)
-		abort();
 	b->q = q;
 	return b;
 }
@@ -167,16 +165,12 @@ static void queue_emit_cb(void *ctx, const char *line, size_t len,
 		return;
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 256;
-		b->lines = realloc(b->lines, b->cap * sizeof *b->lines);
-		b->offs = realloc(b->offs, b->cap * sizeof *b->offs);
-		if (b->lines == NULL || b->offs == NULL)
-			abort();
+		b->lines = xrealloc(b->lines, b->cap * sizeof *b->lines);
+		b->offs = xrealloc(b->offs, b->cap * sizeof *b->offs);
 	}
 	if (b->blob_len + tlen > b->blob_cap) {
 		b->blob_cap = (b->blob_len + tlen) * 2 + 4096;
-		b->blob = realloc(b->blob, b->blob_cap);
-		if (b->blob == NULL)
-			abort();
+		b->blob = xrealloc(b->blob, b->blob_cap);
 	}
 	memcpy(b->blob + b->blob_len, start, tlen);
 	b->offs[b->n] = b->blob_len;
@@ -747,11 +741,9 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	       queue_ingested_cb cb, void *arg, struct queue **out,
 	       char **cause)
 {
-	struct queue *q = calloc(1, sizeof *q);
+	struct queue *q = xcalloc(1, sizeof *q);
 	char *tmp;
 
-	if (q == NULL)
-		abort();
 	q->base = base;
 	q->worker = w;
 	q->store = st;
@@ -760,18 +752,13 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	q->ifd = -1;
 	q->cb = cb;
 	q->cb_arg = arg;
-	q->path = strdup(path);
-	if (q->path != NULL) {
-		const char *slash = strrchr(q->path, '/');
-
-		q->base_name = slash ? slash + 1 : q->path;
-	}
-	tmp = strdup(path);
-	q->dir = strdup(dirname(tmp));
+	q->path = xstrdup(path);
+	const char *slash = strrchr(q->path, '/');
+	q->base_name = slash ? slash + 1 : q->path;
+	tmp = xstrdup(path);
+	q->dir = xstrdup(dirname(tmp));
 	free(tmp);
-	q->buf = malloc(QUEUE_CHUNK);
-	if (q->path == NULL || q->dir == NULL || q->buf == NULL)
-		abort();
+	q->buf = xmalloc(QUEUE_CHUNK);
 
 	if (queue_open_path(q, &q->cur, cause) != 0)
 		goto fail;

@@ -155,9 +155,7 @@ static struct host *host_get(struct sched *s, const char *key)
 	if (h != NULL)
 		return h;
 	klen = strlen(key);
-	h = calloc(1, sizeof *h + klen + 1);
-	if (h == NULL)
-		return NULL;
+	h = xcalloc(1, sizeof *h + klen + 1);
 	memcpy(h->key, key, klen + 1);
 	h->s = s;
 	TAILQ_INIT(&h->waiting);
@@ -215,8 +213,6 @@ static int sched_enqueue(struct sched *s, struct job *j, bool front)
 	if (fetch_host_key(job_url(j), key, sizeof key) != 0)
 		return -1;
 	h = host_get(s, key);
-	if (h == NULL)
-		abort();
 	j->host = h;
 	if (front)
 		TAILQ_INSERT_HEAD(&h->waiting, j, link);
@@ -424,7 +420,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		job_free_result(j);
 		j->retry_ev = event_new(s->base, -1, 0, sched_retry_cb, j);
 		if (j->retry_ev == NULL)
-			abort();
+			util_oom();
 		TAILQ_INSERT_TAIL(&s->sleeping, j, link);
 		event_add(j->retry_ev, &tv);
 		return;
@@ -543,10 +539,8 @@ static void sched_load_done(void *arg)
 	}
 	for (size_t i = 0; i < ld->n; i++) {
 		struct store_row *r = &ld->rows[i];
-		struct job *j = calloc(1, sizeof *j);
+		struct job *j = xcalloc(1, sizeof *j);
 
-		if (j == NULL)
-			abort();
 		j->id = r->id;
 		j->url = r->url;
 		j->attempts = j->loaded_attempts = r->attempts;
@@ -600,9 +594,7 @@ static void sched_maybe_load(struct sched *s)
 	if (limit == 0)
 		return;
 
-	struct sched_load *ld = calloc(1, sizeof *ld);
-	if (ld == NULL)
-		return;
+	struct sched_load *ld = xcalloc(1, sizeof *ld);
 	ld->s = s;
 	ld->after_id = s->cursor;
 	ld->limit = (int)limit;
@@ -643,10 +635,11 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 			const struct fetch_ctx *fctx, void (*idle_cb)(void *),
 			void *arg)
 {
-	struct sched *s = calloc(1, sizeof *s);
+	struct sched *s = xcalloc(1, sizeof *s);
 
-	if (s == NULL || (s->hosts = map_new()) == NULL)
-		abort();
+	s->hosts = map_new();
+	if (s->hosts == NULL)
+		util_oom();
 	s->base = base;
 	s->worker = w;
 	s->store = st;
@@ -661,7 +654,7 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
 	if (s->ev_unpause == NULL || s->ev_load_retry == NULL)
-		abort();
+		util_oom();
 	return s;
 }
 

@@ -74,17 +74,15 @@ static void stats_tick_cb(evutil_socket_t fd, short what, void *arg)
 struct stats *stats_new(struct event_base *base, const struct config *cfg,
 			const struct sched *sched, int64_t queued)
 {
-	struct stats *st = calloc(1, sizeof *st);
+	struct stats *st = xcalloc(1, sizeof *st);
 
-	if (st == NULL)
-		abort();
 	st->cfg = cfg;
 	st->sched = sched;
 	st->queued_at_start = queued;
 	st->last_ms = st->start_ms = util_mono_ms();
 	st->ev = event_new(base, -1, 0, stats_tick_cb, st);
 	if (st->ev == NULL)
-		abort();
+		util_oom();
 	stats_arm(st);
 	return st;
 }

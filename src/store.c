@@ -141,7 +141,7 @@ static int store_prepare(struct store *s, sqlite3_stmt **st, const char *sql,
 
 int store_open(const char *path, struct store **out, char **cause)
 {
-	struct store *s = calloc(1, sizeof *s);
+	struct store *s = xcalloc(1, sizeof *s);
 	char *err = NULL;
 
 	/* Memory statistics take a global mutex on every SQLite allocation,
@@ -149,10 +149,6 @@ int store_open(const char *path, struct store **out, char **cause)
 	 * possible before SQLite initialises (else SQLITE_MISUSE: ignored). */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 
-	if (s == NULL) {
-		*cause = util_printf("out of memory");
-		return -1;
-	}
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				    SQLITE_OPEN_NOMUTEX,
@@ -369,11 +365,7 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 	size_t count = 0;
 	int rc;
 
-	r = calloc((size_t)limit > 0 ? (size_t)limit : 1, sizeof *r);
-	if (r == NULL) {
-		*cause = util_printf("out of memory");
-		return -1;
-	}
+	r = xcalloc((size_t)limit > 0 ? (size_t)limit : 1, sizeof *r);
 	sqlite3_bind_int64(st, 1, after_id);
 	sqlite3_bind_int(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -381,11 +373,7 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 
 		r[count].id = sqlite3_column_int64(st, 0);
 		r[count].attempts = sqlite3_column_int(st, 2);
-		r[count].url = strdup(url ? url : "");
-		if (r[count].url == NULL) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
+		r[count].url = xstrdup(url ? url : "");
 		count++;
 	}
 	sqlite3_reset(st);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "util.h"
 
 struct thread_job {
 	thread_fn fn;
@@ -172,15 +173,8 @@ static void thread_push(struct worker *w, struct thread_job *j)
 
 void to_thread(struct worker *w, thread_fn fn, void *arg, thread_fn done)
 {
-	struct thread_job *j = malloc(sizeof *j);
+	struct thread_job *j = xmalloc(sizeof *j);
 
-	if (j == NULL) {
-		/* Without memory for a 32-byte job there is no way on that
-		 * loses nothing later: stop here, and the next start fetches
-		 * the rows still queued. */
-		log_error("out of memory handing work to the worker thread");
-		abort();
-	}
 	j->fn = fn;
 	j->done = done;
 	j->arg = arg;
