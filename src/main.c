@@ -151,14 +151,15 @@ static void app_idle_cb(void *arg)
 	app_check_finish(arg);
 }
 
-static void app_ingested_cb(void *arg, size_t n_queued, size_t n_failed)
+static void app_ingested_cb(void *arg, const struct store_line *lines,
+			    size_t n, size_t n_queued, size_t n_failed)
 {
 	struct app *a = arg;
 
 	if (a->stats != NULL)
 		stats_ingested(a->stats, n_queued, n_failed);
 	if (n_queued > 0 && a->sched != NULL)
-		sched_kick(a->sched);
+		sched_offer(a->sched, lines, n);
 	if (a->sched != NULL)
 		app_check_finish(a);
 }

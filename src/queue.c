@@ -227,10 +227,9 @@ static void queue_ingest_done(void *arg)
 			  "offset %lld",
 			  b->n, b->n_failed, b->from_old ? "rotated" : "queue",
 			  (long long)b->offset);
-	size_t nq = b->n_queued, nf = b->n_failed;
+	if (q->cb != NULL && b->n > 0)
+		q->cb(q->cb_arg, b->lines, b->n, b->n_queued, b->n_failed);
 	queue_batch_free(b);
-	if (q->cb != NULL && (nq > 0 || nf > 0))
-		q->cb(q->cb_arg, nq, nf);
 	queue_check(q);
 }
 
@@ -624,7 +623,7 @@ static void queue_check(struct queue *q)
 	}
 	q->caught_up = true;
 	if (q->cb != NULL)
-		q->cb(q->cb_arg, 0, 0);
+		q->cb(q->cb_arg, NULL, 0, 0, 0);
 	return;
 started:
 	q->caught_up = false;

@@ -16,11 +16,14 @@ struct event_base;
 struct worker;
 struct store;
 struct store_queue_state;
+struct store_line;
 struct queue;
 
-/* Called on the loop after each committed ingest. */
-typedef void (*queue_ingested_cb)(void *arg, size_t n_queued,
-				  size_t n_failed);
+/* Called on the loop after each committed ingest, with its lines (valid
+ * during the call; invalid ones have invalid_detail set), and once with
+ * n == 0 whenever ingestion has caught up with the file. */
+typedef void (*queue_ingested_cb)(void *arg, const struct store_line *lines,
+				  size_t n, size_t n_queued, size_t n_failed);
 
 /* Open (creating if needed) the queue file at `path` and start watching
  * it, resuming from the stored state `qs`. */

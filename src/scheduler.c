@@ -9,6 +9,7 @@
  * queue. */
 #include "scheduler.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -521,6 +522,38 @@ static void sched_load_work(void *arg)
 				   &ld->rows, &ld->n, &ld->cause);
 }
 
+/* Make a queued row a job (taking `url`, malloc'd) on its host's waiting
+ * list. */
+static void sched_add_row(struct sched *s, int64_t id, char *url,
+			  int attempts)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+
+	j->id = id;
+	j->url = url;
+	j->attempts = j->loaded_attempts = attempts;
+	j->s = s;
+	s->cursor = id;
+	if (s->draining) {
+		job_free(j);
+		return;
+	}
+	s->in_mem++;
+	if (sched_enqueue(s, j, false) != 0) {
+		/* Validated at ingestion, so only an older gatherd with laxer
+		 * rules could have queued this. */
+		j->res.error = ERR_INVALID_URL;
+		j->res.error_detail = xstrdup("not a valid http(s) URL");
+		j->res.length = -1;
+		j->res.redirects = -1;
+		j->res.elapsed_ms = -1;
+		j->res.connect_ms = -1;
+		j->res.tls_ms = -1;
+		j->res.fetched_at_ms = util_wall_ms();
+		sched_add_result(s, j);
+	}
+}
+
 static void sched_load_done(void *arg)
 {
 	struct sched_load *ld = arg;
@@ -537,35 +570,9 @@ static void sched_load_done(void *arg)
 		event_add(s->ev_load_retry, &tv);
 		return;
 	}
-	for (size_t i = 0; i < ld->n; i++) {
-		struct store_row *r = &ld->rows[i];
-		struct job *j = xcalloc(1, sizeof *j);
-
-		j->id = r->id;
-		j->url = r->url;
-		j->attempts = j->loaded_attempts = r->attempts;
-		j->s = s;
-		s->cursor = r->id;
-		s->in_mem++;
-		if (s->draining) {
-			s->in_mem--;
-			job_free(j);
-			continue;
-		}
-		if (sched_enqueue(s, j, false) != 0) {
-			/* Validated at ingestion, so only an older gatherd
-			 * with laxer rules could have queued this. */
-			j->res.error = ERR_INVALID_URL;
-			j->res.error_detail = strdup("not a valid http(s) URL");
-			j->res.length = -1;
-			j->res.redirects = -1;
-			j->res.elapsed_ms = -1;
-			j->res.connect_ms = -1;
-			j->res.tls_ms = -1;
-			j->res.fetched_at_ms = util_wall_ms();
-			sched_add_result(s, j);
-		}
-	}
+	for (size_t i = 0; i < ld->n; i++)
+		sched_add_row(s, ld->rows[i].id, ld->rows[i].url,
+			      ld->rows[i].attempts);
 	if (ld->n < (size_t)ld->limit && ld->gen == s->kick_gen)
 		s->exhausted = true;
 	free(ld->rows);
@@ -663,6 +670,34 @@ void sched_kick(struct sched *s)
 	s->kick_gen++;
 	s->exhausted = false;
 	sched_maybe_load(s);
+}
+
+void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
+{
+	size_t valid = 0;
+	int64_t first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].invalid_detail == NULL) {
+			if (valid++ == 0)
+				first = lines[i].id;
+		}
+	}
+	/* Only when every queued row older than these is in memory (the
+	 * last load found them all and none is under way), so that the
+	 * cursor may jump past them, and when they fit the window. */
+	if (valid == 0 || !s->exhausted || s->loading || s->load_backoff ||
+	    s->draining || first <= s->cursor ||
+	    s->in_mem + valid > sched_window(s)) {
+		sched_kick(s);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (lines[i].invalid_detail == NULL)
+			sched_add_row(s, lines[i].id,
+				      xstrndup(lines[i].url, lines[i].len), 0);
+	sched_dispatch(s);
+	sched_notify(s);
 }
 
 bool sched_idle(const struct sched *s)

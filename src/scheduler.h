@@ -6,6 +6,7 @@
 #define GATHERD_SCHEDULER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -14,6 +15,7 @@ struct store;
 struct config;
 struct fetch_ctx;
 struct sched;
+struct store_line;
 
 struct sched_stats {
 	uint64_t done;      /* results recorded as done this run */
@@ -30,6 +32,12 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);
+
+/* Rows were just ingested (`lines`, with their ids; invalid ones are
+ * skipped): take them directly when the window has room and every older
+ * queued row is already loaded, which spares reading them back from the
+ * database; else load them in turn (as sched_kick). */
+void sched_offer(struct sched *s, const struct store_line *lines, size_t n);
 
 /* Nothing loaded, nothing in flight, nothing to write, and the last load
  * found no more queued rows. */

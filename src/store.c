@@ -313,7 +313,7 @@ static int store_put_pos(struct store *s, int slot,
 	return store_step_done(s, s->put_pos, "store queue position", cause);
 }
 
-int store_ingest(struct store *s, const struct store_line *lines, size_t n,
+int store_ingest(struct store *s, struct store_line *lines, size_t n,
 		 const struct store_queue_state *qs, int64_t now_ms,
 		 char **cause)
 {
@@ -322,7 +322,7 @@ int store_ingest(struct store *s, const struct store_line *lines, size_t n,
 	if (store_begin(s, cause) != 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		const struct store_line *l = &lines[i];
+		struct store_line *l = &lines[i];
 
 		sqlite3_bind_text(st, 1, l->url, (int)l->len, SQLITE_STATIC);
 		if (l->invalid_detail == NULL) {
@@ -339,6 +339,7 @@ int store_ingest(struct store *s, const struct store_line *lines, size_t n,
 		sqlite3_bind_int64(st, 5, now_ms);
 		if (store_step_done(s, st, "insert url", cause) != 0)
 			goto fail;
+		l->id = sqlite3_last_insert_rowid(s->db);
 	}
 	if (store_put_pos(s, 1, &qs->cur, now_ms, cause) != 0)
 		goto fail;

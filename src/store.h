@@ -53,6 +53,7 @@ struct store_line {
 	const char *url;
 	size_t len;
 	const char *invalid_detail; /* NULL when valid */
+	int64_t id; /* set by store_ingest(): the row made of it */
 };
 
 /* A queued row handed to the scheduler. */
@@ -93,8 +94,9 @@ int store_get_queue_state(struct store *s, struct store_queue_state *qs,
 			  char **cause) __attribute__((warn_unused_result));
 
 /* Insert `n` lines and store `qs` (qs->has_cur must be true; without
- * has_old the rotated file's slot is cleared), in one transaction. */
-int store_ingest(struct store *s, const struct store_line *lines, size_t n,
+ * has_old the rotated file's slot is cleared), in one transaction.  Each
+ * line's `id` is set to its row's. */
+int store_ingest(struct store *s, struct store_line *lines, size_t n,
 		 const struct store_queue_state *qs, int64_t now_ms,
 		 char **cause) __attribute__((warn_unused_result));
 
