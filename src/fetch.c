@@ -445,11 +445,11 @@ static void fetch_start_tls(struct fetch *f, int64_t now)
 {
 	fetch_set_state(f, FETCH_HANDSHAKE);
 	f->phase_ms = now;
-	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal) != 0) {
+	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal,
+			   fetch_read_cb, fetch_event_cb, f) != 0) {
 		fetch_fail(f, "tls", "cannot set up TLS for %s", f->host);
 		return;
 	}
-	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	bufferevent_enable(conn_bev(f->conn), EV_READ | EV_WRITE);
 }
 
@@ -573,12 +573,9 @@ static void fetch_connect_next(struct fetch *f)
 		if (f->state != FETCH_CONNECTING)
 			fetch_set_state(f, FETCH_CONNECTING);
 		f->phase_ms = util_mono_ms();
-		if (conn_connect(f->conn, &ss->sa,
-				 f->addrs.len[i]) == 0) {
-			conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb,
-				     f);
+		if (conn_connect(f->conn, &ss->sa, f->addrs.len[i],
+				 fetch_read_cb, fetch_event_cb, f) == 0)
 			return;
-		}
 		f->last_errno = errno;
 		if (errno == EMFILE || errno == ENFILE) {
 			f->res.fd_exhausted = true;
