@@ -1,6 +1,7 @@
-/* Asynchronous name resolution on evdns, with a cache (cache_ttl_s) and
- * coalescing: concurrent lookups of one name share one query.  Results are
- * always delivered from the event loop, never from inside dns_resolve(), so
+/* Asynchronous name resolution on evdns, with a cache (cache_ttl_s, at most
+ * 50,000 names, the least recently used out first) and coalescing:
+ * concurrent lookups of one name share one query.  Results are always
+ * delivered from the event loop, never from inside dns_resolve(), so
  * callers need not guard against re-entry. */
 #ifndef GATHERD_DNS_H
 #define GATHERD_DNS_H
