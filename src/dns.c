@@ -279,19 +279,40 @@ fail:
 	return NULL;
 }
 
+/* Free a lookup that will not be answered, with whoever still waits on
+ * it. */
+static void dns_lookup_free(void *v)
+{
+	struct dns_lookup *lk = v;
+	struct dns_req *r;
+
+	while ((r = TAILQ_FIRST(&lk->waiters)) != NULL) {
+		TAILQ_REMOVE(&lk->waiters, r, link);
+		free(r);
+	}
+	free(lk->name);
+	free(lk);
+}
+
 void dns_free(struct dns *d)
 {
+	struct dns_req *r;
+
 	if (d == NULL)
 		return;
+	/* Without failing its requests, evdns runs no callback any more:
+	 * what is still pending is freed here.  (libevent 2.1 itself loses
+	 * the request structures of those lookups: it frees them only when
+	 * answering, and failing them would only defer the answers to a
+	 * loop that no longer runs.) */
 	if (d->evdns != NULL)
-		evdns_base_free(d->evdns, 1);
-	struct dns_req *r;
+		evdns_base_free(d->evdns, 0);
+	map_free(d->pending, dns_lookup_free);
 	while ((r = TAILQ_FIRST(&d->deliver)) != NULL) {
 		TAILQ_REMOVE(&d->deliver, r, link);
 		free(r);
 	}
 	dnscache_free(d->cache);
-	map_free(d->pending, NULL);
 	if (d->ev_deliver != NULL)
 		event_free(d->ev_deliver);
 	free(d);
