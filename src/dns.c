@@ -122,9 +122,15 @@ static void dns_answer_cb(int err, struct evutil_addrinfo *res, void *arg)
 	}
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
-	if (err == 0 && d->cache != NULL)
-		dnscache_put(d->cache, lk->name, &addrs, util_mono_ms());
-	else if (err != 0)
+	if (err == 0) {
+		/* The resolver's first family leads (libevent answers IPv4
+		 * first); a cached list changes when another address is the
+		 * one that connects (dns_note_connected). */
+		dnscache_order(&addrs, NULL);
+		if (d->cache != NULL)
+			dnscache_put(d->cache, lk->name, &addrs,
+				     util_mono_ms());
+	} else
 		log_debug("dns: %s: %s", lk->name, dns_error_text(err));
 
 	while ((r = TAILQ_FIRST(&lk->waiters)) != NULL) {
@@ -316,6 +322,13 @@ void dns_free(struct dns *d)
 	if (d->ev_deliver != NULL)
 		event_free(d->ev_deliver);
 	free(d);
+}
+
+void dns_note_connected(struct dns *d, const char *host,
+			const union dns_sockaddr *addr)
+{
+	if (d->cache != NULL)
+		dnscache_prefer(d->cache, host, addr);
 }
 
 unsigned long dns_queries(const struct dns *d)

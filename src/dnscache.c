@@ -105,7 +105,67 @@ void dnscache_put(struct dnscache *c, const char *name,
 		dnscache_drop(c, TAILQ_LAST(&c->lru, dnscache_list));
 }
 
+void dnscache_prefer(struct dnscache *c, const char *name,
+		     const union dns_sockaddr *addr)
+{
+	struct dnscache_entry *e = map_get(c->names, name);
+
+	if (e != NULL)
+		dnscache_order(&e->addrs, addr);
+}
+
 size_t dnscache_count(const struct dnscache *c)
 {
 	return map_count(c->names);
+}
+
+/* Whether a is the address b, ports aside. */
+static bool dnscache_same_addr(const union dns_sockaddr *a,
+			       const union dns_sockaddr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr,
+			      sizeof a->in6.sin6_addr) == 0 &&
+		       a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+	return false;
+}
+
+bool dnscache_order(struct dns_addrs *addrs, const union dns_sockaddr *first)
+{
+	struct dns_addrs in = *addrs;
+	bool taken[DNS_MAX_ADDRS] = {false};
+	int lead = -1, family, n = 0;
+	bool found;
+
+	for (int i = 0; first != NULL && i < in.n && lead < 0; i++)
+		if (dnscache_same_addr(&in.addr[i], first))
+			lead = i;
+	found = lead >= 0;
+	if (in.n == 0)
+		return false;
+	family = in.addr[lead >= 0 ? lead : 0].sa.sa_family;
+	while (n < in.n) {
+		int pick = lead;
+
+		/* The first address not yet taken of the family whose turn
+		 * it is, else of the other one (it has run out). */
+		for (int i = 0; i < in.n && pick < 0; i++)
+			if (!taken[i] && in.addr[i].sa.sa_family == family)
+				pick = i;
+		for (int i = 0; i < in.n && pick < 0; i++)
+			if (!taken[i])
+				pick = i;
+		lead = -1;
+		taken[pick] = true;
+		addrs->addr[n] = in.addr[pick];
+		addrs->len[n] = in.len[pick];
+		n++;
+		family =
+		    in.addr[pick].sa.sa_family == AF_INET ? AF_INET6 : AF_INET;
+	}
+	return found;
 }

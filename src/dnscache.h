@@ -1,10 +1,11 @@
-/* The DNS cache: the addresses of each name until their TTL runs out.  It
- * holds at most a fixed number of names; past that the least recently used
- * one makes room.  Pure logic without libevent (the caller passes the time),
- * so it is unit-tested without a resolver. */
+/* The DNS cache: the addresses of each name, kept in the order to try them,
+ * until their TTL runs out.  It holds at most a fixed number of names; past
+ * that the least recently used one makes room.  Pure logic without libevent
+ * (the caller passes the time), so it is unit-tested without a resolver. */
 #ifndef GATHERD_DNSCACHE_H
 #define GATHERD_DNSCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,18 @@ const struct dns_addrs *dnscache_get(struct dnscache *c, const char *name,
 void dnscache_put(struct dnscache *c, const char *name,
 		  const struct dns_addrs *addrs, int64_t now_ms);
 
+/* A connection to addr (port ignored) worked: from now on name's cached
+ * addresses start with it.  Nothing happens when name or addr is not
+ * cached. */
+void dnscache_prefer(struct dnscache *c, const char *name,
+		     const union dns_sockaddr *addr);
+
 size_t dnscache_count(const struct dnscache *c);
+
+/* Put addrs in the order to try them (RFC 8305 section 4): `first` leads
+ * when it is given and among them (port ignored), then the two families
+ * alternate, beginning with the leader's family; within a family the
+ * order is kept.  Returns whether `first` was found. */
+bool dnscache_order(struct dns_addrs *addrs, const union dns_sockaddr *first);
 
 #endif

@@ -485,6 +485,9 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 			int64_t now = util_mono_ms();
 
 			f->res.connect_ms = now - f->phase_ms;
+			if (!f->literal)
+				dns_note_connected(f->ctx.dns, f->host,
+						   &f->addrs.addr[f->addr_i - 1]);
 			if (f->scheme == URL_HTTPS) {
 				fetch_start_tls(f, now);
 				return;

@@ -1,6 +1,6 @@
-/* Unit tests for the DNS cache (expiry, least recently used eviction) and
- * for freeing the resolver with lookups still in flight (run it in the ASan
- * build: LeakSanitizer is what checks the latter). */
+/* Unit tests for the DNS cache (address order, expiry, least recently used
+ * eviction) and for freeing the resolver with lookups still in flight (run
+ * it in the ASan build: LeakSanitizer is what checks the latter). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -63,6 +63,60 @@ static const char *addrs_text(const struct dns_addrs *a)
 					i ? " " : "", one);
 	}
 	return buf;
+}
+
+static union dns_sockaddr one_addr(const char *text)
+{
+	const char *list[] = {text, NULL};
+
+	return addrs_of(list).addr[0];
+}
+
+static void test_order_interleaves_families(void)
+{
+	const char *list[] = {"10.0.0.1", "10.0.0.2", "fd00::1",
+			      "fd00::2",  "10.0.0.3", NULL};
+	struct dns_addrs a = addrs_of(list);
+
+	TAP_CHECK(!dnscache_order(&a, NULL));
+	TAP_CHECK_STR(addrs_text(&a),
+		      "10.0.0.1 fd00::1 10.0.0.2 fd00::2 10.0.0.3");
+}
+
+static void test_order_first_family_leads(void)
+{
+	const char *list[] = {"fd00::1", "10.0.0.1", "10.0.0.2", NULL};
+	struct dns_addrs a = addrs_of(list);
+
+	dnscache_order(&a, NULL);
+	TAP_CHECK_STR(addrs_text(&a), "fd00::1 10.0.0.1 10.0.0.2");
+}
+
+static void test_order_preferred_address_leads(void)
+{
+	const char *list[] = {"10.0.0.1", "10.0.0.2", "fd00::1", "fd00::2",
+			      NULL};
+	struct dns_addrs a = addrs_of(list);
+	union dns_sockaddr want = one_addr("fd00::2");
+
+	/* The port does not matter. */
+	want.in6.sin6_port = htons(8080);
+	TAP_CHECK(dnscache_order(&a, &want));
+	TAP_CHECK_STR(addrs_text(&a), "fd00::2 10.0.0.1 fd00::1 10.0.0.2");
+
+	want = one_addr("10.0.0.2");
+	TAP_CHECK(dnscache_order(&a, &want));
+	TAP_CHECK_STR(addrs_text(&a), "10.0.0.2 fd00::2 10.0.0.1 fd00::1");
+
+	/* Not among them: the order stays as it was. */
+	want = one_addr("10.9.9.9");
+	TAP_CHECK(!dnscache_order(&a, &want));
+	TAP_CHECK_STR(addrs_text(&a), "10.0.0.2 fd00::2 10.0.0.1 fd00::1");
+
+	struct dns_addrs none;
+	memset(&none, 0, sizeof none);
+	TAP_CHECK(!dnscache_order(&none, &want));
+	TAP_CHECK(none.n == 0);
 }
 
 static void put_name(struct dnscache *c, const char *name, int64_t now)
@@ -161,6 +215,25 @@ static void test_cache_sweeps_expired(void)
 	/* The two old ones left, then live.test (expired at 150 too). */
 	TAP_CHECK(dnscache_count(c) == 5 - 3 + 1);
 	TAP_CHECK(dnscache_get(c, "new1.test", 200) != NULL);
+	dnscache_free(c);
+}
+
+static void test_cache_prefer(void)
+{
+	const char *list[] = {"10.0.0.1", "10.0.0.2", "fd00::1", NULL};
+	struct dns_addrs a = addrs_of(list);
+	struct dnscache *c = dnscache_new(10, 60000);
+	union dns_sockaddr worked = one_addr("fd00::1");
+	const struct dns_addrs *got;
+
+	dnscache_put(c, "a.test", &a, 0);
+	dnscache_prefer(c, "a.test", &worked);
+	dnscache_prefer(c, "absent.test", &worked);
+	got = dnscache_get(c, "a.test", 1);
+	TAP_CHECK(got != NULL);
+	if (got != NULL)
+		TAP_CHECK_STR(addrs_text(got), "fd00::1 10.0.0.1 10.0.0.2");
+	TAP_CHECK(dnscache_count(c) == 1);
 	dnscache_free(c);
 }
 
@@ -303,12 +376,17 @@ static void test_free_with_lookups_in_flight(void)
 }
 
 static const struct tap_test tests[] = {
+	{"order alternates the families", test_order_interleaves_families},
+	{"order keeps the first family first", test_order_first_family_leads},
+	{"order puts a preferred address first",
+	 test_order_preferred_address_leads},
 	{"cache entries expire", test_cache_expiry},
 	{"cache put replaces and refreshes", test_cache_replace_refreshes},
 	{"cache evicts the least recently used",
 	 test_cache_evicts_least_recently_used},
 	{"cache stays within its cap", test_cache_bounded},
 	{"cache sweeps expired entries on insert", test_cache_sweeps_expired},
+	{"cache keeps what connected first", test_cache_prefer},
 	{"dns_free with lookups in flight", test_free_with_lookups_in_flight},
 	{NULL, NULL},
 };
