@@ -30,7 +30,9 @@ size_t conn_pool_idle_count(const struct conn_pool *p);
 void conn_pool_set_max_idle(struct conn_pool *p, size_t n);
 /* Close every idle connection (out of descriptors); returns how many. */
 size_t conn_pool_close_idle(struct conn_pool *p);
-/* Connections opened since start (for stats and tests). */
+/* Connections opened since start (for stats and tests): sockets whose
+ * connect started, so an attempt that loses a Happy Eyeballs race (dial.h)
+ * counts too. */
 unsigned long conn_pool_opened(const struct conn_pool *p);
 
 /* Take an idle connection for key, or NULL. */
