@@ -2,6 +2,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -201,26 +202,54 @@ struct conn *conn_new(struct conn_pool *p, const char *key, bool tls)
 	return c;
 }
 
-int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len)
+int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len,
+		 bufferevent_data_cb readcb, bufferevent_event_cb eventcb,
+		 void *arg)
 {
-	conn_drop_bev(c);
-	c->bev = bufferevent_socket_new(c->pool->base, -1,
-					c->tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL)
-		return -1;
-	if (bufferevent_socket_connect(c->bev, addr, (int)len) != 0) {
-		int err = errno;
+	evutil_socket_t fd;
+	int err;
 
-		conn_drop_bev(c);
-		errno = err ? err : ECONNREFUSED;
+	conn_drop_bev(c);
+	/* The connect() is ours, not bufferevent_socket_connect()'s: when a
+	 * connect fails at once with anything but a refusal, libevent 2.1
+	 * runs the event callback inside that call, so the owner would be
+	 * re-entered before it even knew the attempt had started.  Here an
+	 * error at once is only ever returned. */
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    IPPROTO_TCP);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, addr, len) != 0 && errno != EINPROGRESS &&
+	    errno != EINTR)
+		goto fail;
+	c->bev = bufferevent_socket_new(c->pool->base, fd,
+					c->tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	/* The callbacks are in place before libevent watches the socket,
+	 * and with no address it only waits for the connect in progress:
+	 * the outcome (BEV_EVENT_CONNECTED or BEV_EVENT_ERROR with the
+	 * socket's error in errno) always comes from the loop. */
+	bufferevent_setcb(c->bev, readcb, NULL, eventcb, arg);
+	if (bufferevent_socket_connect(c->bev, NULL, 0) != 0) {
+		conn_drop_bev(c); /* closes fd */
+		errno = EIO;
 		return -1;
 	}
 	c->pool->opened++;
 	return 0;
+fail:
+	err = errno;
+	evutil_closesocket(fd);
+	errno = err;
+	return -1;
 }
 
 int conn_start_tls(struct conn *c, struct tls *t, const char *host,
-		   bool is_ip)
+		   bool is_ip, bufferevent_data_cb readcb,
+		   bufferevent_event_cb eventcb, void *arg)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	SSL *ssl = tls_ssl_new(t, host, is_ip, c->key);
@@ -235,6 +264,7 @@ int conn_start_tls(struct conn *c, struct tls *t, const char *host,
 		SSL_free(ssl);
 		return -1;
 	}
+	bufferevent_setcb(bev, readcb, NULL, eventcb, arg);
 	/* The plain bufferevent does not own the fd: freeing it (safe even
 	 * inside its own callback) leaves the socket to the new one. */
 	bufferevent_free(c->bev);

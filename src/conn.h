@@ -30,7 +30,9 @@ size_t conn_pool_idle_count(const struct conn_pool *p);
 void conn_pool_set_max_idle(struct conn_pool *p, size_t n);
 /* Close every idle connection (out of descriptors); returns how many. */
 size_t conn_pool_close_idle(struct conn_pool *p);
-/* Connections opened since start (for stats and tests). */
+/* Connections opened since start (for stats and tests): sockets whose
+ * connect started, so an attempt that loses a Happy Eyeballs race (dial.h)
+ * counts too. */
 unsigned long conn_pool_opened(const struct conn_pool *p);
 
 /* Take an idle connection for key, or NULL. */
@@ -40,16 +42,22 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key);
  * (conn_start_tls after the TCP connect). */
 struct conn *conn_new(struct conn_pool *p, const char *key, bool tls);
 
-/* Start connecting to addr (closing any previous socket of c).  Returns
- * -1 with errno set when the socket cannot even be created or the connect
- * fails at once. */
-int conn_connect(struct conn *c, const struct sockaddr *addr,
-		 socklen_t len) __attribute__((warn_unused_result));
+/* Start connecting to addr (closing any previous socket of c), with the
+ * connection's events going to the callbacks given: BEV_EVENT_CONNECTED or
+ * BEV_EVENT_ERROR, always later from the loop.  Returns -1 with errno set,
+ * and no callback ever runs, when the socket cannot even be created or the
+ * connect fails at once (refused, unreachable, EMFILE). */
+int conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len,
+		 bufferevent_data_cb readcb, bufferevent_event_cb eventcb,
+		 void *arg) __attribute__((warn_unused_result));
 
-/* The TCP connection is up: start the TLS handshake on it.  The next
- * BEV_EVENT_CONNECTED means the handshake finished. */
+/* The TCP connection is up: start the TLS handshake on it, with its events
+ * going to the callbacks given.  The next BEV_EVENT_CONNECTED means the
+ * handshake finished. */
 int conn_start_tls(struct conn *c, struct tls *t, const char *host,
-		   bool is_ip) __attribute__((warn_unused_result));
+		   bool is_ip, bufferevent_data_cb readcb,
+		   bufferevent_event_cb eventcb,
+		   void *arg) __attribute__((warn_unused_result));
 /* The connection's SSL, or NULL for plain HTTP (or before TLS started). */
 SSL *conn_ssl(struct conn *c);
 

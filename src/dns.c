@@ -11,11 +11,14 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "dnscache.h"
 #include "log.h"
 #include "map.h"
 #include "util.h"
 
-#define DNS_CACHE_MAX 50000 /* entries; the cache is dropped past this */
+/* Names cached at most (some 300 bytes each).  Past it the least
+ * recently used name makes room (see dnscache.h). */
+#define DNS_CACHE_MAX 50000
 
 /* A request waits on a lookup (lk != NULL), or sits on the delivery list
  * with its answer copied in. */
@@ -41,16 +44,11 @@ struct dns_lookup {
 	bool finished; /* answered during that call */
 };
 
-struct dns_cache_entry {
-	struct dns_addrs addrs;
-	int64_t expires_ms;
-};
-
 struct dns {
 	struct event_base *base;
 	struct evdns_base *evdns;
 	struct map *pending; /* name -> struct dns_lookup */
-	struct map *cache;   /* name -> struct dns_cache_entry */
+	struct dnscache *cache; /* NULL when cache_ttl_s is 0 */
 	struct dns_req_list deliver;
 	struct event *ev_deliver;
 	int cache_ttl_ms;
@@ -80,31 +78,6 @@ static void dns_queue_delivery(struct dns *d, struct dns_req *r)
 	r->lk = NULL;
 	TAILQ_INSERT_TAIL(&d->deliver, r, link);
 	event_active(d->ev_deliver, 0, 0);
-}
-
-/* Remember addrs for name until the TTL runs out.  Past DNS_CACHE_MAX
- * names new ones are simply not cached, which bounds memory. */
-static void dns_cache_put(struct dns *d, const char *name,
-			  const struct dns_addrs *addrs)
-{
-	struct dns_cache_entry *e;
-
-	if (d->cache_ttl_ms <= 0)
-		return;
-	e = map_get(d->cache, name);
-	if (e == NULL) {
-		if (map_count(d->cache) >= DNS_CACHE_MAX)
-			return;
-		e = malloc(sizeof *e);
-		if (e == NULL)
-			return;
-		if (map_put(d->cache, name, e) != 0) {
-			free(e);
-			return;
-		}
-	}
-	e->addrs = *addrs;
-	e->expires_ms = util_mono_ms() + d->cache_ttl_ms;
 }
 
 static const char *dns_error_text(int err)
@@ -149,9 +122,15 @@ static void dns_answer_cb(int err, struct evutil_addrinfo *res, void *arg)
 	}
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
-	if (err == 0)
-		dns_cache_put(d, lk->name, &addrs);
-	else
+	if (err == 0) {
+		/* The resolver's first family leads (libevent answers IPv4
+		 * first); a cached list changes when another address is the
+		 * one that connects (dns_note_connected). */
+		dnscache_order(&addrs, NULL);
+		if (d->cache != NULL)
+			dnscache_put(d->cache, lk->name, &addrs,
+				     util_mono_ms());
+	} else
 		log_debug("dns: %s: %s", lk->name, dns_error_text(err));
 
 	while ((r = TAILQ_FIRST(&lk->waiters)) != NULL) {
@@ -179,7 +158,7 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 {
 	struct dns_req *r = calloc(1, sizeof *r);
 	struct dns_lookup *lk;
-	struct dns_cache_entry *e;
+	const struct dns_addrs *cached;
 
 	if (r == NULL)
 		return NULL;
@@ -187,16 +166,15 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 	r->cb = cb;
 	r->arg = arg;
 
-	e = map_get(d->cache, host);
-	if (e != NULL) {
-		if (e->expires_ms > util_mono_ms()) {
-			d->hits++;
-			r->ok = true;
-			r->addrs = e->addrs;
-			dns_queue_delivery(d, r);
-			return r;
-		}
-		free(map_del(d->cache, host));
+	cached = d->cache != NULL
+			 ? dnscache_get(d->cache, host, util_mono_ms())
+			 : NULL;
+	if (cached != NULL) {
+		d->hits++;
+		r->ok = true;
+		r->addrs = *cached;
+		dns_queue_delivery(d, r);
+		return r;
 	}
 
 	lk = map_get(d->pending, host);
@@ -266,9 +244,10 @@ struct dns *dns_new(struct event_base *base, const char *nameserver,
 	d->cache_ttl_ms = cache_ttl_s * 1000;
 	TAILQ_INIT(&d->deliver);
 	d->pending = map_new();
-	d->cache = map_new();
+	if (cache_ttl_s > 0)
+		d->cache = dnscache_new(DNS_CACHE_MAX, d->cache_ttl_ms);
 	d->ev_deliver = event_new(base, -1, 0, dns_deliver_cb, d);
-	if (d->pending == NULL || d->cache == NULL || d->ev_deliver == NULL)
+	if (d->pending == NULL || d->ev_deliver == NULL)
 		abort();
 
 	if (nameserver != NULL && *nameserver != '\0') {
@@ -306,22 +285,50 @@ fail:
 	return NULL;
 }
 
+/* Free a lookup that will not be answered, with whoever still waits on
+ * it. */
+static void dns_lookup_free(void *v)
+{
+	struct dns_lookup *lk = v;
+	struct dns_req *r;
+
+	while ((r = TAILQ_FIRST(&lk->waiters)) != NULL) {
+		TAILQ_REMOVE(&lk->waiters, r, link);
+		free(r);
+	}
+	free(lk->name);
+	free(lk);
+}
+
 void dns_free(struct dns *d)
 {
+	struct dns_req *r;
+
 	if (d == NULL)
 		return;
+	/* Without failing its requests, evdns runs no callback any more:
+	 * what is still pending is freed here.  (libevent 2.1 itself loses
+	 * the request structures of those lookups: it frees them only when
+	 * answering, and failing them would only defer the answers to a
+	 * loop that no longer runs.) */
 	if (d->evdns != NULL)
-		evdns_base_free(d->evdns, 1);
-	struct dns_req *r;
+		evdns_base_free(d->evdns, 0);
+	map_free(d->pending, dns_lookup_free);
 	while ((r = TAILQ_FIRST(&d->deliver)) != NULL) {
 		TAILQ_REMOVE(&d->deliver, r, link);
 		free(r);
 	}
-	map_free(d->cache, free);
-	map_free(d->pending, NULL);
+	dnscache_free(d->cache);
 	if (d->ev_deliver != NULL)
 		event_free(d->ev_deliver);
 	free(d);
+}
+
+void dns_note_connected(struct dns *d, const char *host,
+			const union dns_sockaddr *addr)
+{
+	if (d->cache != NULL)
+		dnscache_prefer(d->cache, host, addr);
 }
 
 unsigned long dns_queries(const struct dns *d)

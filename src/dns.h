@@ -1,7 +1,9 @@
-/* Asynchronous name resolution on evdns, with a cache (cache_ttl_s) and
- * coalescing: concurrent lookups of one name share one query.  Results are
- * always delivered from the event loop, never from inside dns_resolve(), so
- * callers need not guard against re-entry. */
+/* Asynchronous name resolution on evdns, with a cache (cache_ttl_s, at most
+ * 50,000 names, the least recently used out first) and coalescing:
+ * concurrent lookups of one name share one query.  Addresses come in the
+ * order to try them (RFC 8305: the families alternate), the one that last
+ * connected first.  Results are always delivered from the event loop, never
+ * from inside dns_resolve(), so callers need not guard against re-entry. */
 #ifndef GATHERD_DNS_H
 #define GATHERD_DNS_H
 
@@ -44,6 +46,12 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 			    void *arg);
 /* Cancel a request whose callback has not run; cb will not run. */
 void dns_cancel(struct dns_req *r);
+
+/* A connection to addr, one of host's addresses, worked: later lookups of
+ * host answered from the cache put it (and its family) first, so they do
+ * not wait for an address that did not answer again. */
+void dns_note_connected(struct dns *d, const char *host,
+			const union dns_sockaddr *addr);
 
 /* Counters for stats and tests: queries sent and cache hits. */
 unsigned long dns_queries(const struct dns *d);

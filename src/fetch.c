@@ -1,8 +1,8 @@
 /* One URL's fetch: see fetch.h.
  *
- * States: RESOLVING -> CONNECTING -> [HANDSHAKE, for https] -> WAITING
- * (request written, response being read) -> DONE.  A pooled connection
- * skips straight to WAITING.
+ * States: RESOLVING -> CONNECTING (dial.c races the addresses) ->
+ * [HANDSHAKE, for https] -> WAITING (request written, response being read)
+ * -> DONE.  A pooled connection skips straight to WAITING.
  * Every exit goes through fetch_finish(), which schedules the reap event:
  * the result callback and the free happen there, outside any bufferevent
  * callback. */
@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "dial.h"
 #include "dns.h"
 #include "http.h"
 #include "log.h"
@@ -58,14 +59,13 @@ struct fetch {
 	size_t request_len;
 	struct dns_req *dns;
 	struct dns_addrs addrs;
-	int addr_i;
-	int last_errno;
+	struct dial *dial; /* while CONNECTING */
 	struct conn *conn;
 	struct http_resp *parser;
 	bool reused;        /* the current connection came from the pool */
 	bool retried_fresh; /* a dead pooled connection was replaced once */
 	int64_t start_ms;
-	int64_t phase_ms; /* when the current connect or handshake began */
+	int64_t phase_ms; /* when the TLS handshake began */
 	struct event timer;
 	struct event reap;
 	struct fetch_result res;
@@ -98,6 +98,10 @@ static void fetch_finish(struct fetch *f)
 	if (f->dns != NULL) {
 		dns_cancel(f->dns);
 		f->dns = NULL;
+	}
+	if (f->dial != NULL) {
+		dial_cancel(f->dial);
+		f->dial = NULL;
 	}
 	if (f->conn != NULL) {
 		conn_release(f->conn, false);
@@ -208,6 +212,7 @@ void fetch_abort(struct fetch *f)
 	event_del(&f->reap);
 	if (f->dns != NULL)
 		dns_cancel(f->dns);
+	dial_cancel(f->dial);
 	if (f->conn != NULL)
 		conn_release(f->conn, false);
 	fetch_free_result(&f->res);
@@ -441,18 +446,16 @@ static void fetch_send(struct fetch *f)
 	fetch_write_request(f);
 }
 
-static void fetch_connect_next(struct fetch *f);
-
 /* TCP is up on an https connection: start the handshake. */
 static void fetch_start_tls(struct fetch *f, int64_t now)
 {
 	fetch_set_state(f, FETCH_HANDSHAKE);
 	f->phase_ms = now;
-	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal) != 0) {
+	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal,
+			   fetch_read_cb, fetch_event_cb, f) != 0) {
 		fetch_fail(f, ERR_TLS, "cannot set up TLS for %s", f->host);
 		return;
 	}
-	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	bufferevent_enable(conn_bev(f->conn), EV_READ | EV_WRITE);
 }
 
@@ -483,22 +486,6 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct fetch *f = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 
-	if (f->state == FETCH_CONNECTING) {
-		if (what & BEV_EVENT_CONNECTED) {
-			int64_t now = util_mono_ms();
-
-			f->res.connect_ms = now - f->phase_ms;
-			if (f->scheme == URL_HTTPS) {
-				fetch_start_tls(f, now);
-				return;
-			}
-			fetch_send(f);
-			return;
-		}
-		f->last_errno = err;
-		fetch_connect_next(f);
-		return;
-	}
 	if (f->state == FETCH_HANDSHAKE) {
 		fetch_handshake_event(f, bev, what);
 		return;
@@ -554,42 +541,40 @@ static void fetch_closed(struct fetch *f, short what, int err)
 		   http_resp_error_detail(f->parser));
 }
 
-/* Try the next resolved address; fail with `connect` when none is left. */
-static void fetch_connect_next(struct fetch *f)
+/* The dial ended: go on over the connection that won, or fail. */
+static void fetch_dial_cb(void *arg, const struct dial_result *res)
 {
-	while (f->addr_i < f->addrs.n) {
-		int i = f->addr_i++;
-		union dns_sockaddr *ss = &f->addrs.addr[i];
+	struct fetch *f = arg;
 
-		if (ss->sa.sa_family == AF_INET)
-			ss->in.sin_port = htons(f->port);
-		else if (ss->sa.sa_family == AF_INET6)
-			ss->in6.sin6_port = htons(f->port);
-		if (f->conn == NULL) {
-			f->conn = conn_new(f->ctx.pool, f->key,
-					   f->scheme == URL_HTTPS);
-			if (f->conn == NULL) {
-				fetch_fail(f, ERR_CONNECT, "out of memory");
-				return;
-			}
-		}
-		if (f->state != FETCH_CONNECTING)
-			fetch_set_state(f, FETCH_CONNECTING);
-		f->phase_ms = util_mono_ms();
-		if (conn_connect(f->conn, &ss->sa,
-				 f->addrs.len[i]) == 0) {
-			conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb,
-				     f);
-			return;
-		}
-		f->last_errno = errno;
-		if (errno == EMFILE || errno == ENFILE) {
+	f->dial = NULL;
+	if (res->conn == NULL) {
+		if (res->err == EMFILE || res->err == ENFILE)
 			f->res.fd_exhausted = true;
-			break;
-		}
+		fetch_fail(f, ERR_CONNECT, "cannot connect to %s port %u: %s",
+			   f->host, f->port,
+			   strerror(res->err != 0 ? res->err : EIO));
+		return;
 	}
-	fetch_fail(f, ERR_CONNECT, "cannot connect to %s port %u: %s", f->host,
-		   f->port, strerror(f->last_errno ? f->last_errno : EIO));
+	f->conn = res->conn;
+	f->res.connect_ms = res->connect_ms;
+	if (!f->literal)
+		dns_note_connected(f->ctx.dns, f->host, &res->addr);
+	if (f->scheme == URL_HTTPS) {
+		fetch_start_tls(f, util_mono_ms());
+		return;
+	}
+	fetch_send(f);
+}
+
+/* Open a new connection to one of f->addrs. */
+static void fetch_connect(struct fetch *f)
+{
+	fetch_set_state(f, FETCH_CONNECTING);
+	f->dial = dial_start(f->ctx.base, f->ctx.pool, f->key,
+			     f->scheme == URL_HTTPS, &f->addrs, f->port,
+			     fetch_dial_cb, f);
+	if (f->dial == NULL)
+		fetch_fail(f, ERR_CONNECT, "out of memory");
 }
 
 static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
@@ -603,8 +588,7 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 		return;
 	}
 	f->addrs = *addrs;
-	f->addr_i = 0;
-	fetch_connect_next(f);
+	fetch_connect(f);
 }
 
 /* Fill f->addrs from an IP literal host. */
@@ -639,8 +623,7 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	if (f->literal || f->addrs.n > 0) {
 		if (f->addrs.n == 0)
 			fetch_literal_addr(f);
-		f->addr_i = 0;
-		fetch_connect_next(f);
+		fetch_connect(f);
 		return;
 	}
 	fetch_set_state(f, FETCH_RESOLVING);

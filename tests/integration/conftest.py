@@ -668,7 +668,9 @@ def fault_pki(tmp_path_factory):
         "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
     _openssl(["req", "-new"] + ec + [
         "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"], d)
-    sans = ["DNS:localhost"] + ["IP:127.0.0.%d" % i for i in range(1, 10)]
+    # he.test: test_happy_eyeballs.py connects to it by name.
+    sans = (["DNS:localhost", "DNS:he.test"]
+            + ["IP:127.0.0.%d" % i for i in range(1, 10)])
     (d / "srv.ext").write_text(
         "subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
         "extendedKeyUsage=serverAuth\n" % ",".join(sans))
