@@ -195,13 +195,13 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 	struct cli_submit c = {.path = cfg->queue_file, .fd = -1, .len = 1};
 	int rc;
 
-	c.cap = CLI_FLUSH_BYTES;
-	c.buf = xmalloc(c.cap);
 	if (n == 0) {
 		fprintf(stderr, "gatherd: submit needs URLs, or - to read "
 				"them from standard input\n");
 		return 2;
 	}
+	c.cap = CLI_FLUSH_BYTES;
+	c.buf = xmalloc(c.cap);
 	if (n == 1 && strcmp(urls[0], "-") == 0) {
 		char *line = NULL;
 		size_t cap = 0;

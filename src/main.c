@@ -300,6 +300,7 @@ struct app_open_job {
 	struct store *store;
 	struct store_queue_state qs;
 	int64_t queued;
+	int64_t first_queued;
 	int rc;
 	char *cause;
 };
@@ -312,7 +313,8 @@ static void app_open_store_work(void *arg)
 	if (j->rc == 0)
 		j->rc = store_get_queue_state(j->store, &j->qs, &j->cause);
 	if (j->rc == 0)
-		j->rc = store_count_queued(j->store, &j->queued, &j->cause);
+		j->rc = store_count_queued(j->store, &j->queued,
+					   &j->first_queued, &j->cause);
 }
 
 static void app_close_store_work(void *arg)
@@ -382,7 +384,7 @@ static int app_run(struct app *a)
 
 	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
-			     app_idle_cb, a);
+			     oj.first_queued - 1, app_idle_cb, a);
 	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
 		       &oj.qs, app_ingested_cb, a,

@@ -90,7 +90,9 @@ struct sched {
 	size_t in_mem;
 	size_t n_in_flight;
 	size_t n_waiting;
-	int64_t cursor;       /* highest row id loaded so far */
+	int64_t cursor;       /* highest row id loaded so far: no queued row
+			       * at or below it is left in the database
+			       * that is not in memory */
 	bool loading;
 	bool load_backoff;    /* a load failed: wait for ev_load_retry */
 	bool exhausted;       /* the last load found every queued row */
@@ -639,11 +641,12 @@ static void job_free_owner(void *j)
 
 struct sched *sched_new(struct event_base *base, struct worker *w,
 			struct store *st, const struct config *cfg,
-			const struct fetch_ctx *fctx, void (*idle_cb)(void *),
-			void *arg)
+			const struct fetch_ctx *fctx, int64_t cursor,
+			void (*idle_cb)(void *), void *arg)
 {
 	struct sched *s = xcalloc(1, sizeof *s);
 
+	s->cursor = cursor;
 	s->hosts = map_new();
 	if (s->hosts == NULL)
 		util_oom();

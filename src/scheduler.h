@@ -24,11 +24,13 @@ struct sched_stats {
 	uint64_t in_memory; /* rows loaded and not yet recorded */
 };
 
-/* idle_cb runs whenever the scheduler may have become idle. */
+/* idle_cb runs whenever the scheduler may have become idle.  Queued rows
+ * are read from the database in id order after `cursor` (so: just before
+ * the first queued row). */
 struct sched *sched_new(struct event_base *base, struct worker *w,
 			struct store *st, const struct config *cfg,
-			const struct fetch_ctx *fctx, void (*idle_cb)(void *),
-			void *arg);
+			const struct fetch_ctx *fctx, int64_t cursor,
+			void (*idle_cb)(void *), void *arg);
 
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);

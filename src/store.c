@@ -243,7 +243,9 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "WHERE id = ?1 AND state = 0",
 			  cause) != 0 ||
 	    store_prepare(s, &s->count_queued,
-			  "SELECT count(*) FROM urls WHERE state = 0",
+			  "SELECT count(*), coalesce(min(id), (SELECT "
+			  "coalesce(max(id), 0) + 1 FROM urls)) FROM urls "
+			  "WHERE state = 0",
 			  cause) != 0)
 		goto fail;
 	*out = s;
@@ -450,12 +452,15 @@ fail:
 	return -1;
 }
 
-int store_count_queued(struct store *s, int64_t *count, char **cause)
+int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
+		       char **cause)
 {
 	int rc = sqlite3_step(s->count_queued);
 
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		*count = sqlite3_column_int64(s->count_queued, 0);
+		*first_id = sqlite3_column_int64(s->count_queued, 1);
+	}
 	sqlite3_reset(s->count_queued);
 	if (rc != SQLITE_ROW) {
 		*cause = store_err(s, "count queued rows");

@@ -134,8 +134,10 @@ int store_read_status(const char *path, int64_t now_ms,
 		      struct store_status *st, char **cause)
 	__attribute__((warn_unused_result));
 
-/* Number of rows in state queued. */
-int store_count_queued(struct store *s, int64_t *count, char **cause)
-	__attribute__((warn_unused_result));
+/* Number of rows in state queued, and the id of the first (when none is
+ * queued, the id the next row will get).  A scan of the table: for
+ * start-up only. */
+int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
+		       char **cause) __attribute__((warn_unused_result));
 
 #endif
