@@ -49,6 +49,7 @@ static const char *const fetch_state_names[] = {
 struct fetch {
 	struct fetch_ctx ctx;
 	const char *url;
+	struct url_ref ref; /* the parts of url */
 	enum fetch_state state;
 	enum url_scheme scheme;
 	uint16_t port;
@@ -249,8 +250,8 @@ static void fetch_resolve_location(struct fetch *f)
 			strdup("redirect to an invalid Location: too long");
 		return;
 	}
-	if (url_parse(f->url, strlen(f->url), &base, &reason) != 0 ||
-	    url_resolve(&base, buf, el, &next, &reason) != 0 ||
+	url_from_ref(&f->ref, f->url, &base);
+	if (url_resolve(&base, buf, el, &next, &reason) != 0 ||
 	    url_format(&next, buf, sizeof buf) < 0) {
 		f->res.error_detail =
 			util_printf("redirect to an invalid Location: %s",
@@ -675,18 +676,16 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
-			  fetch_done_cb done, void *arg)
+			  const struct url_ref *ref, fetch_done_cb done,
+			  void *arg)
 {
-	struct fetch *f = calloc(1, sizeof *f);
-	const char *reason;
-	struct url u;
-	char buf[URL_MAX_LEN + 1024];
+	struct fetch *f = xcalloc(1, sizeof *f);
+	size_t size;
 	int n;
 
-	if (f == NULL)
-		return NULL;
 	f->ctx = *ctx;
 	f->url = url;
+	f->ref = *ref;
 	f->done = done;
 	f->arg = arg;
 	f->start_ms = util_mono_ms();
@@ -699,46 +698,33 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	event_assign(&f->timer, ctx->base, -1, 0, fetch_timer_cb, f);
 	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
 
-	if (url_parse(url, strlen(url), &u, &reason) != 0) {
-		fetch_fail(f, ERR_INVALID_URL, "%s", reason);
-		return f;
+	f->scheme = (enum url_scheme)ref->scheme;
+	f->res.scheme = f->scheme;
+	f->port = ref->port;
+	f->literal = (ref->flags & (URL_REF_IPV4 | URL_REF_IPV6)) != 0;
+	/* The formatted form only when the text is not already in it (the
+	 * receiver takes NULL as "the URL fetched, as it is"). */
+	if (!(ref->flags & URL_REF_NORMAL)) {
+		char buf[URL_MAX_LEN + 400];
+
+		n = url_ref_format(ref, url, buf, sizeof buf);
+		f->res.final_url = n < 0 ? NULL : xstrndup(buf, (size_t)n);
 	}
-	n = url_format(&u, buf, sizeof buf);
+	/* The pool key is "scheme://authority" (both fit: the host is at
+	 * most 253 bytes). */
+	url_ref_host(ref, url, f->host, sizeof f->host);
+	n = snprintf(f->key, sizeof f->key, "%s://",
+		     f->scheme == URL_HTTPS ? "https" : "http");
+	url_ref_authority(ref, url, f->key + n, sizeof f->key - (size_t)n);
+	size = http_request_size(ref, ctx->cfg->user_agent);
+	f->request = xmalloc(size);
+	n = http_build_request(f->request, size, ref, url,
+			       ctx->cfg->user_agent);
 	if (n < 0) {
-		fetch_fail(f, ERR_INVALID_URL, "URL too long");
-		return f;
-	}
-	f->res.final_url = strdup(buf);
-	f->scheme = u.scheme;
-	f->res.scheme = u.scheme;
-	f->port = u.port;
-	f->literal = u.host_is_ipv4 || u.host_is_ipv6;
-	/* The pool key is the formatted URL up to its target:
-	 * "scheme://authority" (both fit: see struct url). */
-	memcpy(f->host, u.host, sizeof f->host);
-	size_t klen = strlen(buf) - strlen(u.target);
-	memcpy(f->key, buf, klen);
-	f->key[klen] = '\0';
-	n = http_build_request(buf, sizeof buf, &u, ctx->cfg->user_agent);
-	if (n < 0 || (f->request = malloc((size_t)n)) == NULL) {
 		fetch_fail(f, ERR_INVALID_URL, "request does not fit");
 		return f;
 	}
-	memcpy(f->request, buf, (size_t)n);
 	f->request_len = (size_t)n;
 	fetch_get_conn(f, true);
 	return f;
-}
-
-int fetch_host_key(const char *url, char *buf, size_t size)
-{
-	struct url u;
-	const char *reason;
-	int n;
-
-	if (url_parse(url, strlen(url), &u, &reason) != 0)
-		return -1;
-	/* Always with the port, so "h" and "h:80" are one host. */
-	n = url_host_port(buf, size, &u, true);
-	return n < 0 ? -1 : 0;
 }

@@ -55,10 +55,13 @@ struct fetch_result {
 
 typedef void (*fetch_done_cb)(void *arg, struct fetch_result *res);
 
-/* Start fetching `url` (NUL-terminated, as submitted; must stay valid
- * until done runs or the fetch is aborted). */
+/* Start fetching `url` (NUL-terminated, parsed into `ref` by
+ * url_parse_ref(); the text must stay valid until done runs or the fetch
+ * is aborted).  res.final_url is NULL when the URL is already in its
+ * normal form. */
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
-			  fetch_done_cb done, void *arg);
+			  const struct url_ref *ref, fetch_done_cb done,
+			  void *arg);
 
 /* Stop a fetch at once without a result (shutdown). */
 void fetch_abort(struct fetch *f);
@@ -70,8 +73,5 @@ bool fetch_is_redirect(int status);
  * milliseconds from now_wall_ms; -1 when it is not valid. */
 int64_t fetch_parse_retry_after(const char *v, int64_t now_wall_ms);
 
-/* Per-key helper: the pool/limit key of a URL, "host:port", written into
- * buf.  Returns -1 if the URL does not parse. */
-int fetch_host_key(const char *url, char *buf, size_t size);
 
 #endif

@@ -649,17 +649,28 @@ static bool put(char *buf, size_t size, size_t *pos, const char *s,
 #define PUT_LIT(lit) put(buf, size, &pos, lit, sizeof(lit) - 1)
 #define PUT_STR(str) put(buf, size, &pos, str, strlen(str))
 
-int http_build_request(char *buf, size_t size, const struct url *u,
-		       const char *user_agent)
+size_t http_request_size(const struct url_ref *r, const char *user_agent)
 {
+	/* The fixed text, the target, the authority (at most a 253-byte
+	 * host, brackets and ":65535") and the user agent, plus a NUL. */
+	return 128 + 1 + r->target_len + 264 + strlen(user_agent) + 1;
+}
+
+int http_build_request(char *buf, size_t size, const struct url_ref *r,
+		       const char *text, const char *user_agent)
+{
+	char authority[300];
 	size_t pos = 0;
 
-	if (size == 0 || !header_value_ok(user_agent))
+	if (size == 0 || !header_value_ok(user_agent) ||
+	    url_ref_authority(r, text, authority, sizeof authority) < 0)
 		return -1;
 	/* Built with memcpy rather than snprintf: this runs for every
 	 * request, and formatting was a visible share of the CPU time. */
-	if (!PUT_LIT("GET ") || !PUT_STR(u->target) ||
-	    !PUT_LIT(" HTTP/1.1\r\nHost: ") || !PUT_STR(u->authority) ||
+	if (!PUT_LIT("GET ") ||
+	    ((r->flags & URL_REF_SLASH) && !PUT_LIT("/")) ||
+	    !put(buf, size, &pos, text + r->target_off, r->target_len) ||
+	    !PUT_LIT(" HTTP/1.1\r\nHost: ") || !PUT_STR(authority) ||
 	    !PUT_LIT("\r\nUser-Agent: ") || !PUT_STR(user_agent) ||
 	    !PUT_LIT("\r\nAccept: */*\r\n"
 		     "Accept-Encoding: identity\r\n"

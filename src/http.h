@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "errkind.h"
+#include "url.h"
 
 struct url;
 struct http_resp;
@@ -106,13 +107,16 @@ const char *http_resp_error_detail(const struct http_resp *r);
  * ERR_NONE for HTTP_ERR_NONE. */
 enum errkind http_error_kind(enum http_error e);
 
-/* Write a GET request for `u` into buf: request line with u->target,
- * "Host: <authority>", "User-Agent: <ua>", "Accept: * / *" (without
- * spaces), "Accept-Encoding: identity", "Connection: keep-alive", blank
- * line, each line ending in CRLF.  Returns the length, or -1 if it does not
- * fit or if user_agent holds a control character (CR/LF would let it
- * inject headers). */
-int http_build_request(char *buf, size_t size, const struct url *u,
-		       const char *user_agent);
+/* Write a GET request for the URL `text`, parsed into `r`, into buf:
+ * request line with its target, "Host: <authority>", "User-Agent: <ua>",
+ * "Accept: * / *" (without spaces), "Accept-Encoding: identity",
+ * "Connection: keep-alive", blank line, each line ending in CRLF, and a
+ * NUL.  Returns the length, or -1 if it does not fit or if user_agent
+ * holds a control character (CR/LF would let it inject headers). */
+int http_build_request(char *buf, size_t size, const struct url_ref *r,
+		       const char *text, const char *user_agent);
+
+/* A buffer size for which http_build_request() always fits. */
+size_t http_request_size(const struct url_ref *r, const char *user_agent);
 
 #endif

@@ -10,7 +10,7 @@ enum queue_line_kind queue_classify_line(const char *line, size_t len,
 {
 	uint64_t raw = total_len;
 	const char *s = line, *e;
-	struct url u;
+	struct url_ref u;
 
 	if (len == total_len && len > 0 && line[len - 1] == '\r') {
 		len--;
@@ -32,7 +32,7 @@ enum queue_line_kind queue_classify_line(const char *line, size_t len,
 		*detail = "line longer than 8192 bytes";
 		return QUEUE_LINE_INVALID;
 	}
-	if (url_parse(s, *tlen, &u, detail) != 0)
+	if (url_parse_ref(s, *tlen, &u, detail) != 0)
 		return QUEUE_LINE_INVALID;
 	return QUEUE_LINE_URL;
 }

@@ -37,6 +37,8 @@ struct job {
 	int64_t id;
 	char *url;       /* as submitted */
 	char *cur;       /* after redirects: the URL to fetch next, else NULL */
+	struct url_ref ref; /* the parts of job_url(j), once parsed */
+	bool parsed;     /* ref is up to date */
 	struct host *host;
 	struct fetch *fetch;
 	struct event *retry_ev; /* while asleep before a retry */
@@ -206,14 +208,22 @@ static const char *job_url(const struct job *j)
 	return j->cur != NULL ? j->cur : j->url;
 }
 
-/* Put a job (back) on the waiting list of the host of its current URL.
- * `front` keeps its place ahead of rows loaded later. */
+/* Put a job (back) on the waiting list of the host of its current URL
+ * ("host:port", so "h" and "h:80" are one host).  `front` keeps its place
+ * ahead of rows loaded later.  The URL is parsed once, here, and the parts
+ * kept with the job for the fetch. */
 static int sched_enqueue(struct sched *s, struct job *j, bool front)
 {
+	const char *url = job_url(j), *reason;
 	char key[300];
 	struct host *h;
 
-	if (fetch_host_key(job_url(j), key, sizeof key) != 0)
+	if (!j->parsed) {
+		if (url_parse_ref(url, strlen(url), &j->ref, &reason) != 0)
+			return -1;
+		j->parsed = true;
+	}
+	if (url_ref_host_port(&j->ref, url, key, sizeof key, true) < 0)
 		return -1;
 	h = host_get(s, key);
 	j->host = h;
@@ -245,11 +255,13 @@ static void sched_add_result(struct sched *s, struct job *j)
 	r.error = j->res.error;
 	r.error_detail = j->res.error_detail;
 	r.attempts = j->res.attempts;
-	/* Stored only when it differs (the view fills it in). */
-	r.final_url = j->res.final_url != NULL &&
-			      strcmp(j->res.final_url, j->url) == 0
-		      ? NULL
-		      : j->res.final_url;
+	/* Stored only when it differs (the view fills it in).  A fetch
+	 * gives NULL for a URL that was already in its normal form. */
+	const char *final = j->res.final_url;
+	if (final == NULL && j->cur != NULL)
+		final = j->cur;
+	r.final_url = final != NULL && strcmp(final, j->url) == 0 ? NULL
+								  : final;
 	r.redirects = j->res.redirects;
 	r.content_type = j->res.content_type;
 	r.fetched_at_ms = j->res.fetched_at_ms;
@@ -369,6 +381,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		job_free_result(j);
 		free(j->cur);
 		j->cur = next;
+		j->parsed = false;
 		j->redirects++;
 		/* attempts (and the retry budget) are per URL: a redirect is
 		 * not a failed attempt. */
@@ -496,8 +509,8 @@ static void sched_dispatch(struct sched *s)
 		TAILQ_REMOVE(&h->waiting, j, link);
 		h->n_waiting--;
 		s->n_waiting--;
-		j->fetch = fetch_start(&s->fctx, job_url(j), sched_fetch_done,
-				       j);
+		j->fetch = fetch_start(&s->fctx, job_url(j), &j->ref,
+				       sched_fetch_done, j);
 		if (j->fetch == NULL) {
 			/* Out of memory: put it back and try again later. */
 			TAILQ_INSERT_HEAD(&h->waiting, j, link);

@@ -131,16 +131,18 @@ static bool is_dotted_quad(const char *s, size_t len)
 	return i == len;
 }
 
-/* Check a registered name or IPv4 literal (not bracketed) and copy it,
- * lower-cased, into out->host.  A name whose last label is numeric is taken
- * as an attempted IPv4 literal and must then be a valid dotted quad: "1.2.3"
- * or "999.1.1.1" would otherwise be handed to a resolver that may read them
- * as addresses in surprising ways (inet_aton accepts "127.1"). */
-static int parse_reg_host(const char *h, size_t len, struct url *out,
+/* Check a registered name or IPv4 literal (not bracketed).  A name whose
+ * last label is numeric is taken as an attempted IPv4 literal and must then
+ * be a valid dotted quad: "1.2.3" or "999.1.1.1" would otherwise be handed
+ * to a resolver that may read them as addresses in surprising ways
+ * (inet_aton accepts "127.1").  *upper tells whether it has upper-case
+ * letters (which the parsed forms lower-case). */
+static int check_reg_host(const char *h, size_t len, bool *ipv4, bool *upper,
 			  const char **reason)
 {
 	size_t name_len = len, label_start = 0, last_start = 0;
 
+	*upper = false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)h[i];
 
@@ -153,6 +155,8 @@ static int parse_reg_host(const char *h, size_t len, struct url *out,
 			*reason = "invalid character in host";
 			return -1;
 		}
+		if (c >= 'A' && c <= 'Z')
+			*upper = true;
 	}
 	if (len > 0 && h[len - 1] == '.')
 		name_len = len - 1;
@@ -178,52 +182,53 @@ static int parse_reg_host(const char *h, size_t len, struct url *out,
 		last_start = label_start;
 		label_start = i + 1;
 	}
-	out->host_is_ipv4 = false;
+	*ipv4 = false;
 	if (label_is_numeric(h + last_start, name_len - last_start)) {
 		if (name_len != len || !is_dotted_quad(h, len)) {
 			*reason = "invalid IPv4 address";
 			return -1;
 		}
-		out->host_is_ipv4 = true;
+		*ipv4 = true;
 	}
-	for (size_t i = 0; i < len; i++)
-		out->host[i] = ascii_lower(h[i]);
-	out->host[len] = '\0';
 	return 0;
 }
 
-/* Check a bracketed IPv6 literal's inside and store it lower-cased without
- * the brackets.  Zone identifiers ("%25eth0") make inet_pton fail, which is
- * what we want: they mean nothing to a remote server. */
-static int parse_ipv6_host(const char *h, size_t len, struct url *out,
+/* Check a bracketed IPv6 literal's inside.  Zone identifiers ("%25eth0")
+ * make inet_pton fail, which is what we want: they mean nothing to a
+ * remote server. */
+static int check_ipv6_host(const char *h, size_t len, bool *upper,
 			   const char **reason)
 {
 	char text[IPV6_TEXT_MAX_LEN + 1];
 	struct in6_addr addr;
 
+	*upper = false;
 	if (len == 0 || len > IPV6_TEXT_MAX_LEN) {
 		*reason = "invalid IPv6 address";
 		return -1;
 	}
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++) {
 		text[i] = ascii_lower(h[i]);
+		if (text[i] != h[i])
+			*upper = true;
+	}
 	text[len] = '\0';
 	if (inet_pton(AF_INET6, text, &addr) != 1) {
 		*reason = "invalid IPv6 address";
 		return -1;
 	}
-	memcpy(out->host, text, len + 1);
-	out->host_is_ipv6 = true;
 	return 0;
 }
 
 /* Parse the digits after ':' in the authority.  An empty port means the
- * scheme's default (RFC 3986 section 3.2.3). */
-static int parse_port(const char *p, size_t len, struct url *out,
-		      const char **reason)
+ * scheme's default (RFC 3986 section 3.2.3).  *canonical is false when the
+ * digits are not how the port is written back (a leading zero). */
+static int parse_port(const char *p, size_t len, uint16_t *port,
+		      bool *canonical, const char **reason)
 {
 	unsigned long value = 0;
 
+	*canonical = len == 0 || p[0] != '0';
 	if (len == 0)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
@@ -241,8 +246,7 @@ static int parse_port(const char *p, size_t len, struct url *out,
 		*reason = "invalid port";
 		return -1;
 	}
-	out->port = (uint16_t)value;
-	out->port_explicit = true;
+	*port = (uint16_t)value;
 	return 0;
 }
 
@@ -251,16 +255,18 @@ static uint16_t default_port(enum url_scheme scheme)
 	return scheme == URL_HTTPS ? 443 : 80;
 }
 
-int url_host_port(char *buf, size_t size, const struct url *u,
-		  bool with_port)
+/* Write host (lower-cased, bracketed when `brackets` and IPv6) and, if
+ * with_port, ":port" into buf, NUL-terminated.  Returns the length, or -1
+ * if it does not fit. */
+static int host_port(char *buf, size_t size, const char *host, size_t hl,
+		     bool brackets, uint16_t port_value, bool with_port)
 {
-	/* memcpy, not snprintf: this runs for every URL, several times. */
-	size_t hl = strlen(u->host), n = 0;
+	/* By hand, not snprintf: this runs for every URL. */
 	char port[8];
-	size_t pl = 0;
+	size_t pl = 0, n = 0;
 
 	if (with_port) {
-		unsigned p = u->port;
+		unsigned p = port_value;
 		char tmp[8];
 		size_t k = 0;
 
@@ -272,13 +278,13 @@ int url_host_port(char *buf, size_t size, const struct url *u,
 		while (k > 0)
 			port[pl++] = tmp[--k];
 	}
-	if (hl + pl + (u->host_is_ipv6 ? 2 : 0) >= size)
+	if (hl + pl + (brackets ? 2 : 0) >= size)
 		return -1;
-	if (u->host_is_ipv6)
+	if (brackets)
 		buf[n++] = '[';
-	memcpy(buf + n, u->host, hl);
-	n += hl;
-	if (u->host_is_ipv6)
+	for (size_t i = 0; i < hl; i++)
+		buf[n++] = ascii_lower(host[i]);
+	if (brackets)
 		buf[n++] = ']';
 	memcpy(buf + n, port, pl);
 	n += pl;
@@ -286,12 +292,22 @@ int url_host_port(char *buf, size_t size, const struct url *u,
 	return (int)n;
 }
 
-static int parse_authority(const char *a, size_t len, struct url *out,
+int url_host_port(char *buf, size_t size, const struct url *u,
+		  bool with_port)
+{
+	return host_port(buf, size, u->host, strlen(u->host), u->host_is_ipv6,
+			 u->port, with_port);
+}
+
+/* Check the authority a[0..len) (at offset `off` of the URL) and record
+ * its host and port in out. */
+static int parse_authority(const char *a, size_t len, size_t off,
+			   struct url_ref *out, bool *normal,
 			   const char **reason)
 {
 	const char *port = NULL;
-	size_t port_len = 0;
-	int n;
+	size_t port_len = 0, host_off, host_len;
+	bool upper = false, ipv4 = false, canonical;
 
 	if (memchr(a, '@', len) != NULL) {
 		*reason = "userinfo not supported";
@@ -299,12 +315,12 @@ static int parse_authority(const char *a, size_t len, struct url *out,
 	}
 	if (len > 0 && a[0] == '[') {
 		const char *close = memchr(a, ']', len);
-		size_t host_len;
 
 		if (close == NULL) {
 			*reason = "invalid IPv6 address";
 			return -1;
 		}
+		host_off = 1;
 		host_len = (size_t)(close - a) - 1;
 		if (close + 1 < a + len) {
 			if (close[1] != ':') {
@@ -314,37 +330,44 @@ static int parse_authority(const char *a, size_t len, struct url *out,
 			port = close + 2;
 			port_len = len - (size_t)(port - a);
 		}
-		if (parse_ipv6_host(a + 1, host_len, out, reason) < 0)
+		if (check_ipv6_host(a + 1, host_len, &upper, reason) < 0)
 			return -1;
+		out->flags |= URL_REF_IPV6;
 	} else {
 		const char *colon = memchr(a, ':', len);
-		size_t host_len = colon ? (size_t)(colon - a) : len;
 
+		host_off = 0;
+		host_len = colon ? (size_t)(colon - a) : len;
 		if (colon != NULL) {
 			port = colon + 1;
 			port_len = len - host_len - 1;
 		}
-		if (parse_reg_host(a, host_len, out, reason) < 0)
+		if (check_reg_host(a, host_len, &ipv4, &upper, reason) < 0)
 			return -1;
+		if (ipv4)
+			out->flags |= URL_REF_IPV4;
 	}
-	if (parse_port(port, port_len, out, reason) < 0)
+	if (parse_port(port, port_len, &out->port, &canonical, reason) < 0)
 		return -1;
-
-	n = url_host_port(out->authority, sizeof(out->authority), out,
-			  out->port != default_port(out->scheme));
-	/* Cannot happen given the host limits, but never truncate silently. */
-	if (n < 0 || (size_t)n >= sizeof(out->authority)) {
-		*reason = "host longer than 253 bytes";
-		return -1;
-	}
+	if (port != NULL && port_len > 0)
+		out->flags |= URL_REF_PORT_EXPLICIT;
+	out->host_off = (uint16_t)(off + host_off);
+	out->host_len = (uint16_t)host_len;
+	/* Written back the same only without upper case, and with a port
+	 * exactly when it is not the default. */
+	if (upper || !canonical ||
+	    (port != NULL) != (out->port != default_port(out->scheme)))
+		*normal = false;
 	return 0;
 }
 
-static int parse(const char *s, size_t len, struct url *out,
-		 const char **reason)
+int url_parse_ref(const char *s, size_t len, struct url_ref *out,
+		  const char **reason)
 {
-	size_t slen, auth_start, auth_end, rest_end, tlen = 0;
+	size_t slen, auth_start, auth_end, rest_end;
+	bool normal = true;
 
+	memset(out, 0, sizeof *out);
 	if (len > URL_MAX_LEN) {
 		*reason = reason_too_long;
 		return -1;
@@ -366,7 +389,9 @@ static int parse(const char *s, size_t len, struct url *out,
 		*reason = "unsupported scheme";
 		return -1;
 	}
-	out->port = default_port(out->scheme);
+	if (memcmp(s, out->scheme == URL_HTTPS ? "https" : "http", slen) != 0)
+		normal = false;
+	out->port = default_port((enum url_scheme)out->scheme);
 	if (len - slen < 3 || s[slen + 1] != '/' || s[slen + 2] != '/') {
 		*reason = "missing host";
 		return -1;
@@ -381,26 +406,54 @@ static int parse(const char *s, size_t len, struct url *out,
 		*reason = "missing host";
 		return -1;
 	}
-	if (parse_authority(s + auth_start, auth_end - auth_start, out,
-			    reason) < 0)
+	if (parse_authority(s + auth_start, auth_end - auth_start, auth_start,
+			    out, &normal, reason) < 0) {
+		memset(out, 0, sizeof *out);
 		return -1;
+	}
 
 	/* Path and query go on the request line exactly as submitted; only
 	 * the fragment, which is never sent, is cut off. */
 	rest_end = auth_end;
 	while (rest_end < len && s[rest_end] != '#')
 		rest_end++;
-	if (auth_end == rest_end || s[auth_end] == '?')
-		out->target[tlen++] = '/';
-	memcpy(out->target + tlen, s + auth_end, rest_end - auth_end);
-	tlen += rest_end - auth_end;
-	out->target[tlen] = '\0';
+	if (rest_end != len)
+		normal = false;
+	if (auth_end == rest_end || s[auth_end] == '?') {
+		out->flags |= URL_REF_SLASH;
+		normal = false;
+	}
+	out->target_off = (uint16_t)auth_end;
+	out->target_len = (uint16_t)(rest_end - auth_end);
+	if (normal)
+		out->flags |= URL_REF_NORMAL;
 	return 0;
 }
 
+int url_ref_host(const struct url_ref *r, const char *s, char *buf,
+		 size_t size)
+{
+	return host_port(buf, size, s + r->host_off, r->host_len, false, 0,
+			 false);
+}
+
+int url_ref_host_port(const struct url_ref *r, const char *s, char *buf,
+		      size_t size, bool with_port)
+{
+	return host_port(buf, size, s + r->host_off, r->host_len,
+			 (r->flags & URL_REF_IPV6) != 0, r->port, with_port);
+}
+
+int url_ref_authority(const struct url_ref *r, const char *s, char *buf,
+		      size_t size)
+{
+	return url_ref_host_port(r, s, buf, size,
+				 r->port != default_port(
+						    (enum url_scheme)r->scheme));
+}
+
 /* Empty every field.  The strings are cleared by their first byte only:
- * zeroing all 8.7 KiB of the struct cost more than the parse itself, and
- * it runs for every URL several times. */
+ * zeroing all 8.7 KiB of the struct would cost more than the parse. */
 static void url_clear(struct url *u)
 {
 	u->scheme = URL_HTTP;
@@ -413,15 +466,57 @@ static void url_clear(struct url *u)
 	u->target[0] = '\0';
 }
 
+void url_from_ref(const struct url_ref *r, const char *s, struct url *out)
+{
+	size_t t = 0;
+
+	out->scheme = (enum url_scheme)r->scheme;
+	out->port = r->port;
+	out->port_explicit = (r->flags & URL_REF_PORT_EXPLICIT) != 0;
+	out->host_is_ipv4 = (r->flags & URL_REF_IPV4) != 0;
+	out->host_is_ipv6 = (r->flags & URL_REF_IPV6) != 0;
+	/* Both fit: the host is at most 253 bytes (IPv6 text 45). */
+	url_ref_host(r, s, out->host, sizeof out->host);
+	url_ref_authority(r, s, out->authority, sizeof out->authority);
+	if (r->flags & URL_REF_SLASH)
+		out->target[t++] = '/';
+	memcpy(out->target + t, s + r->target_off, r->target_len);
+	out->target[t + r->target_len] = '\0';
+}
+
 int url_parse(const char *s, size_t len, struct url *out, const char **reason)
 {
-	url_clear(out);
-	if (parse(s, len, out, reason) < 0) {
+	struct url_ref r;
+
+	if (url_parse_ref(s, len, &r, reason) < 0) {
 		/* Leave nothing half-filled for a careless caller. */
 		url_clear(out);
 		return -1;
 	}
+	url_from_ref(&r, s, out);
 	return 0;
+}
+
+int url_ref_format(const struct url_ref *r, const char *s, char *buf,
+		   size_t size)
+{
+	const char *scheme = r->scheme == URL_HTTPS ? "https://" : "http://";
+	size_t ls = strlen(scheme), slash = (r->flags & URL_REF_SLASH) ? 1 : 0;
+	int la;
+
+	if (ls >= size)
+		return -1;
+	memcpy(buf, scheme, ls);
+	la = url_ref_authority(r, s, buf + ls, size - ls);
+	if (la < 0 || ls + (size_t)la + slash + r->target_len >= size)
+		return -1;
+	size_t n = ls + (size_t)la;
+	if (slash)
+		buf[n++] = '/';
+	memcpy(buf + n, s + r->target_off, r->target_len);
+	n += r->target_len;
+	buf[n] = '\0';
+	return (int)n;
 }
 
 static const char *scheme_name(enum url_scheme scheme)

@@ -2,6 +2,7 @@
  * input, checking the invariants the rest of gatherd relies on (a parsed
  * URL formats to a string that parses back to the same URL, and nothing in
  * it can break a request line or a Host header). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,29 @@ static void check_url(const struct url *u)
 	CHECK(strcmp(again.target, u->target) == 0);
 }
 
+/* The compact parse agrees with the full one on everything, and its
+ * NORMAL flag says exactly whether the text is already the formatted
+ * form. */
+static void check_ref(const char *s, size_t size, const struct url *u)
+{
+	char buf[URL_MAX_LEN + 400], b2[URL_MAX_LEN + 400];
+	const char *reason = NULL;
+	struct url_ref r;
+	struct url from;
+
+	CHECK(url_parse_ref(s, size, &r, &reason) == 0);
+	url_from_ref(&r, s, &from);
+	CHECK(from.scheme == u->scheme && from.port == u->port);
+	CHECK(strcmp(from.host, u->host) == 0);
+	CHECK(strcmp(from.authority, u->authority) == 0);
+	CHECK(strcmp(from.target, u->target) == 0);
+	int n = url_ref_format(&r, s, buf, sizeof buf);
+	CHECK(n > 0 && url_format(u, b2, sizeof b2) == n &&
+	      memcmp(buf, b2, (size_t)n) == 0);
+	bool same = (size_t)n == size && memcmp(buf, s, size) == 0;
+	CHECK(same == ((r.flags & URL_REF_NORMAL) != 0));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char base_s[] = "https://a:8443/b/c/d;p?q";
@@ -63,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (url_parse(s, size, &u, &reason) == 0) {
 		check_url(&u);
+		check_ref(s, size, &u);
 		/* Resolving a URL against itself... */
 		if (url_resolve(&u, "", 0, &out, &reason) == 0)
 			check_url(&out);
@@ -70,7 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (url_resolve(&u, s, size, &out, &reason) == 0)
 			check_url(&out);
 	} else {
+		struct url_ref r;
+		const char *why = NULL;
+
 		CHECK(reason != NULL && reason[0] != '\0');
+		CHECK(url_parse_ref(s, size, &r, &why) == -1 &&
+		      strcmp(why, reason) == 0);
 	}
 
 	if (url_parse(base_s, sizeof(base_s) - 1, &base, &reason) != 0)

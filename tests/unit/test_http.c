@@ -915,9 +915,11 @@ static void test_reset_changes_limits(void)
 
 static void test_build_request(void)
 {
-	struct url u;
+	struct url_ref u;
 	const char *reason = NULL;
 	char buf[512];
+	static const char u1[] = "http://Example.com:8080/a/b?c=d#f";
+	static const char u2[] = "https://[::1]";
 	static const char want[] = "GET /a/b?c=d HTTP/1.1\r\n"
 				   "Host: example.com:8080\r\n"
 				   "User-Agent: gatherd/0.1\r\n"
@@ -927,23 +929,24 @@ static void test_build_request(void)
 				   "\r\n";
 	const int want_len = (int)sizeof(want) - 1;
 
-	TAP_CHECK(url_parse("http://Example.com:8080/a/b?c=d#f", 33, &u,
-			    &reason) == 0);
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, "gatherd/0.1") ==
-		  want_len);
-	TAP_CHECK_STR(buf, want);
-	/* Exactly enough room, and one byte short (the NUL). */
-	TAP_CHECK(http_build_request(buf, (size_t)want_len + 1, &u,
+	TAP_CHECK(url_parse_ref(u1, strlen(u1), &u, &reason) == 0);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1,
 				     "gatherd/0.1") == want_len);
-	TAP_CHECK(
-	    http_build_request(buf, (size_t)want_len, &u, "gatherd/0.1") == -1);
+	TAP_CHECK_STR(buf, want);
+	TAP_CHECK(http_request_size(&u, "gatherd/0.1") > (size_t)want_len);
+	/* Exactly enough room, and one byte short (the NUL). */
+	TAP_CHECK(http_build_request(buf, (size_t)want_len + 1, &u, u1,
+				     "gatherd/0.1") == want_len);
+	TAP_CHECK(http_build_request(buf, (size_t)want_len, &u, u1,
+				     "gatherd/0.1") == -1);
 	/* A user agent that would inject a header is refused. */
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, "ua\r\nX-Evil: 1") ==
-		  -1);
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, "ua\n") == -1);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1,
+				     "ua\r\nX-Evil: 1") == -1);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1, "ua\n") == -1);
 
-	TAP_CHECK(url_parse("https://[::1]/", 14, &u, &reason) == 0);
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, "x y (z)") > 0);
+	/* An empty path is sent as "/". */
+	TAP_CHECK(url_parse_ref(u2, strlen(u2), &u, &reason) == 0);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u2, "x y (z)") > 0);
 	TAP_CHECK_STR(buf, "GET / HTTP/1.1\r\nHost: [::1]\r\n"
 			   "User-Agent: x y (z)\r\nAccept: */*\r\n"
 			   "Accept-Encoding: identity\r\n"
@@ -952,13 +955,14 @@ static void test_build_request(void)
 	/* The request it builds is what a parser expects: check with the
 	 * longest target. */
 	{
-		char *s = malloc(URL_MAX_LEN), *req = malloc(URL_MAX_LEN + 256);
+		char *s = malloc(URL_MAX_LEN), *req;
 
 		memcpy(s, "http://h/", 9);
 		memset(s + 9, 'a', URL_MAX_LEN - 9);
-		TAP_CHECK(url_parse(s, URL_MAX_LEN, &u, &reason) == 0);
-		TAP_CHECK(http_build_request(req, URL_MAX_LEN + 256, &u, "ua") >
-			  URL_MAX_LEN);
+		TAP_CHECK(url_parse_ref(s, URL_MAX_LEN, &u, &reason) == 0);
+		req = malloc(http_request_size(&u, "ua"));
+		TAP_CHECK(http_build_request(req, http_request_size(&u, "ua"),
+					     &u, s, "ua") > URL_MAX_LEN);
 		TAP_CHECK(strncmp(req, "GET /aaa", 8) == 0);
 		free(s);
 		free(req);

@@ -144,6 +144,23 @@ static void check_valid(const struct valid_case *c)
 	TAP_CHECK(n == (int)strlen(c->formatted));
 	TAP_CHECK_STR(buf, c->formatted);
 
+	/* The compact parse: the same parts, as offsets into the text, and
+	 * NORMAL exactly when the text is already the formatted form. */
+	struct url_ref r;
+	char rb[URL_MAX_LEN + 64], host[256];
+	TAP_CHECK(url_parse_ref(c->in, strlen(c->in), &r, &reason) == 0);
+	TAP_CHECK(url_ref_format(&r, c->in, rb, sizeof rb) == n);
+	TAP_CHECK_STR(rb, c->formatted);
+	TAP_CHECK(url_ref_host(&r, c->in, host, sizeof host) ==
+		  (int)strlen(c->host));
+	TAP_CHECK_STR(host, c->host);
+	TAP_CHECK(url_ref_authority(&r, c->in, rb, sizeof rb) ==
+		  (int)strlen(c->authority));
+	TAP_CHECK_STR(rb, c->authority);
+	TAP_CHECK(r.port == c->port && r.scheme == (uint8_t)c->scheme);
+	TAP_CHECK(((r.flags & URL_REF_NORMAL) != 0) ==
+		  (strcmp(c->in, c->formatted) == 0));
+
 	/* The formatted form is a fixed point: parsing it again gives the
 	 * same host, authority, port and target. */
 	if (url_parse(buf, (size_t)n, &again, &reason) != 0) {
