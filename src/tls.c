@@ -79,6 +79,10 @@ struct tls *tls_new(bool verify, const char *ca_file, char **cause)
 	}
 	SSL_CTX_set_app_data(t->ctx, t);
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	/* Idle keep-alive connections wait with nothing to read or write;
+	 * without this each keeps a read and a write buffer of one TLS
+	 * record (~34 KiB together), which adds up across a large pool. */
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* Like curl's --cacert: a configured CA file replaces the system
 	 * store rather than adding to it. */
 	if (ca_file != NULL && *ca_file != '\0') {
