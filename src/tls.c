@@ -4,12 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
-#include "map.h"
+#include "lru.h"
 #include "util.h"
 
 /* A few sessions per (scheme, host, port), newest last.  TLS 1.3 tickets
@@ -21,6 +22,19 @@
  * reusable and are simply shared. */
 #define TLS_SESSIONS_PER_HOST 8
 
+/* Session keys kept at most.  A crawl meets new https hosts for weeks and
+ * each key holds up to TLS_SESSIONS_PER_HOST sessions (with the peer's
+ * certificate chain, a few KiB), so the cache is an LRU: past the cap the
+ * host used longest ago loses its sessions and pays one full handshake if
+ * it comes back. */
+#define TLS_SESSION_KEYS_MAX 10000
+
+/* Fully expired keys dropped from the old end of the LRU per cache
+ * access: more than one, so that the cache shrinks when traffic moves on
+ * to other hosts, and few, so that no access pays for a long sweep. */
+#define TLS_SWEEP_PER_TOUCH 2
+
+/* The sessions of one key; an empty one is removed from the cache. */
 struct tls_sessions {
 	SSL_SESSION *s[TLS_SESSIONS_PER_HOST];
 	int n;
@@ -29,31 +43,83 @@ struct tls_sessions {
 struct tls {
 	SSL_CTX *ctx;
 	bool need_default_paths; /* system store not loaded yet */
-	struct map *sessions; /* session key -> struct tls_sessions */
+	struct lru *sessions;    /* session key -> struct tls_sessions */
 	unsigned long handshakes, resumed;
 };
 
 static int tls_ex_key = -1; /* SSL ex_data: the connection's session key */
 
-/* OpenSSL hands us each new session (with TLS 1.3, after the handshake,
- * as tickets arrive): keep the newest per key for the next connection. */
-static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+/* Whether a session's lifetime (its creation time plus the timeout that
+ * OpenSSL set from the context or the server's ticket hint) has passed:
+ * such a session cannot resume, and keeping it only costs memory. */
+static bool tls_session_expired(const SSL_SESSION *sess, time_t now)
 {
-	struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-	const char *key = SSL_get_ex_data(ssl, tls_ex_key);
+	long t = SSL_SESSION_get_time(sess);
+	long timeout = SSL_SESSION_get_timeout(sess);
+
+	/* Subtracting cannot overflow the way t + timeout could. */
+	return (long)now - t > timeout;
+}
+
+/* Free the expired sessions of one key, keeping the others in order;
+ * returns how many are left. */
+static int tls_sessions_prune(struct tls_sessions *ts, time_t now)
+{
+	int kept = 0;
+
+	for (int i = 0; i < ts->n; i++) {
+		if (tls_session_expired(ts->s[i], now))
+			SSL_SESSION_free(ts->s[i]);
+		else
+			ts->s[kept++] = ts->s[i];
+	}
+	ts->n = kept;
+	return kept;
+}
+
+/* Free one key's sessions (the LRU's free function). */
+static void tls_sessions_free(void *v)
+{
+	struct tls_sessions *ts = v;
+
+	for (int i = 0; i < ts->n; i++)
+		SSL_SESSION_free(ts->s[i]);
+	free(ts);
+}
+
+/* Prune the least recently used keys and drop those left empty, so that
+ * hosts the crawl has moved on from give their memory back before the cap
+ * pushes them out; stops at the first key with a live session. */
+static void tls_sessions_sweep(struct tls *t, time_t now)
+{
+	for (int i = 0; i < TLS_SWEEP_PER_TOUCH; i++) {
+		void *v;
+		const char *key = lru_oldest(t->sessions, &v);
+
+		if (key == NULL || tls_sessions_prune(v, now) > 0)
+			return;
+		lru_remove(t->sessions, key);
+	}
+}
+
+/* Keep a new session as the newest of its key, making the key recent. */
+bool tls_session_put(struct tls *t, const char *key, SSL_SESSION *sess)
+{
+	time_t now = time(NULL);
 	struct tls_sessions *ts;
 
-	if (t == NULL || key == NULL || !SSL_SESSION_is_resumable(sess))
-		return 0;
-	ts = map_get(t->sessions, key);
+	tls_sessions_sweep(t, now);
+	ts = lru_get(t->sessions, key);
 	if (ts == NULL) {
 		ts = calloc(1, sizeof *ts);
 		if (ts == NULL)
-			return 0;
-		if (map_put(t->sessions, key, ts) != 0) {
+			return false;
+		if (lru_put(t->sessions, key, ts) != 0) {
 			free(ts);
-			return 0; /* not kept: OpenSSL frees it */
+			return false;
 		}
+	} else {
+		tls_sessions_prune(ts, now);
 	}
 	if (ts->n == TLS_SESSIONS_PER_HOST) {
 		SSL_SESSION_free(ts->s[0]); /* the oldest goes */
@@ -61,14 +127,61 @@ static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		ts->n--;
 	}
 	ts->s[ts->n++] = sess;
-	return 1; /* we hold the reference now */
+	return true;
+}
+
+/* The newest live session of a key, skipping and freeing expired ones. */
+SSL_SESSION *tls_session_take(struct tls *t, const char *key)
+{
+	time_t now = time(NULL);
+	struct tls_sessions *ts;
+	SSL_SESSION *sess;
+
+	tls_sessions_sweep(t, now);
+	ts = lru_get(t->sessions, key);
+	if (ts == NULL)
+		return NULL;
+	if (tls_sessions_prune(ts, now) == 0) {
+		lru_remove(t->sessions, key);
+		return NULL;
+	}
+	sess = ts->s[ts->n - 1];
+	if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION) {
+		/* Single use: the cache's reference goes to the caller and
+		 * the next connection gets another ticket. */
+		if (--ts->n == 0)
+			lru_remove(t->sessions, key);
+	} else {
+		SSL_SESSION_up_ref(sess);
+	}
+	return sess;
+}
+
+/* Size of the cache in keys, for the tests. */
+size_t tls_session_keys(const struct tls *t)
+{
+	return lru_count(t->sessions);
+}
+
+/* OpenSSL hands us each new session (with TLS 1.3, after the handshake,
+ * as tickets arrive): keep it for the next connection to the same key. */
+static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const char *key = SSL_get_ex_data(ssl, tls_ex_key);
+
+	if (t == NULL || key == NULL || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	/* 1: we hold the reference now; 0: not kept, OpenSSL frees it. */
+	return tls_session_put(t, key, sess) ? 1 : 0;
 }
 
 struct tls *tls_new(bool verify, const char *ca_file, char **cause)
 {
 	struct tls *t = calloc(1, sizeof *t);
 
-	if (t == NULL || (t->sessions = map_new()) == NULL)
+	if (t == NULL || (t->sessions = lru_new(TLS_SESSION_KEYS_MAX,
+						tls_sessions_free)) == NULL)
 		abort();
 	if (tls_ex_key < 0)
 		tls_ex_key = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
@@ -79,6 +192,10 @@ struct tls *tls_new(bool verify, const char *ca_file, char **cause)
 	}
 	SSL_CTX_set_app_data(t->ctx, t);
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	/* Idle keep-alive connections wait with nothing to read or write;
+	 * without this each keeps a read and a write buffer of one TLS
+	 * record (~34 KiB together), which adds up across a large pool. */
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* Like curl's --cacert: a configured CA file replaces the system
 	 * store rather than adding to it. */
 	if (ca_file != NULL && *ca_file != '\0') {
@@ -116,20 +233,11 @@ fail:
 	return NULL;
 }
 
-static void tls_session_free(void *v)
-{
-	struct tls_sessions *ts = v;
-
-	for (int i = 0; i < ts->n; i++)
-		SSL_SESSION_free(ts->s[i]);
-	free(ts);
-}
-
 void tls_free(struct tls *t)
 {
 	if (t == NULL)
 		return;
-	map_free(t->sessions, tls_session_free);
+	lru_free(t->sessions);
 	SSL_CTX_free(t->ctx);
 	free(t);
 }
@@ -162,15 +270,10 @@ SSL *tls_ssl_new(struct tls *t, const char *host, bool is_ip,
 		/* Wildcards only as a whole left-most label. */
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	}
-	struct tls_sessions *ts = map_get(t->sessions, session_key);
-	if (ts != NULL && ts->n > 0) {
-		sess = ts->s[ts->n - 1];
+	sess = tls_session_take(t, session_key);
+	if (sess != NULL) {
 		SSL_set_session(ssl, sess); /* takes its own reference */
-		if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION) {
-			/* Single use: the next connection gets another. */
-			SSL_SESSION_free(sess);
-			ts->n--;
-		}
+		SSL_SESSION_free(sess);
 	}
 	return ssl;
 fail:
