@@ -108,7 +108,8 @@ def test_connection_refused(fault_run):
     r = fault_run["by_url"][fault_run["refused"]]
     assert (r["state"], r["error"], r["status"]) == ("failed", "connect", None), r
     assert r["error_detail"]
-    assert r["elapsed_ms"] is not None and r["elapsed_ms"] < CONNECT_MS + 2000
+    # Refused at once: it does not wait for connect_timeout_ms.
+    assert r["elapsed_ms"] is not None and r["elapsed_ms"] < CONNECT_MS / 2
 
 
 def test_idle_timeout_fires_before_request_timeout(fault_run):
@@ -232,5 +233,8 @@ def test_connect_timeout(gatherd):
     r = gatherd.rows()[0]
     assert (r["state"], r["error"], r["status"]) == ("failed", "timeout", None), r
     assert r["error_detail"], r
-    assert 800 <= r["elapsed_ms"] < 5000, r
+    # fetch.c re-arms its timer until connect_timeout_ms (1000) have
+    # passed, so never sooner; later only by the loop's latency, for which
+    # half the timeout leaves ample room.
+    assert 1000 <= r["elapsed_ms"] < 1500, r
     assert took < 8, took
