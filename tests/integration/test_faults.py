@@ -126,8 +126,9 @@ def test_request_timeout_bounds_a_trickle(fault_run):
     r = fault_run["by_url"][f.url("/trickle?ms=400")]
     assert r["error"] == "timeout"
     # A byte every 400 ms keeps the idle timer happy; the total deadline
-    # ends it.
-    assert REQUEST_MS - 200 <= r["elapsed_ms"] < REQUEST_MS + 3000, r
+    # ends it: never sooner (fetch.c re-arms its timer until it has
+    # passed), later only by the loop's latency.
+    assert REQUEST_MS <= r["elapsed_ms"] < REQUEST_MS * 1.5, r
 
 
 def test_normal_urls_undisturbed(fault_run):

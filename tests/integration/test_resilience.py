@@ -859,7 +859,9 @@ def test_hostile_servers(gatherd, fsrv):
     idle = by[urls["/trickle?ms=900&len=50"]]
     assert 450 <= idle["elapsed_ms"] < 1400, shown(idle)
     whole = by[urls["/trickle?ms=150&len=100000"]]
-    assert 1400 <= whole["elapsed_ms"] < 2500, shown(whole)
+    # request_timeout_ms, never sooner (fetch.c re-arms its timer until it
+    # has passed); later only by the loop's latency.
+    assert 1500 <= whole["elapsed_ms"] < 1500 * 1.5, shown(whole)
     for i, u in enumerate(normal):
         assert (by[u]["state"], by[u]["length"]) == ("done", i + 1)
     assert took < 8, took
