@@ -194,18 +194,26 @@ class Nginx:
 
     def log_entries(self, since=0):
         """Parsed access log lines written after offset `since`: dicts with
-        server_addr, host, uri, status, bytes."""
+        server_addr, host, uri, status, bytes, and start_ms and end_ms:
+        when nginx began the request (had read its first bytes) and when it
+        logged it, as Unix time in whole milliseconds of nginx's clock."""
         with open(self.access_log, "rb") as f:
             f.seek(since)
             data = f.read()
         out = []
         for line in data.decode("latin-1").splitlines():
             parts = line.split("\t")
-            if len(parts) != 6:
+            if len(parts) != 8:
                 continue
+            # $msec is "seconds.mmm" at logging; $request_time "s.mmm" since
+            # the request began, both from the same cached nginx time, so
+            # their difference is exactly the request's start time.
+            end_ms = int(parts[6].replace(".", ""))
+            start_ms = end_ms - int(parts[7].replace(".", ""))
             out.append({"remote": parts[0], "server_addr": parts[1],
                         "host": parts[2], "uri": parts[3],
-                        "status": int(parts[4]), "bytes": int(parts[5])})
+                        "status": int(parts[4]), "bytes": int(parts[5]),
+                        "start_ms": start_ms, "end_ms": end_ms})
         return out
 
     def start(self):
@@ -216,7 +224,7 @@ class Nginx:
             self.port = free_tcp_port()
             conf = d / "nginx.conf"
             conf.write_text(nginx_conf_head(d) + """
-    log_format tests "$remote_addr\t$server_addr\t$http_host\t$request_uri\t$status\t$body_bytes_sent";
+    log_format tests "$remote_addr\t$server_addr\t$http_host\t$request_uri\t$status\t$body_bytes_sent\t$msec\t$request_time";
     access_log {d}/access.log tests;
     keepalive_requests 100000;
     keepalive_timeout 60s;

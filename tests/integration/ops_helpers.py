@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GATHERD_BIN, DOCROOT_FILES, check_sanitizers
+from conftest import GATHERD_BIN, DOCROOT_FILES, ISO_UTC, check_sanitizers
 
 
 def _scale():
@@ -142,20 +142,26 @@ def assert_exactly_once(rows, lines, what=""):
 
 
 def assert_rows_consistent(rows, what=""):
-    """A row is done only with its result, and queued only without one."""
+    """A row is done only with its result, and queued only without one.
+    `rows` must carry fetched_at (db_rows' default columns, or "*")."""
     bad = []
     for r in rows:
         st = r["state"]
+        fetched = r["fetched_at"]
         if st == "done":
             if r["status"] is None or r["length"] is None or \
-                    r.get("fetched_at", "x") is None:
+                    not ISO_UTC.match(fetched or ""):
                 bad.append(r)
         elif st == "queued":
             if r["status"] is not None or r["length"] is not None or \
-                    r["error"] is not None:
+                    r["error"] is not None or fetched is not None:
                 bad.append(r)
         elif st == "failed":
-            if r["error"] is None:
+            # A fetch that failed has its time (an invalid_url row may
+            # have failed at ingestion, never fetched, without one).
+            if r["error"] is None or (
+                    r["error"] != "invalid_url" and
+                    not ISO_UTC.match(fetched or "")):
                 bad.append(r)
         else:
             bad.append(r)

@@ -93,7 +93,8 @@ def test_follow_append_rotate_truncate(gatherd, fault_server):
 
     rc, took = gatherd.stop(proc, signal.SIGTERM, timeout=20)
     assert rc == 0, gatherd.stderr_of(proc)[-3000:]
-    assert took < 15
+    # Nothing in flight: no waiting for the 10 s drain deadline.
+    assert took < 5, took
 
 
 def test_sigterm_with_requests_in_flight(gatherd, fault_server):
@@ -118,7 +119,10 @@ def test_sigterm_with_requests_in_flight(gatherd, fault_server):
 
     rc, took = gatherd.stop(proc, signal.SIGTERM, timeout=25)
     assert rc == 0, gatherd.stderr_of(proc)[-3000:]
-    assert took < 15, took
+    # The in-flight fetches (30 s each) were given the whole 10 s drain
+    # deadline (APP_DRAIN_MS in src/main.c; libevent's timer may run a
+    # clock tick short), then aborted.
+    assert 9.9 <= took < 15, took
     # No new work was taken after SIGTERM.
     assert f.stats()["by_ip"]["127.0.0.3"]["total"] == started_before
 

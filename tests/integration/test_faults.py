@@ -108,7 +108,8 @@ def test_connection_refused(fault_run):
     r = fault_run["by_url"][fault_run["refused"]]
     assert (r["state"], r["error"], r["status"]) == ("failed", "connect", None), r
     assert r["error_detail"]
-    assert r["elapsed_ms"] is not None and r["elapsed_ms"] < CONNECT_MS + 2000
+    # Refused at once: it does not wait for connect_timeout_ms.
+    assert r["elapsed_ms"] is not None and r["elapsed_ms"] < CONNECT_MS / 2
 
 
 def test_idle_timeout_fires_before_request_timeout(fault_run):
@@ -125,8 +126,9 @@ def test_request_timeout_bounds_a_trickle(fault_run):
     r = fault_run["by_url"][f.url("/trickle?ms=400")]
     assert r["error"] == "timeout"
     # A byte every 400 ms keeps the idle timer happy; the total deadline
-    # ends it.
-    assert REQUEST_MS - 200 <= r["elapsed_ms"] < REQUEST_MS + 3000, r
+    # ends it: never sooner (fetch.c re-arms its timer until it has
+    # passed), later only by the loop's latency.
+    assert REQUEST_MS <= r["elapsed_ms"] < REQUEST_MS * 1.5, r
 
 
 def test_normal_urls_undisturbed(fault_run):
@@ -232,5 +234,8 @@ def test_connect_timeout(gatherd):
     r = gatherd.rows()[0]
     assert (r["state"], r["error"], r["status"]) == ("failed", "timeout", None), r
     assert r["error_detail"], r
-    assert 800 <= r["elapsed_ms"] < 5000, r
+    # fetch.c re-arms its timer until connect_timeout_ms (1000) have
+    # passed, so never sooner; later only by the loop's latency, for which
+    # half the timeout leaves ample room.
+    assert 1000 <= r["elapsed_ms"] < 1500, r
     assert took < 8, took

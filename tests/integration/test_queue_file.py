@@ -1,7 +1,7 @@
 """Queue-file rules: comments, blank lines, trimming, partial last lines,
 over-long lines, invalid URLs and fragments."""
 
-from conftest import RESULT_COLUMNS
+from conftest import RESULT_COLUMNS, assert_iso_utc, parse_iso
 
 
 def test_comments_blank_lines_and_trimming(gatherd, fault_server):
@@ -129,14 +129,18 @@ def test_invalid_urls(gatherd, fault_server):
     rows = gatherd.rows()
     assert [r["url"] for r in rows] == lines
     for r in rows:
+        assert_iso_utc(r["queued_at"], "queued_at")
         if r["url"] == good:
             assert r["state"] == "done" and r["length"] == 8, r
+            assert_iso_utc(r["fetched_at"], "fetched_at")
+            assert parse_iso(r["fetched_at"]) >= parse_iso(r["queued_at"]), r
             continue
         assert r["state"] == "failed", r
         assert r["error"] == "invalid_url", r
         assert r["error_detail"], r
         assert r["status"] is None and r["length"] is None, r
-        assert r["fetched_at"] is None or isinstance(r["fetched_at"], str)
+        # Failed at ingestion: never fetched, so no fetch time.
+        assert r["fetched_at"] is None, r
     assert f.stats()["global"]["total"] == 1
 
 

@@ -412,6 +412,8 @@ def test_handshake_timeout(gatherd, pki):
         r = rows[u]
         assert_failed(r, "timeout", r"TLS handshake")
         assert r["attempts"] == 1, r
-        assert 900 <= r["elapsed_ms"] <= 3000, r
+        # connect_timeout_ms (1000), never sooner (fetch.c re-arms its
+        # timer until it has passed); later only by the loop's latency.
+        assert 1000 <= r["elapsed_ms"] < 1500, r
         assert r["connect_ms"] is not None, r
     assert took < 8, took
