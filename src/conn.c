@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <unistd.h>
 
@@ -24,6 +25,11 @@ struct conn {
 	struct conn_pool *pool;
 	struct conn_idle *idle; /* non-NULL while idle */
 	struct bufferevent *bev;
+	/* Plain TCP once watched (conn_watch): the socket's readability, and
+	 * who is told.  The bufferevent then no longer reads. */
+	struct event *rev;
+	conn_io_cb io_cb;
+	void *io_arg;
 	struct http_resp *parser;
 	unsigned uses;
 	bool tls;        /* TLS runs (or will run) on this connection */
@@ -92,6 +98,8 @@ static void conn_drop_bev(struct conn *c)
 
 static void conn_close(struct conn *c)
 {
+	if (c->rev != NULL)
+		event_free(c->rev);
 	conn_drop_bev(c);
 	http_resp_free(c->parser);
 	free(c);
@@ -174,6 +182,15 @@ unsigned long conn_pool_opened(const struct conn_pool *p)
 	return p->opened;
 }
 
+/* A taken connection's socket event before its new owner watches it:
+ * nothing happens in between (no dispatch), but should it, stop. */
+static void conn_unowned_cb(struct conn *c, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	event_del(c->rev);
+}
+
 struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 {
 	struct conn_idle *il = map_get(p->idle, key);
@@ -185,7 +202,10 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	 * by the server's own keep-alive timeout. */
 	c = TAILQ_LAST(&il->conns, conn_list);
 	conn_unidle(c);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (c->rev != NULL)
+		c->io_cb = conn_unowned_cb; /* until the owner watches it */
+	else
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
 	return c;
 }
 
@@ -289,6 +309,72 @@ struct bufferevent *conn_bev(struct conn *c)
 	return c->bev;
 }
 
+static void conn_io_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	c->io_cb(c, what, c->io_arg);
+}
+
+int conn_watch(struct conn *c, int timeout_ms, conn_io_cb cb, void *arg)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	if (c->rev == NULL) {
+		c->rev = event_new(c->pool->base, bufferevent_getfd(c->bev),
+				   EV_READ | EV_PERSIST, conn_io_event_cb, c);
+		if (c->rev == NULL)
+			return -1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	c->io_cb = cb;
+	c->io_arg = arg;
+	/* On a pending event this only moves its timeout. */
+	return event_add(c->rev, &tv);
+}
+
+ssize_t conn_read(struct conn *c, void *buf, size_t size)
+{
+	ssize_t n;
+
+	do
+		n = recv(bufferevent_getfd(c->bev), buf, size, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int conn_write(struct conn *c, const void *buf, size_t len)
+{
+	struct bufferevent *bev = c->bev;
+	size_t off = 0;
+
+	/* On plain TCP with nothing queued (always, for a new request) send
+	 * at once: the socket is nearly always writable, and this spares the
+	 * evbuffer copy and two epoll_ctl calls (adding and removing the
+	 * write event). */
+	if (!c->tls_active && evbuffer_get_length(bufferevent_get_output(bev)) ==
+				      0) {
+		ssize_t n;
+
+		do
+			n = send(bufferevent_getfd(bev), buf, len,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)len)
+			return 0;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		off = n > 0 ? (size_t)n : 0;
+	}
+	if (bufferevent_write(bev, (const char *)buf + off, len - off) != 0 ||
+	    bufferevent_enable(bev, EV_WRITE) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
 struct http_resp *conn_parser(struct conn *c, size_t max_header_bytes,
 			      uint64_t max_body_bytes)
 {
@@ -306,6 +392,14 @@ unsigned conn_uses(const struct conn *c)
 
 /* Anything on an idle connection (data, EOF, error, idle timeout) ends
  * it: a server does not speak first in HTTP/1.1. */
+static void conn_idle_io_cb(struct conn *c, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	conn_unidle(c);
+	conn_close(c);
+}
+
 static void conn_idle_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -354,11 +448,22 @@ void conn_release(struct conn *c, bool reusable)
 	TAILQ_INSERT_TAIL(&p->lru, c, lru);
 	il->n++;
 	p->n_idle++;
-	struct timeval tv = {p->idle_ms / 1000, (p->idle_ms % 1000) * 1000};
-	bufferevent_setcb(c->bev, conn_idle_read_cb, NULL, conn_idle_event_cb,
-			  c);
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_enable(c->bev, EV_READ);
+	if (c->rev != NULL) {
+		/* Only the callback and the timeout change: no epoll call. */
+		if (conn_watch(c, p->idle_ms, conn_idle_io_cb, NULL) != 0) {
+			conn_unidle(c);
+			conn_close(c);
+			return;
+		}
+	} else {
+		struct timeval tv = {p->idle_ms / 1000,
+				     (p->idle_ms % 1000) * 1000};
+
+		bufferevent_setcb(c->bev, conn_idle_read_cb, NULL,
+				  conn_idle_event_cb, c);
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+		bufferevent_enable(c->bev, EV_READ);
+	}
 	/* Bound the descriptors held by idle connections (main.c sizes the
 	 * cap from the descriptor limit). */
 	if (p->n_idle > p->max_idle) {

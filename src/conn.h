@@ -61,7 +61,30 @@ int conn_start_tls(struct conn *c, struct tls *t, const char *host,
 /* The connection's SSL, or NULL for plain HTTP (or before TLS started). */
 SSL *conn_ssl(struct conn *c);
 
-/* Route the connection's events to its owner. */
+/* Plain TCP: who is told, and with what, once a connection is watched. */
+typedef void (*conn_io_cb)(struct conn *c, short what, void *arg);
+
+/* Plain TCP, connected: from now on tell cb when the socket is readable
+ * (what = EV_READ) or timeout_ms passed without it (EV_TIMEOUT), and read
+ * with conn_read(); the bufferevent no longer reads.  Called again, it
+ * only changes the callback and the timeout.  (libevent 2.1 reads at most
+ * 4 KiB per call with a FIONREAD before each: reading the socket
+ * directly takes one recv() per response instead of three or four system
+ * calls.) */
+int conn_watch(struct conn *c, int timeout_ms, conn_io_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
+/* Read from a watched connection: the bytes read, 0 at EOF, -1 with errno
+ * (EAGAIN when nothing is there). */
+ssize_t conn_read(struct conn *c, void *buf, size_t size);
+
+/* Send len bytes: at once on plain TCP when nothing is queued, the rest
+ * (and everything on TLS) through the bufferevent.  -1 with errno on a
+ * socket error. */
+int conn_write(struct conn *c, const void *buf, size_t len)
+	__attribute__((warn_unused_result));
+
+/* Route the connection's bufferevent events to its owner. */
 void conn_set_cbs(struct conn *c, bufferevent_data_cb readcb,
 		  bufferevent_event_cb eventcb, void *arg);
 struct bufferevent *conn_bev(struct conn *c);

@@ -339,21 +339,26 @@ static bool fetch_drain_input(struct fetch *f)
 
 static void fetch_closed(struct fetch *f, short what, int err);
 
-/* libevent 2.1 reads at most 4 KiB per call (evbuffer_set_max_read only
- * came in 2.2), so a 14 KB page took four loop iterations, four reads and
- * four FIONREAD ioctls.  On plain TCP, once the bufferevent's input is
- * drained, read the rest of the response straight from the socket into
- * this buffer and count it there: no copy into evbuffer chains either.
- * Only the loop thread uses it. */
+/* Plain TCP responses are read straight from the socket into this buffer
+ * and counted there (see conn_watch): no copy into evbuffer chains.  Only
+ * the loop thread uses it. */
 static char fetch_rbuf[64 * 1024];
 
-static void fetch_read_direct(struct fetch *f)
+/* A plain TCP connection is readable, or was silent for idle_timeout_ms. */
+static void fetch_io_cb(struct conn *c, short what, void *arg)
 {
-	evutil_socket_t fd = bufferevent_getfd(conn_bev(f->conn));
+	struct fetch *f = arg;
 
+	(void)c;
+	if (f->state != FETCH_WAITING)
+		return;
+	if (what & EV_TIMEOUT) {
+		fetch_fail(f, ERR_TIMEOUT, "no data received for %d ms",
+			   f->ctx.cfg->idle_timeout_ms);
+		return;
+	}
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(fd, fetch_rbuf, sizeof fetch_rbuf,
-				 MSG_DONTWAIT);
+		ssize_t n = conn_read(f->conn, fetch_rbuf, sizeof fetch_rbuf);
 
 		if (n > 0) {
 			size_t used = 0;
@@ -370,14 +375,13 @@ static void fetch_read_direct(struct fetch *f)
 			fetch_closed(f, BEV_EVENT_EOF, 0);
 			return;
 		}
-		if (errno == EINTR)
-			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			fetch_closed(f, BEV_EVENT_ERROR, errno);
 		return;
 	}
 }
 
+/* TLS: what the OpenSSL bufferevent decrypted. */
 static void fetch_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct fetch *f = arg;
@@ -385,40 +389,7 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (f->state != FETCH_WAITING)
 		return;
-	if (fetch_drain_input(f))
-		return;
-	if (conn_ssl(f->conn) == NULL)
-		fetch_read_direct(f);
-}
-
-/* Write the request.  On plain TCP with nothing queued (always, for a
- * new request) try send() first: the socket is nearly always writable, and
- * this spares the evbuffer copy and two epoll_ctl calls (adding and
- * removing the write event). */
-static void fetch_write_request(struct fetch *f)
-{
-	struct bufferevent *bev = conn_bev(f->conn);
-	size_t off = 0;
-
-	if (conn_ssl(f->conn) == NULL &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		ssize_t n = send(bufferevent_getfd(bev), f->request,
-				 f->request_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n == (ssize_t)f->request_len)
-			return;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != EINTR) {
-			fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING,
-				     errno);
-			return;
-		}
-		off = n > 0 ? (size_t)n : 0;
-	}
-	if (bufferevent_write(bev, f->request + off, f->request_len - off) !=
-		    0 ||
-	    bufferevent_enable(bev, EV_WRITE) != 0)
-		fetch_fail(f, ERR_CONNECT, "cannot write the request");
+	fetch_drain_input(f);
 }
 
 static void fetch_send(struct fetch *f)
@@ -437,14 +408,27 @@ static void fetch_send(struct fetch *f)
 	}
 	fetch_arm_timer(f);
 	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
-	/* The read timeout is the idle timeout: libevent restarts it on every
-	 * read, so it fires only after idle_timeout_ms without a byte. */
-	bufferevent_set_timeouts(bev, &idle, NULL);
-	if (bufferevent_enable(bev, EV_READ) != 0) {
-		fetch_fail(f, ERR_CONNECT, "cannot read from the connection");
-		return;
+	if (conn_ssl(f->conn) == NULL) {
+		/* Plain TCP: read the socket directly (conn_watch); its
+		 * timeout is the idle timeout, restarted on every read. */
+		if (conn_watch(f->conn, cfg->idle_timeout_ms, fetch_io_cb, f) !=
+		    0) {
+			fetch_fail(f, ERR_CONNECT,
+				   "cannot read from the connection");
+			return;
+		}
+	} else {
+		/* The read timeout is the idle timeout: libevent restarts it
+		 * on every read. */
+		bufferevent_set_timeouts(bev, &idle, NULL);
+		if (bufferevent_enable(bev, EV_READ) != 0) {
+			fetch_fail(f, ERR_CONNECT,
+				   "cannot read from the connection");
+			return;
+		}
 	}
-	fetch_write_request(f);
+	if (conn_write(f->conn, f->request, f->request_len) != 0)
+		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, errno);
 }
 
 /* TCP is up on an https connection: start the handshake. */
