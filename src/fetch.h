@@ -66,12 +66,6 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 /* Stop a fetch at once without a result (shutdown). */
 void fetch_abort(struct fetch *f);
 
-/* Is this status a redirect gatherd follows? */
-bool fetch_is_redirect(int status);
-
-/* Parse a Retry-After value (delay-seconds or an HTTP-date) into a delay in
- * milliseconds from now_wall_ms; -1 when it is not valid. */
-int64_t fetch_parse_retry_after(const char *v, int64_t now_wall_ms);
 
 
 #endif

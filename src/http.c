@@ -13,11 +13,13 @@
  * position of a pause through llhttp_get_error_pos(). */
 #include "http.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llhttp.h>
 
@@ -679,4 +681,55 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		return -1;
 	buf[pos] = '\0';
 	return (int)pos;
+}
+
+bool http_is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+int64_t http_parse_retry_after(const char *v, int64_t now_wall_ms)
+{
+	char *end;
+	struct tm tm;
+
+	if (v == NULL)
+		return -1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v >= '0' && *v <= '9') {
+		errno = 0;
+		unsigned long long s = strtoull(v, &end, 10);
+
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end != '\0' || errno != 0)
+			return -1;
+		return s > 86400ULL * 365 ? 86400LL * 365 * 1000
+					  : (int64_t)s * 1000;
+	}
+	/* RFC 9110 section 5.6.7: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37
+	 * GMT"), and recipients must also accept the obsolete RFC 850
+	 * ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6
+	 * 08:49:37 1994") forms. */
+	static const char *const formats[] = {
+		"%a, %d %b %Y %H:%M:%S GMT",
+		"%A, %d-%b-%y %H:%M:%S GMT",
+		"%a %b %e %H:%M:%S %Y",
+	};
+	end = NULL;
+	for (size_t i = 0; i < sizeof formats / sizeof formats[0] && !end;
+	     i++) {
+		memset(&tm, 0, sizeof tm);
+		end = strptime(v, formats[i], &tm);
+	}
+	if (end == NULL)
+		return -1;
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end != '\0')
+		return -1;
+	int64_t at = (int64_t)timegm(&tm) * 1000;
+	return at > now_wall_ms ? at - now_wall_ms : 0;
 }

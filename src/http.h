@@ -116,6 +116,15 @@ enum errkind http_error_kind(enum http_error e);
 int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		       const char *text, const char *user_agent);
 
+/* Is this status a redirect gatherd follows (301, 302, 303, 307, 308)? */
+bool http_is_redirect(int status);
+
+/* Parse a Retry-After value (delay-seconds, or an HTTP-date in any of the
+ * three forms RFC 9110 section 5.6.7 names) into a delay in milliseconds
+ * from now_wall_ms (0 for a date in the past; at most a year); -1 when it
+ * is not valid. */
+int64_t http_parse_retry_after(const char *v, int64_t now_wall_ms);
+
 /* A buffer size for which http_build_request() always fits. */
 size_t http_request_size(const struct url_ref *r, const char *user_agent);
 

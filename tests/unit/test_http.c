@@ -969,6 +969,48 @@ static void test_build_request(void)
 	}
 }
 
+static void test_retry_after(void)
+{
+	/* 2024-01-01T00:00:00Z */
+	const int64_t now = INT64_C(1704067200000);
+
+	TAP_CHECK(http_parse_retry_after(NULL, now) == -1);
+	TAP_CHECK(http_parse_retry_after("", now) == -1);
+	TAP_CHECK(http_parse_retry_after("0", now) == 0);
+	TAP_CHECK(http_parse_retry_after("120", now) == 120000);
+	TAP_CHECK(http_parse_retry_after("  7  ", now) == 7000);
+	TAP_CHECK(http_parse_retry_after("-1", now) == -1);
+	TAP_CHECK(http_parse_retry_after("1.5", now) == -1);
+	TAP_CHECK(http_parse_retry_after("12abc", now) == -1);
+	/* Capped at a year. */
+	TAP_CHECK(http_parse_retry_after("99999999999", now) ==
+		  INT64_C(86400) * 365 * 1000);
+	/* The three date forms, 30 s ahead. */
+	TAP_CHECK(http_parse_retry_after("Mon, 01 Jan 2024 00:00:30 GMT",
+					 now) == 30000);
+	TAP_CHECK(http_parse_retry_after("Monday, 01-Jan-24 00:00:30 GMT",
+					 now) == 30000);
+	TAP_CHECK(http_parse_retry_after("Mon Jan  1 00:00:30 2024", now) ==
+		  30000);
+	/* A date in the past means now. */
+	TAP_CHECK(http_parse_retry_after("Sun, 31 Dec 2023 23:59:00 GMT",
+					 now) == 0);
+	TAP_CHECK(http_parse_retry_after("Mon, 01 Jan 2024 00:00:30 XYZ",
+					 now) == -1);
+	TAP_CHECK(http_parse_retry_after("tomorrow", now) == -1);
+}
+
+static void test_redirect_statuses(void)
+{
+	static const int yes[] = {301, 302, 303, 307, 308};
+	static const int no[] = {200, 300, 304, 305, 306, 309, 399, 404};
+
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		TAP_CHECK(http_is_redirect(yes[i]));
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+		TAP_CHECK(!http_is_redirect(no[i]));
+}
+
 static void test_error_names(void)
 {
 	TAP_CHECK(http_error_kind(HTTP_ERR_NONE) == ERR_NONE);
@@ -992,6 +1034,8 @@ static const struct tap_test tests[] = {
     {"keep-alive reuse with reset", test_keep_alive_reuse},
     {"reset changes limits", test_reset_changes_limits},
     {"request building", test_build_request},
+    {"Retry-After: seconds and the three date forms", test_retry_after},
+    {"redirect statuses", test_redirect_statuses},
     {"error names", test_error_names},
     {NULL, NULL},
 };
