@@ -18,6 +18,7 @@
 #include "log.h"
 #include "map.h"
 #include "tls.h"
+#include "util.h"
 
 struct conn {
 	TAILQ_ENTRY(conn) link; /* in its idle list while idle */
@@ -56,10 +57,9 @@ struct conn_pool {
 
 struct conn_pool *conn_pool_new(struct event_base *base)
 {
-	struct conn_pool *p = calloc(1, sizeof *p);
+	struct conn_pool *p = xcalloc(1, sizeof *p);
 
-	if (p == NULL || (p->idle = map_new()) == NULL)
-		abort();
+	p->idle = map_new();
 	p->base = base;
 	p->idle_ms = 30000;
 	p->max_idle = 64;
@@ -212,10 +212,8 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 struct conn *conn_new(struct conn_pool *p, const char *key, bool tls)
 {
 	size_t klen = strlen(key);
-	struct conn *c = calloc(1, sizeof *c + klen + 1);
+	struct conn *c = xcalloc(1, sizeof *c + klen + 1);
 
-	if (c == NULL)
-		return NULL;
 	c->pool = p;
 	c->tls = tls;
 	memcpy(c->key, key, klen + 1);
@@ -431,15 +429,9 @@ void conn_release(struct conn *c, bool reusable)
 	}
 	il = map_get(p->idle, c->key);
 	if (il == NULL) {
-		il = calloc(1, sizeof *il);
-		if (il == NULL || (il->key = strdup(c->key)) == NULL ||
-		    map_put(p->idle, c->key, il) != 0) {
-			if (il != NULL)
-				free(il->key);
-			free(il);
-			conn_close(c);
-			return;
-		}
+		il = xcalloc(1, sizeof *il);
+		il->key = xstrdup(c->key);
+		map_put(p->idle, c->key, il);
 		TAILQ_INIT(&il->conns);
 	}
 	c->uses++;

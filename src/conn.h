@@ -39,7 +39,7 @@ unsigned long conn_pool_opened(const struct conn_pool *p);
 struct conn *conn_pool_take(struct conn_pool *p, const char *key);
 
 /* A new, unconnected connection for key; `tls` when TLS will run on it
- * (conn_start_tls after the TCP connect). */
+ * (conn_start_tls after the TCP connect).  Never NULL. */
 struct conn *conn_new(struct conn_pool *p, const char *key, bool tls);
 
 /* Start connecting to addr (closing any previous socket of c), with the

@@ -232,10 +232,8 @@ struct dial *dial_start(struct event_base *base, struct conn_pool *pool,
 			const struct dns_addrs *addrs, uint16_t port,
 			dial_cb cb, void *arg)
 {
-	struct dial *dl = calloc(1, sizeof *dl);
+	struct dial *dl = xcalloc(1, sizeof *dl);
 
-	if (dl == NULL)
-		return NULL;
 	dl->pool = pool;
 	dl->key = key;
 	dl->tls = tls;

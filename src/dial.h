@@ -40,8 +40,7 @@ typedef void (*dial_cb)(void *arg, const struct dial_result *res);
 /* Connect to `port` on addrs, tried in their order, with new connections
  * for the pool's `key` (a string that must outlive the dial; `tls` as for
  * conn_new).  cb runs once, from the loop and never inside dial_start(),
- * unless the dial is cancelled; the dial is gone once cb has run.  NULL
- * on allocation failure. */
+ * unless the dial is cancelled; the dial is gone once cb has run. */
 struct dial *dial_start(struct event_base *base, struct conn_pool *pool,
 			const char *key, bool tls,
 			const struct dns_addrs *addrs, uint16_t port,

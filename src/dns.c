@@ -156,12 +156,10 @@ static void dns_answer_cb(int err, struct evutil_addrinfo *res, void *arg)
 struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 			    void *arg)
 {
-	struct dns_req *r = calloc(1, sizeof *r);
+	struct dns_req *r = xcalloc(1, sizeof *r);
 	struct dns_lookup *lk;
 	const struct dns_addrs *cached;
 
-	if (r == NULL)
-		return NULL;
 	r->d = d;
 	r->cb = cb;
 	r->arg = arg;
@@ -184,15 +182,9 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 		return r;
 	}
 
-	lk = calloc(1, sizeof *lk);
-	if (lk == NULL || (lk->name = strdup(host)) == NULL ||
-	    map_put(d->pending, host, lk) != 0) {
-		if (lk != NULL)
-			free(lk->name);
-		free(lk);
-		free(r);
-		return NULL;
-	}
+	lk = xcalloc(1, sizeof *lk);
+	lk->name = xstrdup(host);
+	map_put(d->pending, host, lk);
 	lk->d = d;
 	TAILQ_INIT(&lk->waiters);
 	r->lk = lk;
@@ -235,11 +227,9 @@ void dns_cancel(struct dns_req *r)
 struct dns *dns_new(struct event_base *base, const char *nameserver,
 		    int timeout_ms, int cache_ttl_s, char **cause)
 {
-	struct dns *d = calloc(1, sizeof *d);
+	struct dns *d = xcalloc(1, sizeof *d);
 	char buf[32];
 
-	if (d == NULL)
-		abort();
 	d->base = base;
 	d->cache_ttl_ms = cache_ttl_s * 1000;
 	TAILQ_INIT(&d->deliver);
@@ -247,8 +237,8 @@ struct dns *dns_new(struct event_base *base, const char *nameserver,
 	if (cache_ttl_s > 0)
 		d->cache = dnscache_new(DNS_CACHE_MAX, d->cache_ttl_ms);
 	d->ev_deliver = event_new(base, -1, 0, dns_deliver_cb, d);
-	if (d->pending == NULL || d->ev_deliver == NULL)
-		abort();
+	if (d->ev_deliver == NULL)
+		util_oom();
 
 	if (nameserver != NULL && *nameserver != '\0') {
 		d->evdns = evdns_base_new(base,

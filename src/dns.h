@@ -41,7 +41,7 @@ struct dns *dns_new(struct event_base *base, const char *nameserver,
 void dns_free(struct dns *d);
 
 /* Start resolving host; cb runs later on the loop unless cancelled.
- * Returns NULL only on allocation failure. */
+ * Never NULL. */
 struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb,
 			    void *arg);
 /* Cancel a request whose callback has not run; cb will not run. */

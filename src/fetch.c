@@ -180,7 +180,7 @@ static void fetch_resolve_location(struct fetch *f)
 	char buf[URL_MAX_LEN + 512];
 
 	if (loc == NULL || *loc == '\0') {
-		f->res.error_detail = strdup("redirect without Location");
+		f->res.error_detail = xstrdup("redirect without Location");
 		return;
 	}
 	/* Like browsers and curl, send spaces in a Location as %20 rather
@@ -196,7 +196,7 @@ static void fetch_resolve_location(struct fetch *f)
 	}
 	if (el + 3 >= sizeof buf) {
 		f->res.error_detail =
-			strdup("redirect to an invalid Location: too long");
+			xstrdup("redirect to an invalid Location: too long");
 		return;
 	}
 	url_from_ref(&f->ref, f->url, &base);
@@ -207,7 +207,7 @@ static void fetch_resolve_location(struct fetch *f)
 				    reason ? reason : "too long");
 		return;
 	}
-	f->res.location = strdup(buf);
+	f->res.location = xstrdup(buf);
 	f->res.location_scheme = next.scheme;
 }
 
@@ -219,7 +219,7 @@ static void fetch_complete(struct fetch *f, bool reusable)
 	f->res.ok = true;
 	f->res.status = http_resp_status(f->parser);
 	f->res.length = (int64_t)http_resp_body_len(f->parser);
-	f->res.content_type = ct ? strdup(ct) : NULL;
+	f->res.content_type = ct ? xstrdup(ct) : NULL;
 	f->res.retry_after_ms = http_parse_retry_after(
 		http_resp_retry_after(f->parser), util_wall_ms());
 	if (http_is_redirect(f->res.status))
@@ -351,10 +351,6 @@ static void fetch_send(struct fetch *f)
 	fetch_set_state(f, FETCH_WAITING);
 	f->parser = conn_parser(f->conn, (size_t)cfg->max_header_bytes,
 				(uint64_t)cfg->max_body_bytes);
-	if (f->parser == NULL) {
-		fetch_fail(f, ERR_CONNECT, "out of memory");
-		return;
-	}
 	fetch_arm_timer(f);
 	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	if (conn_ssl(f->conn) == NULL) {
@@ -507,8 +503,6 @@ static void fetch_connect(struct fetch *f)
 	f->dial = dial_start(f->ctx.base, f->ctx.pool, f->key,
 			     f->scheme == URL_HTTPS, &f->addrs, f->port,
 			     fetch_dial_cb, f);
-	if (f->dial == NULL)
-		fetch_fail(f, ERR_CONNECT, "out of memory");
 }
 
 static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
@@ -562,8 +556,6 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	}
 	fetch_set_state(f, FETCH_RESOLVING);
 	f->dns = dns_resolve(f->ctx.dns, f->host, fetch_dns_cb, f);
-	if (f->dns == NULL)
-		fetch_fail(f, ERR_DNS, "out of memory");
 }
 
 /* Arm the timer for the nearest deadline: connecting (DNS included) must

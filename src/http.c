@@ -24,6 +24,7 @@
 #include <llhttp.h>
 
 #include "url.h"
+#include "util.h"
 
 /* Kept sizes of the captured header values, including the NUL.  Location
  * keeps one byte more than URL_MAX_LEN so that an over-long value reaches
@@ -214,9 +215,7 @@ static int on_header_field_complete(llhttp_t *p)
 	else if (ascii_case_eq(r->field, n, "retry-after"))
 		r->target = &r->retry_after;
 	if (r->target != NULL && r->target->buf == NULL) {
-		r->target->buf = malloc(r->target->size);
-		if (r->target->buf == NULL)
-			r->target = NULL; /* out of memory: not captured */
+		r->target->buf = xmalloc(r->target->size);
 	}
 	/* A repeated header replaces the earlier value: the last one wins,
 	 * as in most user agents. */
@@ -367,10 +366,8 @@ static void parser_restart(struct http_resp *r)
 struct http_resp *http_resp_new(size_t max_header_bytes,
 				uint64_t max_body_bytes)
 {
-	struct http_resp *r = calloc(1, sizeof(*r));
+	struct http_resp *r = xcalloc(1, sizeof(*r));
 
-	if (r == NULL)
-		return NULL;
 	r->content_type.buf = r->content_type_buf;
 	r->content_type.size = sizeof(r->content_type_buf);
 	r->location.buf = NULL;

@@ -41,7 +41,7 @@ enum http_error {
  * N bytes").  max_body_bytes bounds the de-chunked body bytes of the final
  * response; a Content-Length above it fails as soon as the headers are
  * parsed, without waiting for the body ("body larger than N bytes").
- * Returns NULL on allocation failure. */
+ * Never NULL. */
 struct http_resp *http_resp_new(size_t max_header_bytes,
 				uint64_t max_body_bytes);
 void http_resp_free(struct http_resp *r);

@@ -6,6 +6,7 @@
 #include <sys/queue.h>
 
 #include "map.h"
+#include "util.h"
 
 /* One key: indexed by the map, ordered in the list. */
 struct lru_node {
@@ -27,15 +28,9 @@ struct lru {
 /* An empty map holding at most cap keys. */
 struct lru *lru_new(size_t cap, void (*free_value)(void *))
 {
-	struct lru *l = calloc(1, sizeof *l);
+	struct lru *l = xcalloc(1, sizeof *l);
 
-	if (l == NULL)
-		return NULL;
 	l->index = map_new();
-	if (l->index == NULL) {
-		free(l);
-		return NULL;
-	}
 	TAILQ_INIT(&l->order);
 	l->cap = cap > 0 ? cap : 1;
 	l->free_value = free_value;
@@ -82,7 +77,7 @@ void *lru_get(struct lru *l, const char *key)
 }
 
 /* Insert key as the most recent one, evicting the oldest past the cap. */
-int lru_put(struct lru *l, const char *key, void *value)
+void lru_put(struct lru *l, const char *key, void *value)
 {
 	struct lru_node *n = map_get(l->index, key);
 	size_t klen;
@@ -93,25 +88,19 @@ int lru_put(struct lru *l, const char *key, void *value)
 		n->value = value;
 		TAILQ_REMOVE(&l->order, n, link);
 		TAILQ_INSERT_TAIL(&l->order, n, link);
-		return 0;
+		return;
 	}
 	klen = strlen(key);
-	n = malloc(sizeof *n + klen + 1);
-	if (n == NULL)
-		return -1;
+	n = xmalloc(sizeof *n + klen + 1);
 	memcpy(n->key, key, klen + 1);
 	n->value = value;
-	if (map_put(l->index, key, n) != 0) {
-		free(n);
-		return -1;
-	}
+	map_put(l->index, key, n);
 	TAILQ_INSERT_TAIL(&l->order, n, link);
 	/* Evict after inserting, so that the new key is never the victim. */
 	if (map_count(l->index) > l->cap) {
 		lru_drop(l, TAILQ_FIRST(&l->order));
 		l->evictions++;
 	}
-	return 0;
 }
 
 /* Drop key and its value, if present. */

@@ -12,7 +12,7 @@
 
 struct lru;
 
-/* cap >= 1; free_value may be NULL.  NULL on allocation failure. */
+/* cap >= 1; free_value may be NULL. */
 struct lru *lru_new(size_t cap, void (*free_value)(void *));
 void lru_free(struct lru *l);
 
@@ -21,9 +21,8 @@ void *lru_get(struct lru *l, const char *key);
 
 /* Insert key as the most recently used (replacing and freeing an older
  * value of the same key); past the cap, the least recently used key is
- * evicted.  Returns 0, or -1 on allocation failure (value not taken). */
-int lru_put(struct lru *l, const char *key, void *value)
-	__attribute__((warn_unused_result));
+ * evicted. */
+void lru_put(struct lru *l, const char *key, void *value);
 
 /* Remove key and free its value; false when it was not there. */
 bool lru_remove(struct lru *l, const char *key);

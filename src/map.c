@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 struct map_entry {
 	struct map_entry *next;
 	uint64_t hash;
@@ -33,16 +35,10 @@ static uint64_t map_hash(const char *s)
 
 struct map *map_new(void)
 {
-	struct map *m = calloc(1, sizeof *m);
+	struct map *m = xcalloc(1, sizeof *m);
 
-	if (m == NULL)
-		return NULL;
 	m->nbuckets = 64;
-	m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
-	if (m->buckets == NULL) {
-		free(m);
-		return NULL;
-	}
+	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
 	return m;
 }
 
@@ -86,10 +82,8 @@ void *map_get(const struct map *m, const char *key)
 static void map_grow(struct map *m)
 {
 	size_t n = m->nbuckets * 2;
-	struct map_entry **b = calloc(n, sizeof *b);
+	struct map_entry **b = xcalloc(n, sizeof *b);
 
-	if (b == NULL)
-		return; /* keep working with longer chains */
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		struct map_entry *e = m->buckets[i];
 
@@ -107,7 +101,7 @@ static void map_grow(struct map *m)
 	m->nbuckets = n;
 }
 
-int map_put(struct map *m, const char *key, void *value)
+void map_put(struct map *m, const char *key, void *value)
 {
 	uint64_t h = map_hash(key);
 	struct map_entry **pp = map_find(m, key, h);
@@ -115,12 +109,10 @@ int map_put(struct map *m, const char *key, void *value)
 
 	if (*pp != NULL) {
 		(*pp)->value = value;
-		return 0;
+		return;
 	}
 	klen = strlen(key);
-	struct map_entry *e = malloc(sizeof *e + klen + 1);
-	if (e == NULL)
-		return -1;
+	struct map_entry *e = xmalloc(sizeof *e + klen + 1);
 	memcpy(e->key, key, klen + 1);
 	e->hash = h;
 	e->value = value;
@@ -128,7 +120,6 @@ int map_put(struct map *m, const char *key, void *value)
 	*pp = e;
 	if (++m->count > m->nbuckets)
 		map_grow(m);
-	return 0;
 }
 
 void *map_del(struct map *m, const char *key)

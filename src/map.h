@@ -7,13 +7,13 @@
 
 struct map;
 
+/* Never NULL (out of memory aborts, as everywhere: util.h). */
 struct map *map_new(void);
 /* Free the map, calling free_value (if not NULL) on every value. */
 void map_free(struct map *m, void (*free_value)(void *));
 void *map_get(const struct map *m, const char *key);
-/* Insert or replace.  Returns 0, or -1 on allocation failure. */
-int map_put(struct map *m, const char *key, void *value)
-	__attribute__((warn_unused_result));
+/* Insert or replace. */
+void map_put(struct map *m, const char *key, void *value);
 /* Remove key; returns its value or NULL. */
 void *map_del(struct map *m, const char *key);
 size_t map_count(const struct map *m);

@@ -164,10 +164,7 @@ static struct host *host_get(struct sched *s, const char *key)
 	memcpy(h->key, key, klen + 1);
 	h->s = s;
 	TAILQ_INIT(&h->waiting);
-	if (map_put(s->hosts, key, h) != 0) {
-		free(h);
-		return NULL;
-	}
+	map_put(s->hosts, key, h);
 	return h;
 }
 
@@ -414,7 +411,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		r->error_detail = util_printf(
 			"more than %d redirects; the last went to %s",
 			cfg->max_redirects, last);
-		r->final_url = strdup(job_url(j));
+		r->final_url = xstrdup(job_url(j));
 		r->length = -1;
 		r->elapsed_ms = -1;
 		r->connect_ms = r->tls_ms = -1;
@@ -511,15 +508,6 @@ static void sched_dispatch(struct sched *s)
 		s->n_waiting--;
 		j->fetch = fetch_start(&s->fctx, job_url(j), &j->ref,
 				       sched_fetch_done, j);
-		if (j->fetch == NULL) {
-			/* Out of memory: put it back and try again later. */
-			TAILQ_INSERT_HEAD(&h->waiting, j, link);
-			h->n_waiting++;
-			s->n_waiting++;
-			host_make_ready(h);
-			log_error("out of memory starting a fetch");
-			break;
-		}
 		h->in_flight++;
 		s->n_in_flight++;
 		h->next_start_ms = now + cfg->host_delay_ms;
@@ -661,8 +649,6 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 
 	s->cursor = cursor;
 	s->hosts = map_new();
-	if (s->hosts == NULL)
-		util_oom();
 	s->base = base;
 	s->worker = w;
 	s->store = st;

@@ -127,11 +127,9 @@ static void thread_eventfd_cb(evutil_socket_t fd, short what, void *arg)
 
 struct worker *thread_start(struct event_base *base)
 {
-	struct worker *w = calloc(1, sizeof *w);
+	struct worker *w = xcalloc(1, sizeof *w);
 	int err;
 
-	if (w == NULL)
-		return NULL;
 	w->work_tail = &w->work_head;
 	w->done_tail = &w->done_head;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

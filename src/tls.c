@@ -111,13 +111,8 @@ bool tls_session_put(struct tls *t, const char *key, SSL_SESSION *sess)
 	tls_sessions_sweep(t, now);
 	ts = lru_get(t->sessions, key);
 	if (ts == NULL) {
-		ts = calloc(1, sizeof *ts);
-		if (ts == NULL)
-			return false;
-		if (lru_put(t->sessions, key, ts) != 0) {
-			free(ts);
-			return false;
-		}
+		ts = xcalloc(1, sizeof *ts);
+		lru_put(t->sessions, key, ts);
 	} else {
 		tls_sessions_prune(ts, now);
 	}
@@ -178,11 +173,9 @@ static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 
 struct tls *tls_new(bool verify, const char *ca_file, char **cause)
 {
-	struct tls *t = calloc(1, sizeof *t);
+	struct tls *t = xcalloc(1, sizeof *t);
 
-	if (t == NULL || (t->sessions = lru_new(TLS_SESSION_KEYS_MAX,
-						tls_sessions_free)) == NULL)
-		abort();
+	t->sessions = lru_new(TLS_SESSION_KEYS_MAX, tls_sessions_free);
 	if (tls_ex_key < 0)
 		tls_ex_key = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	t->ctx = SSL_CTX_new(TLS_client_method());
