@@ -172,6 +172,25 @@ size_t conn_pool_close_idle(struct conn_pool *p)
 	return n;
 }
 
+void conn_pool_linger(struct conn_pool *p, const char *key, int ms)
+{
+	struct conn_idle *il = map_get(p->idle, key);
+	struct conn *c;
+
+	if (il == NULL || ms >= p->idle_ms)
+		return;
+	TAILQ_FOREACH(c, &il->conns, link) {
+		if (c->rev != NULL) {
+			if (conn_watch(c, ms, c->io_cb, c->io_arg) != 0)
+				continue; /* keeps its longer timeout */
+		} else {
+			struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+			bufferevent_set_timeouts(c->bev, &tv, NULL);
+		}
+	}
+}
+
 size_t conn_pool_idle_count(const struct conn_pool *p)
 {
 	return p->n_idle;

@@ -26,6 +26,9 @@ void conn_pool_free(struct conn_pool *p);
 /* How long an idle connection is kept. */
 void conn_pool_set_idle_ms(struct conn_pool *p, int ms);
 size_t conn_pool_idle_count(const struct conn_pool *p);
+/* The idle connections of key close after `ms` (if that is sooner):
+ * their server has no more work for now. */
+void conn_pool_linger(struct conn_pool *p, const char *key, int ms);
 /* Keep at most n idle connections, closing the least recently used. */
 void conn_pool_set_max_idle(struct conn_pool *p, size_t n);
 /* Close every idle connection (out of descriptors); returns how many. */

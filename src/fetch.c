@@ -635,12 +635,10 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 		n = url_ref_format(ref, url, buf, sizeof buf);
 		f->res.final_url = n < 0 ? NULL : xstrndup(buf, (size_t)n);
 	}
-	/* The pool key is "scheme://authority" (both fit: the host is at
-	 * most 253 bytes). */
+	/* The pool key is the origin (both fit: the host is at most 253
+	 * bytes). */
 	url_ref_host(ref, url, f->host, sizeof f->host);
-	n = snprintf(f->key, sizeof f->key, "%s://",
-		     f->scheme == URL_HTTPS ? "https" : "http");
-	url_ref_authority(ref, url, f->key + n, sizeof f->key - (size_t)n);
+	url_ref_origin(ref, url, f->key, sizeof f->key);
 	size = http_request_size(ref, ctx->cfg->user_agent);
 	f->request = xmalloc(size);
 	n = http_build_request(f->request, size, ref, url,

@@ -115,21 +115,25 @@ static void app_raise_nofile(void)
 	}
 }
 
-/* How many idle keep-alive connections to keep: what the descriptor limit
- * leaves after the in-flight connections and a margin for the database,
- * the queue and DNS.  With many hosts, a smaller pool would evict each
- * connection before its host comes round again. */
+/* How many idle keep-alive connections to keep.  Twice max_in_flight (at
+ * least 256) covers the hosts that have work in the scheduler's window
+ * (a host without work lets its connections go soon: sched_fetch_done);
+ * more would only hold slots on other people's servers and slow the
+ * kernel's port search for new connections.  And never more than the
+ * descriptor limit leaves after the in-flight connections and a margin for
+ * the database, the queue and DNS. */
 static size_t app_idle_cap(const struct config *cfg)
 {
 	struct rlimit rl;
 	rlim_t in_flight = (rlim_t)cfg->max_in_flight, margin = 64;
+	rlim_t want = in_flight * 2 > 256 ? in_flight * 2 : 256;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-		return 65536;
+		return (size_t)want;
 	if (rl.rlim_cur <= in_flight + margin)
 		return 0;
 	rlim_t cap = rl.rlim_cur - in_flight - margin;
-	return cap > 65536 ? 65536 : (size_t)cap;
+	return (size_t)(cap < want ? cap : want);
 }
 
 /* Stop the loop once there is nothing left to do. */

@@ -29,6 +29,8 @@
 #include "util.h"
 
 #define SCHED_FD_PAUSE_MS 250  /* dispatch pause when out of descriptors */
+#define SCHED_HOST_LINGER_MS 2000 /* idle connections of a host without
+				   * work */
 
 struct host;
 
@@ -139,17 +141,18 @@ static void host_make_ready(struct host *h)
 	}
 }
 
-/* Free a host that holds nothing any more. */
-static void host_maybe_free(struct host *h)
+/* Free a host that holds nothing any more; true if it did. */
+static bool host_maybe_free(struct host *h)
 {
 	if (h->n_waiting > 0 || h->in_flight > 0 || h->delay_ev != NULL)
-		return;
+		return false;
 	if (h->ready) {
 		TAILQ_REMOVE(&h->s->ready, h, ready_link);
 		h->ready = false;
 	}
 	map_del(h->s->hosts, h->key);
 	free(h);
+	return true;
 }
 
 static struct host *host_get(struct sched *s, const char *key)
@@ -469,9 +472,18 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	h->in_flight--;
 	j->host = NULL;
 	j->attempts++;
+	/* The host's last job in memory: unless it comes back (a retry, a
+	 * redirect, rows loaded next), its idle connections are of no use
+	 * and hold a slot on its server; they linger only briefly.  The
+	 * origin is taken before a redirect changes the job's URL. */
+	char origin[320];
+	bool last = h->n_waiting == 0 && h->in_flight == 0 &&
+		    url_ref_origin(&j->ref, job_url(j), origin,
+				   sizeof origin) > 0;
 	sched_after_attempt(s, j);
 	host_make_ready(h);
-	host_maybe_free(h);
+	if (host_maybe_free(h) && last)
+		conn_pool_linger(s->fctx.pool, origin, SCHED_HOST_LINGER_MS);
 	sched_dispatch(s);
 }
 

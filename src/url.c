@@ -452,6 +452,20 @@ int url_ref_authority(const struct url_ref *r, const char *s, char *buf,
 						    (enum url_scheme)r->scheme));
 }
 
+int url_ref_origin(const struct url_ref *r, const char *s, char *buf,
+		   size_t size)
+{
+	const char *scheme = r->scheme == URL_HTTPS ? "https://" : "http://";
+	size_t ls = strlen(scheme);
+	int la;
+
+	if (ls >= size)
+		return -1;
+	memcpy(buf, scheme, ls);
+	la = url_ref_authority(r, s, buf + ls, size - ls);
+	return la < 0 ? -1 : (int)ls + la;
+}
+
 /* Empty every field.  The strings are cleared by their first byte only:
  * zeroing all 8.7 KiB of the struct would cost more than the parse. */
 static void url_clear(struct url *u)

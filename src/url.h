@@ -97,6 +97,11 @@ int url_ref_host_port(const struct url_ref *r, const char *s, char *buf,
 int url_ref_authority(const struct url_ref *r, const char *s, char *buf,
 		      size_t size);
 
+/* "scheme://authority": the origin, which names a server's connections
+ * (the connection pool's key). */
+int url_ref_origin(const struct url_ref *r, const char *s, char *buf,
+		   size_t size);
+
 /* The absolute form ("scheme://authority/target"), as url_format(). */
 int url_ref_format(const struct url_ref *r, const char *s, char *buf,
 		   size_t size);

@@ -154,3 +154,58 @@ def test_timers_start_when_request_starts(gatherd, fault_server):
     # One at a time: the last one waited ~2.1 s for its slot.
     assert took >= 2.6, took
     assert f.stats()["by_ip"]["127.0.0.7"]["max_concurrent"] == 1
+
+
+def established_to(pid, port):
+    """Established TCP connections that process `pid` holds to `port`."""
+    import os
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                rem_port = int(p[2].rsplit(":", 1)[1], 16)
+                if rem_port == port and p[3] == "01" and p[9] in inodes:
+                    n += 1
+    return n
+
+
+def test_idle_connections_of_finished_hosts_close(gatherd, nginx):
+    """A host with nothing left to fetch does not keep idle keep-alive
+    connections open for idle_timeout_ms: they hold a slot on its server
+    for nothing (and, by the tens of thousands, slow the kernel's port
+    search).  They go about 2 s after the host's last URL; a host that
+    still has work keeps its connection and reuses it."""
+    g = gatherd
+    hosts = ["127.0.0.%d" % i for i in range(10, 40)]
+    urls = [nginx.url("/one.txt?linger=%d" % i, host=h)
+            for h in hosts for i in range(2)]
+    g.write_config(fetch={"max_per_host": 1, "max_in_flight": 8,
+                          "idle_timeout_ms": 60000})
+    g.write_queue(urls)
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_for(lambda: g.count("state = 'done'") == len(urls), 30,
+             what="all fetched")
+    t_done = time.monotonic()
+    # One connection per host was used for both of its URLs.
+    assert "connections opened" not in g.stderr_of(proc)
+    n0 = established_to(proc.pid, nginx.port)
+    assert n0 <= len(hosts), n0
+    wait_for(lambda: established_to(proc.pid, nginx.port) == 0, 10,
+             what="idle connections closed")
+    took = time.monotonic() - t_done
+    assert took < 5, took
+    rc, _ = g.stop(proc)
+    assert rc == 0
+    err = g.stderr_of(proc)
+    assert "connections opened %d," % len(hosts) in err, err[-2000:]
