@@ -39,6 +39,7 @@ enum opt_type {
 	OPT_STRING,   /* char *, taken as written */
 	OPT_PATH,     /* char *, made absolute; "" means unset */
 	OPT_LOGLEVEL, /* int, enum log_level */
+	OPT_ENUM,     /* int: the index of the value in `names` */
 };
 
 /* A check of an option's final value (after the file and the overrides):
@@ -55,12 +56,16 @@ struct config_opt {
 	int64_t min, max; /* numeric types only */
 	bool reloadable;  /* SIGHUP may change it */
 	opt_check_fn check;
+	const char *const *names; /* OPT_ENUM: the values, NULL-terminated */
 };
 
 static char *check_parent_dir(const char *value);
 static char *check_readable_file(const char *value);
+static char *check_dir_or_empty(const char *value);
 static char *check_user_agent(const char *value);
 static char *check_nameserver(const char *value);
+
+static const char *const digest_names[] = {"sha256", "none", NULL};
 
 /* offsetof() that also fails to compile when the field's C type does not
  * match the option type (a negative array size). */
@@ -70,17 +75,19 @@ static char *check_nameserver(const char *value);
 	 0 * sizeof(char[_Generic(((struct config *)0)->f, ctype: 1, default: -1)]))
 
 #define OPTION_INT(s, k, f, def, lo, hi, rl) \
-	{s, k, s "." k, OPT_INT, FIELD(f, int), def, lo, hi, rl, NULL}
+	{s, k, s "." k, OPT_INT, FIELD(f, int), def, lo, hi, rl, NULL, NULL}
 #define OPTION_INT64(s, k, f, def, lo, hi, rl) \
-	{s, k, s "." k, OPT_INT64, FIELD(f, int64_t), def, lo, hi, rl, NULL}
+	{s, k, s "." k, OPT_INT64, FIELD(f, int64_t), def, lo, hi, rl, NULL, NULL}
 #define OPTION_BOOL(s, k, f, def, rl) \
-	{s, k, s "." k, OPT_BOOL, FIELD(f, bool), def, 0, 1, rl, NULL}
+	{s, k, s "." k, OPT_BOOL, FIELD(f, bool), def, 0, 1, rl, NULL, NULL}
 #define OPTION_LEVEL(s, k, f, def, rl) \
-	{s, k, s "." k, OPT_LOGLEVEL, FIELD(f, int), def, 0, 0, rl, NULL}
+	{s, k, s "." k, OPT_LOGLEVEL, FIELD(f, int), def, 0, 0, rl, NULL, NULL}
 #define OPTION_STR(s, k, f, def, rl, check) \
-	{s, k, s "." k, OPT_STRING, FIELD(f, char *), def, 0, 0, rl, check}
+	{s, k, s "." k, OPT_STRING, FIELD(f, char *), def, 0, 0, rl, check, NULL}
 #define OPTION_PATH(s, k, f, def, rl, check) \
-	{s, k, s "." k, OPT_PATH, FIELD(f, char *), def, 0, 0, rl, check}
+	{s, k, s "." k, OPT_PATH, FIELD(f, char *), def, 0, 0, rl, check, NULL}
+#define OPTION_ENUM(s, k, f, def, names, rl) \
+	{s, k, s "." k, OPT_ENUM, FIELD(f, int), def, 0, 0, rl, NULL, names}
 
 /* Every option gatherd has.  config/gatherd.conf documents each one with
  * the same default (tests/unit/test_config.c checks that).  Sections appear
@@ -129,6 +136,15 @@ static const struct config_opt options[] = {
 	OPTION_BOOL("tls", "verify", tls_verify, "true", false),
 	OPTION_PATH("tls", "ca_file", tls_ca_file,
 		    "", false, check_readable_file),
+
+	OPTION_ENUM("capture", "digest", capture_digest, "sha256",
+		    digest_names, true),
+	OPTION_PATH("capture", "warc_dir", warc_dir, "", false,
+		    check_dir_or_empty),
+	OPTION_BOOL("capture", "warc_requests", warc_requests, "false", true),
+	OPTION_INT64("capture", "warc_max_bytes", warc_max_bytes, "1g",
+		     1048576, INT64_C(1099511627776), true),
+	OPTION_BOOL("capture", "dedup", dedup, "false", true),
 
 	OPTION_STR("dns", "nameserver", dns_nameserver,
 		   "", false, check_nameserver),
@@ -368,6 +384,23 @@ static char *option_set(struct config *cfg, const struct config_opt *o,
 					 value);
 		*(int *)field = level;
 		return NULL;
+	case OPT_ENUM:
+		for (int i = 0; o->names[i] != NULL; i++) {
+			if (strcasecmp(value, o->names[i]) == 0) {
+				*(int *)field = i;
+				return NULL;
+			}
+		}
+		{
+			char list[128] = "";
+
+			for (int i = 0; o->names[i] != NULL; i++)
+				snprintf(list + strlen(list),
+					 sizeof list - strlen(list), "%s%s",
+					 i ? ", " : "", o->names[i]);
+			return util_printf("bad value \"%s\" (use %s)", value,
+					   list);
+		}
 	case OPT_STRING:
 	case OPT_PATH:
 		sp = field;
@@ -427,6 +460,20 @@ static char *check_readable_file(const char *value)
 		return util_printf("%s is not a file", value);
 	}
 	close(fd);
+	return NULL;
+}
+
+/* For directories gatherd writes into: unset, or an existing directory. */
+static char *check_dir_or_empty(const char *value)
+{
+	struct stat sb;
+
+	if (value[0] == '\0')
+		return NULL;
+	if (stat(value, &sb) != 0)
+		return util_printf("directory %s: %s", value, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return util_printf("%s is not a directory", value);
 	return NULL;
 }
 
@@ -851,6 +898,7 @@ static bool option_equal(const struct config *a, const struct config *b,
 	switch (o->type) {
 	case OPT_INT:
 	case OPT_LOGLEVEL:
+	case OPT_ENUM:
 		return *(const int *)fa == *(const int *)fb;
 	case OPT_INT64:
 		return *(const int64_t *)fa == *(const int64_t *)fb;
@@ -884,6 +932,7 @@ void config_apply_reload(struct config *cur, const struct config *next,
 		switch (o->type) {
 		case OPT_INT:
 		case OPT_LOGLEVEL:
+		case OPT_ENUM:
 			*(int *)dst = *(const int *)src;
 			break;
 		case OPT_INT64:
@@ -929,6 +978,9 @@ void config_dump(const struct config *cfg)
 			break;
 		case OPT_LOGLEVEL:
 			printf(" %s\n", log_level_name(*(const int *)f));
+			break;
+		case OPT_ENUM:
+			printf(" %s\n", o->names[*(const int *)f]);
 			break;
 		case OPT_STRING:
 		case OPT_PATH:

@@ -38,10 +38,22 @@ struct config {
 	/* [tls] */
 	bool tls_verify;
 	char *tls_ca_file;
+	/* [capture] */
+	int capture_digest; /* enum config_digest */
+	char *warc_dir;     /* "" = no archives */
+	bool warc_requests;
+	int64_t warc_max_bytes;
+	bool dedup;
 	/* [dns] */
 	char *dns_nameserver; /* "" = use /etc/resolv.conf */
 	int dns_timeout_ms;
 	int dns_cache_ttl_s;
+};
+
+/* [capture] digest */
+enum config_digest {
+	CONFIG_DIGEST_SHA256 = 0,
+	CONFIG_DIGEST_NONE = 1,
 };
 
 /* One --set override, kept in argv order. */

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/util.h>
+#include <openssl/evp.h>
 
 #include "config.h"
 #include "conn.h"
@@ -50,6 +51,8 @@ struct fetch {
 	struct fetch_ctx ctx;
 	const char *url;
 	struct url_ref ref; /* the parts of url */
+	const struct fetch_cond *cond; /* NULL: not conditional */
+	EVP_MD_CTX *md;     /* the body digest ([capture] digest) */
 	enum fetch_state state;
 	enum url_scheme scheme;
 	uint16_t port;
@@ -142,16 +145,19 @@ static void fetch_reap_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	f->done(f->arg, &f->res); /* takes the result's strings */
+	EVP_MD_CTX_free(f->md);
 	free(f->request);
 	free(f);
 }
 
-static void fetch_free_result(struct fetch_result *r)
+void fetch_result_free(struct fetch_result *r)
 {
 	free(r->error_detail);
 	free(r->content_type);
 	free(r->final_url);
 	free(r->location);
+	free(r->etag);
+	free(r->last_modified);
 }
 
 void fetch_abort(struct fetch *f)
@@ -165,7 +171,8 @@ void fetch_abort(struct fetch *f)
 	dial_cancel(f->dial);
 	if (f->conn != NULL)
 		conn_release(f->conn, false);
-	fetch_free_result(&f->res);
+	fetch_result_free(&f->res);
+	EVP_MD_CTX_free(f->md);
 	free(f->request);
 	free(f);
 }
@@ -211,6 +218,35 @@ static void fetch_resolve_location(struct fetch *f)
 	f->res.location_scheme = next.scheme;
 }
 
+/* Hex of n bytes into out (2n + 1 bytes). */
+static void fetch_hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* The response is complete: its digest, its validators, and whether it
+ * confirms the earlier response a conditional request named. */
+static void fetch_take_validators(struct fetch *f)
+{
+	const char *etag = http_resp_etag(f->parser);
+	const char *lm = http_resp_last_modified(f->parser);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (f->md != NULL && EVP_DigestFinal_ex(f->md, md, &n) == 1 &&
+	    n == 32)
+		fetch_hex(md, n, f->res.body_sha256);
+	f->res.etag = etag != NULL ? xstrdup(etag) : NULL;
+	f->res.last_modified = lm != NULL ? xstrdup(lm) : NULL;
+	f->res.not_modified = f->cond != NULL && f->res.status == 304;
+}
+
 /* The response is complete: record it and give the connection back. */
 static void fetch_complete(struct fetch *f, bool reusable)
 {
@@ -222,6 +258,7 @@ static void fetch_complete(struct fetch *f, bool reusable)
 	f->res.content_type = ct ? xstrdup(ct) : NULL;
 	f->res.retry_after_ms = http_parse_retry_after(
 		http_resp_retry_after(f->parser), util_wall_ms());
+	fetch_take_validators(f);
 	if (http_is_redirect(f->res.status))
 		fetch_resolve_location(f);
 	conn_release(f->conn, reusable);
@@ -341,6 +378,25 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	fetch_drain_input(f);
 }
 
+/* SHA-256, fetched from OpenSSL's provider once (EVP_sha256() would look
+ * it up again at every EVP_DigestInit). */
+static const EVP_MD *fetch_sha256(void)
+{
+	static EVP_MD *md;
+
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	return md;
+}
+
+/* Body bytes, de-chunked: into the digest. */
+static void fetch_body_cb(void *arg, const char *p, size_t n)
+{
+	struct fetch *f = arg;
+
+	EVP_DigestUpdate(f->md, p, n);
+}
+
 static void fetch_send(struct fetch *f)
 {
 	const struct config *cfg = f->ctx.cfg;
@@ -351,6 +407,18 @@ static void fetch_send(struct fetch *f)
 	fetch_set_state(f, FETCH_WAITING);
 	f->parser = conn_parser(f->conn, (size_t)cfg->max_header_bytes,
 				(uint64_t)cfg->max_body_bytes);
+	/* The parser belongs to the connection: point its body bytes at
+	 * this fetch (or nowhere), every time. */
+	if (cfg->capture_digest == CONFIG_DIGEST_SHA256) {
+		if (f->md == NULL)
+			f->md = EVP_MD_CTX_new();
+		if (f->md == NULL ||
+		    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
+			util_oom();
+		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
+	} else {
+		http_resp_set_body_cb(f->parser, NULL, NULL);
+	}
 	fetch_arm_timer(f);
 	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	if (conn_ssl(f->conn) == NULL) {
@@ -600,8 +668,26 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	fetch_arm_timer(f);
 }
 
+/* The header lines of a conditional request (RFC 9110 section 13): the
+ * validators of the earlier response, when they can be sent back. */
+static char *fetch_cond_headers(const struct fetch_cond *c)
+{
+	bool etag = c != NULL && c->etag != NULL &&
+		    http_header_value_ok(c->etag);
+	bool lm = c != NULL && c->last_modified != NULL &&
+		  http_header_value_ok(c->last_modified);
+
+	if (!etag && !lm)
+		return NULL;
+	return util_printf("%s%s%s%s%s%s", etag ? "If-None-Match: " : "",
+			   etag ? c->etag : "", etag ? "\r\n" : "",
+			   lm ? "If-Modified-Since: " : "",
+			   lm ? c->last_modified : "", lm ? "\r\n" : "");
+}
+
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
-			  const struct url_ref *ref, fetch_done_cb done,
+			  const struct url_ref *ref,
+			  const struct fetch_cond *cond, fetch_done_cb done,
 			  void *arg)
 {
 	struct fetch *f = xcalloc(1, sizeof *f);
@@ -611,6 +697,7 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->ctx = *ctx;
 	f->url = url;
 	f->ref = *ref;
+	f->cond = cond;
 	f->done = done;
 	f->arg = arg;
 	f->start_ms = util_mono_ms();
@@ -639,10 +726,12 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	 * bytes). */
 	url_ref_host(ref, url, f->host, sizeof f->host);
 	url_ref_origin(ref, url, f->key, sizeof f->key);
-	size = http_request_size(ref, ctx->cfg->user_agent);
+	char *extra = fetch_cond_headers(cond);
+	size = http_request_size(ref, ctx->cfg->user_agent, extra);
 	f->request = xmalloc(size);
 	n = http_build_request(f->request, size, ref, url,
-			       ctx->cfg->user_agent);
+			       ctx->cfg->user_agent, extra);
+	free(extra);
 	if (n < 0) {
 		fetch_fail(f, ERR_INVALID_URL, "request does not fit");
 		return f;

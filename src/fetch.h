@@ -45,6 +45,10 @@ struct fetch_result {
 	int64_t connect_ms; /* TCP connect of a new connection, -1 if none */
 	int64_t tls_ms;     /* TLS handshake of a new connection, -1 if none */
 	int64_t fetched_at_ms;
+	char body_sha256[65]; /* hex digest of the body, "" when none */
+	char *etag;           /* the validators as sent, or NULL */
+	char *last_modified;
+	bool not_modified;    /* a 304 to a conditional request */
 	/* For the scheduler's redirect and retry decisions: */
 	enum url_scheme scheme; /* of the URL fetched, as parsed */
 	char *location;         /* 301/302/303/307/308: absolute target */
@@ -55,13 +59,24 @@ struct fetch_result {
 
 typedef void (*fetch_done_cb)(void *arg, struct fetch_result *res);
 
+/* Validators that make the request conditional (If-None-Match,
+ * If-Modified-Since); NULL members are not sent. */
+struct fetch_cond {
+	const char *etag;
+	const char *last_modified;
+};
+
 /* Start fetching `url` (NUL-terminated, parsed into `ref` by
- * url_parse_ref(); the text must stay valid until done runs or the fetch
- * is aborted).  res.final_url is NULL when the URL is already in its
- * normal form. */
+ * url_parse_ref(); the text, and `cond` when not NULL, must stay valid
+ * until done runs or the fetch is aborted).  res.final_url is NULL when
+ * the URL is already in its normal form. */
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
-			  const struct url_ref *ref, fetch_done_cb done,
+			  const struct url_ref *ref,
+			  const struct fetch_cond *cond, fetch_done_cb done,
 			  void *arg);
+
+/* Free the strings of a result (for results that are dropped). */
+void fetch_result_free(struct fetch_result *r);
 
 /* Stop a fetch at once without a result (shutdown). */
 void fetch_abort(struct fetch *f);

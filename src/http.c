@@ -33,6 +33,8 @@
 #define CONTENT_TYPE_SIZE 256
 #define LOCATION_SIZE	  (URL_MAX_LEN + 2)
 #define RETRY_AFTER_SIZE  64
+#define ETAG_SIZE	  256 /* an entity tag longer than this is cut */
+#define LAST_MODIFIED_SIZE 64
 
 /* Long enough for every header name we look for. */
 #define FIELD_NAME_SIZE 16
@@ -92,8 +94,15 @@ struct http_resp {
 	struct hvalue content_type;
 	struct hvalue location;
 	struct hvalue retry_after;
+	struct hvalue etag;
+	struct hvalue last_modified;
 	char content_type_buf[CONTENT_TYPE_SIZE];
 	char retry_after_buf[RETRY_AFTER_SIZE];
+	char etag_buf[ETAG_SIZE];
+	char last_modified_buf[LAST_MODIFIED_SIZE];
+	/* Where the final response's body bytes go (http_resp_set_body_cb). */
+	http_body_cb body_cb;
+	void *body_arg;
 	/* location.buf (8 KiB) is allocated on the first Location header the
 	 * connection sees, so parsers of connections that never redirect stay
 	 * small: memory per connection is what bounds 10,000 in flight. */
@@ -127,6 +136,8 @@ static void capture_clear(struct http_resp *r)
 	hvalue_clear(&r->content_type);
 	hvalue_clear(&r->location);
 	hvalue_clear(&r->retry_after);
+	hvalue_clear(&r->etag);
+	hvalue_clear(&r->last_modified);
 	r->field_len = 0;
 	r->target = NULL;
 }
@@ -214,6 +225,10 @@ static int on_header_field_complete(llhttp_t *p)
 		r->target = &r->location;
 	else if (ascii_case_eq(r->field, n, "retry-after"))
 		r->target = &r->retry_after;
+	else if (ascii_case_eq(r->field, n, "etag"))
+		r->target = &r->etag;
+	else if (ascii_case_eq(r->field, n, "last-modified"))
+		r->target = &r->last_modified;
 	if (r->target != NULL && r->target->buf == NULL) {
 		r->target->buf = xmalloc(r->target->size);
 	}
@@ -303,15 +318,20 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_resp *r = resp_of(p);
 
-	(void)at;
 	if (len > r->max_body_bytes - r->body_len) {
 		/* How far past the limit llhttp's span reached depends on
-		 * how the bytes arrived; report one byte over, always. */
+		 * how the bytes arrived; report one byte over, always.  The
+		 * receiver gets the bytes up to the limit. */
+		if (r->body_cb != NULL && r->max_body_bytes > r->body_len)
+			r->body_cb(r->body_arg, at,
+				   (size_t)(r->max_body_bytes - r->body_len));
 		r->body_len = r->max_body_bytes + 1;
 		r->fail = FAIL_BODY_TOO_LARGE;
 		return -1;
 	}
 	r->body_len += len;
+	if (r->body_cb != NULL)
+		r->body_cb(r->body_arg, at, len);
 	return 0;
 }
 
@@ -374,6 +394,10 @@ struct http_resp *http_resp_new(size_t max_header_bytes,
 	r->location.size = LOCATION_SIZE;
 	r->retry_after.buf = r->retry_after_buf;
 	r->retry_after.size = sizeof(r->retry_after_buf);
+	r->etag.buf = r->etag_buf;
+	r->etag.size = sizeof(r->etag_buf);
+	r->last_modified.buf = r->last_modified_buf;
+	r->last_modified.size = sizeof(r->last_modified_buf);
 	http_resp_reset(r, max_header_bytes, max_body_bytes);
 	return r;
 }
@@ -587,6 +611,22 @@ const char *http_resp_retry_after(const struct http_resp *r)
 	return hvalue_get(r, &r->retry_after);
 }
 
+const char *http_resp_etag(const struct http_resp *r)
+{
+	return hvalue_get(r, &r->etag);
+}
+
+const char *http_resp_last_modified(const struct http_resp *r)
+{
+	return hvalue_get(r, &r->last_modified);
+}
+
+void http_resp_set_body_cb(struct http_resp *r, http_body_cb cb, void *arg)
+{
+	r->body_cb = cb;
+	r->body_arg = arg;
+}
+
 bool http_resp_started(const struct http_resp *r)
 {
 	return r->started;
@@ -634,6 +674,11 @@ static bool header_value_ok(const char *s)
 	return true;
 }
 
+bool http_header_value_ok(const char *v)
+{
+	return header_value_ok(v);
+}
+
 /* Append len bytes at *pos if they fit (always leaving room for a NUL). */
 static bool put(char *buf, size_t size, size_t *pos, const char *s,
 		size_t len)
@@ -648,15 +693,19 @@ static bool put(char *buf, size_t size, size_t *pos, const char *s,
 #define PUT_LIT(lit) put(buf, size, &pos, lit, sizeof(lit) - 1)
 #define PUT_STR(str) put(buf, size, &pos, str, strlen(str))
 
-size_t http_request_size(const struct url_ref *r, const char *user_agent)
+size_t http_request_size(const struct url_ref *r, const char *user_agent,
+			 const char *extra)
 {
 	/* The fixed text, the target, the authority (at most a 253-byte
-	 * host, brackets and ":65535") and the user agent, plus a NUL. */
-	return 128 + 1 + r->target_len + 264 + strlen(user_agent) + 1;
+	 * host, brackets and ":65535"), the user agent and the extra
+	 * header lines, plus a NUL. */
+	return 128 + 1 + r->target_len + 264 + strlen(user_agent) +
+	       (extra != NULL ? strlen(extra) : 0) + 1;
 }
 
 int http_build_request(char *buf, size_t size, const struct url_ref *r,
-		       const char *text, const char *user_agent)
+		       const char *text, const char *user_agent,
+		       const char *extra)
 {
 	char authority[300];
 	size_t pos = 0;
@@ -673,8 +722,8 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 	    !PUT_LIT("\r\nUser-Agent: ") || !PUT_STR(user_agent) ||
 	    !PUT_LIT("\r\nAccept: */*\r\n"
 		     "Accept-Encoding: identity\r\n"
-		     "Connection: keep-alive\r\n"
-		     "\r\n"))
+		     "Connection: keep-alive\r\n") ||
+	    (extra != NULL && !PUT_STR(extra)) || !PUT_LIT("\r\n"))
 		return -1;
 	buf[pos] = '\0';
 	return (int)pos;

@@ -88,6 +88,15 @@ const char *http_resp_content_type(const struct http_resp *r);
 const char *http_resp_location(const struct http_resp *r);
 /* The Retry-After value as received (trimmed, at most 63 bytes), or NULL. */
 const char *http_resp_retry_after(const struct http_resp *r);
+/* The ETag (at most 255 bytes) and Last-Modified (at most 63) values as
+ * received (trimmed), or NULL. */
+const char *http_resp_etag(const struct http_resp *r);
+const char *http_resp_last_modified(const struct http_resp *r);
+
+/* The final response's body bytes, de-chunked, as they are parsed (only
+ * the bytes within max_body_bytes).  Stays set across resets. */
+typedef void (*http_body_cb)(void *arg, const char *p, size_t n);
+void http_resp_set_body_cb(struct http_resp *r, http_body_cb cb, void *arg);
 /* True if any byte of a response was received since the last reset. */
 bool http_resp_started(const struct http_resp *r);
 /* After HTTP_DONE: may the connection carry another request?  False for
@@ -110,11 +119,18 @@ enum errkind http_error_kind(enum http_error e);
 /* Write a GET request for the URL `text`, parsed into `r`, into buf:
  * request line with its target, "Host: <authority>", "User-Agent: <ua>",
  * "Accept: * / *" (without spaces), "Accept-Encoding: identity",
- * "Connection: keep-alive", blank line, each line ending in CRLF, and a
- * NUL.  Returns the length, or -1 if it does not fit or if user_agent
- * holds a control character (CR/LF would let it inject headers). */
+ * "Connection: keep-alive", then `extra` (NULL, or header lines each
+ * ending in CRLF, checked by the caller), blank line, each line ending in
+ * CRLF, and a NUL.  Returns the length, or -1 if it does not fit or if
+ * user_agent holds a control character (CR/LF would let it inject
+ * headers). */
 int http_build_request(char *buf, size_t size, const struct url_ref *r,
-		       const char *text, const char *user_agent);
+		       const char *text, const char *user_agent,
+		       const char *extra);
+
+/* Whether a header value received from a server can be sent back in a
+ * header (no control characters but tab). */
+bool http_header_value_ok(const char *v);
 
 /* Is this status a redirect gatherd follows (301, 302, 303, 307, 308)? */
 bool http_is_redirect(int status);
@@ -126,6 +142,7 @@ bool http_is_redirect(int status);
 int64_t http_parse_retry_after(const char *v, int64_t now_wall_ms);
 
 /* A buffer size for which http_build_request() always fits. */
-size_t http_request_size(const struct url_ref *r, const char *user_agent);
+size_t http_request_size(const struct url_ref *r, const char *user_agent,
+			 const char *extra);
 
 #endif

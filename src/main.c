@@ -1,6 +1,7 @@
 /* gatherd: command line, start-up order, signals, sd_notify, shutdown. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "dns.h"
 #include "fetch.h"
 #include "lock.h"
+#include "maint.h"
 #include "log.h"
 #include "queue.h"
 #include "scheduler.h"
@@ -74,6 +76,11 @@ static void usage(FILE *f)
 		"[--once]\n"
 		"       gatherd submit [-c FILE] URL... | -\n"
 		"       gatherd status [-c FILE] [--json]\n"
+		"       gatherd refetch [-c FILE] [--older-than DURATION] "
+		"[--url-like PATTERN]\n"
+		"               [--error KIND | --state failed] [--dry-run]\n"
+		"       gatherd prune [-c FILE] --older-than DURATION "
+		"[--keep-latest] [--dry-run]\n"
 		"       gatherd check-config [-c FILE] [--set "
 		"section.key=value]...\n"
 		"       gatherd --version | --help\n"
@@ -88,17 +95,49 @@ static void usage(FILE *f)
 		"queued,\n"
 		"                      then exit\n"
 		"  --json              (status) print JSON\n"
+		"  --older-than D      (refetch, prune) rows fetched longer ago "
+		"than D:\n"
+		"                      30d, 12h, 90m, 45s, 2w\n"
+		"  --url-like P        (refetch) URLs matching the SQL LIKE "
+		"pattern P\n"
+		"  --error KIND        (refetch) URLs whose last result has "
+		"that error\n"
+		"  --state failed      (refetch) URLs whose last result "
+		"failed\n"
+		"  --keep-latest       (prune) keep each URL's latest result\n"
+		"  --dry-run           (refetch, prune) say what would be done\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
 		"\n"
 		"submit validates the URLs (or the lines of standard input for "
 		"-)\n"
 		"and appends the valid ones to the queue file; status reads the\n"
-		"database without disturbing a running daemon.\n"
-		"  -h, --help          show this help\n"
-		"  -V, --version       show the version\n"
+		"database without disturbing a running daemon; refetch queues "
+		"new\n"
+		"fetches of URLs already fetched (conditional when their last\n"
+		"response had an ETag or Last-Modified); prune deletes old "
+		"result\n"
+		"rows (never WARC files).\n"
 		"\n"
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or "
 		"configuration error.\n",
 		CONFIG_DEFAULT_PATH);
+}
+
+/* A usage error: one line, and where to read more. */
+static int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gatherd%s%s: ", cmd[0] ? " " : "", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'gatherd --help'.\n");
+	return 2;
 }
 
 /* Raise the soft descriptor limit to the hard one: each connection is a
@@ -469,21 +508,48 @@ out:
 	return rc;
 }
 
-enum app_cmd { CMD_RUN, CMD_CHECK, CMD_SUBMIT, CMD_STATUS };
+enum app_cmd {
+	CMD_RUN,
+	CMD_CHECK,
+	CMD_SUBMIT,
+	CMD_STATUS,
+	CMD_REFETCH,
+	CMD_PRUNE,
+	CMD_COUNT
+};
+
+#define ONLY(c) (1u << (c))
+#define ALL_CMDS (ONLY(CMD_COUNT) - 1)
+
+/* Each long option and the commands that take it. */
+static const struct {
+	struct option opt;
+	unsigned cmds;
+} app_options[] = {
+	{{"config", required_argument, NULL, 'c'}, ALL_CMDS},
+	{{"set", required_argument, NULL, 's'},
+	 ONLY(CMD_RUN) | ONLY(CMD_CHECK)},
+	{{"once", no_argument, NULL, 'o'}, ONLY(CMD_RUN)},
+	{{"json", no_argument, NULL, 'j'}, ONLY(CMD_STATUS)},
+	{{"older-than", required_argument, NULL, 'O'},
+	 ONLY(CMD_REFETCH) | ONLY(CMD_PRUNE)},
+	{{"url-like", required_argument, NULL, 'L'}, ONLY(CMD_REFETCH)},
+	{{"error", required_argument, NULL, 'E'}, ONLY(CMD_REFETCH)},
+	{{"state", required_argument, NULL, 'S'}, ONLY(CMD_REFETCH)},
+	{{"dry-run", no_argument, NULL, 'D'},
+	 ONLY(CMD_REFETCH) | ONLY(CMD_PRUNE)},
+	{{"keep-latest", no_argument, NULL, 'K'}, ONLY(CMD_PRUNE)},
+	{{"help", no_argument, NULL, 'h'}, ALL_CMDS},
+	{{"version", no_argument, NULL, 'V'}, ALL_CMDS},
+};
+#define N_APP_OPTIONS ((int)(sizeof app_options / sizeof app_options[0]))
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"set", required_argument, NULL, 's'},
-		{"once", no_argument, NULL, 'o'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	static const char *const cmd_names[] = {"gatherd", "check-config",
-						"submit", "status"};
+	static const char *const cmd_names[CMD_COUNT] = {
+		"", "check-config", "submit", "status", "refetch", "prune"};
+	struct option opts[N_APP_OPTIONS + 1];
+	struct maint_args ma = {0};
 	struct app a;
 	enum app_cmd cmd = CMD_RUN;
 	bool json = false;
@@ -491,24 +557,38 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	memset(&a, 0, sizeof a);
+	memset(opts, 0, sizeof opts);
+	for (int i = 0; i < N_APP_OPTIONS; i++)
+		opts[i] = app_options[i].opt;
 	log_init();
 	if (argc > 1 && argv[1][0] != '-') {
-		for (int i = 1; i < 4; i++)
+		for (int i = 1; i < CMD_COUNT; i++)
 			if (strcmp(argv[1], cmd_names[i]) == 0)
 				cmd = (enum app_cmd)i;
-		if (cmd == CMD_RUN) {
-			fprintf(stderr, "gatherd: unknown command \"%s\"\n",
-				argv[1]);
-			usage(stderr);
-			return 2;
-		}
+		if (cmd == CMD_RUN)
+			return usage_error("", "unknown command \"%s\"",
+					   argv[1]);
 		argv++;
 		argc--;
 	}
 	a.ov = xcalloc((size_t)argc, sizeof *a.ov);
 	/* "+": stop at the first non-option, so URLs like "-" stay
 	 * positional for submit. */
-	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+	int idx = -1;
+	while ((c = getopt_long(argc, argv, "+c:hV", opts, &idx)) != -1) {
+		const char *name = NULL;
+
+		for (int i = 0; i < N_APP_OPTIONS; i++)
+			if (app_options[i].opt.val == c)
+				name = app_options[i].opt.name, idx = i;
+		if (c != '?' && name != NULL &&
+		    !(app_options[idx].cmds & ONLY(cmd))) {
+			free(a.ov);
+			return usage_error(cmd_names[cmd],
+					   "--%s is not an option of %s", name,
+					   cmd == CMD_RUN ? "the daemon"
+							  : cmd_names[cmd]);
+		}
 		switch (c) {
 		case 'c':
 			a.cfg_path = optarg;
@@ -522,6 +602,24 @@ int main(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'O':
+			ma.older_than = optarg;
+			break;
+		case 'L':
+			ma.url_like = optarg;
+			break;
+		case 'E':
+			ma.error = optarg;
+			break;
+		case 'S':
+			ma.state = optarg;
+			break;
+		case 'D':
+			ma.dry_run = true;
+			break;
+		case 'K':
+			ma.keep_latest = true;
+			break;
 		case 'h':
 			usage(stdout);
 			free(a.ov);
@@ -531,24 +629,16 @@ int main(int argc, char **argv)
 			free(a.ov);
 			return 0;
 		default:
-			usage(stderr);
 			free(a.ov);
+			fprintf(stderr, "Try 'gatherd --help'.\n");
 			return 2;
 		}
 	}
-	const char *bad = NULL;
-	if (a.once && cmd != CMD_RUN)
-		bad = "--once";
-	else if (json && cmd != CMD_STATUS)
-		bad = "--json";
-	else if (optind < argc && cmd != CMD_SUBMIT)
-		bad = argv[optind];
-	if (bad != NULL) {
-		fprintf(stderr, "gatherd: unexpected argument \"%s\" for %s\n",
-			bad, cmd_names[cmd]);
-		usage(stderr);
+	if (optind < argc && cmd != CMD_SUBMIT) {
+		rc = usage_error(cmd_names[cmd], "unexpected argument \"%s\"",
+				 argv[optind]);
 		free(a.ov);
-		return 2;
+		return rc;
 	}
 	if (config_load(&a.cfg, a.cfg_path, a.ov, a.n_ov, &cause) != 0) {
 		fprintf(stderr, "gatherd: %s\n", cause);
@@ -567,6 +657,12 @@ int main(int argc, char **argv)
 		break;
 	case CMD_STATUS:
 		rc = cli_status(&a.cfg, json);
+		break;
+	case CMD_REFETCH:
+		rc = maint_refetch(&a.cfg, &ma);
+		break;
+	case CMD_PRUNE:
+		rc = maint_prune(&a.cfg, &ma);
 		break;
 	default:
 		log_set_level(a.cfg.log_level);

@@ -29,6 +29,7 @@
 #include "util.h"
 
 #define SCHED_FD_PAUSE_MS 250  /* dispatch pause when out of descriptors */
+#define SCHED_POLL_MS 1000     /* look for rows added by others */
 #define SCHED_HOST_LINGER_MS 2000 /* idle connections of a host without
 				   * work */
 
@@ -41,6 +42,10 @@ struct job {
 	char *cur;       /* after redirects: the URL to fetch next, else NULL */
 	struct url_ref ref; /* the parts of job_url(j), once parsed */
 	bool parsed;     /* ref is up to date */
+	/* A re-fetch: the earlier response's validators (the request is
+	 * conditional) and digest (what a 304 confirms). */
+	struct fetch_cond cond;
+	char *prev_sha256;
 	struct host *host;
 	struct fetch *fetch;
 	struct event *retry_ev; /* while asleep before a retry */
@@ -103,6 +108,7 @@ struct sched {
 	unsigned kick_gen;    /* bumped by sched_kick */
 	struct event *ev_unpause;
 	struct event *ev_load_retry;
+	struct event *ev_poll; /* rows added by others (gatherd refetch) */
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
@@ -186,16 +192,16 @@ static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 static void job_free_result(struct job *j)
 {
-	free(j->res.error_detail);
-	free(j->res.content_type);
-	free(j->res.final_url);
-	free(j->res.location);
+	fetch_result_free(&j->res);
 	memset(&j->res, 0, sizeof j->res);
 }
 
 static void job_free(struct job *j)
 {
 	job_free_result(j);
+	free((char *)j->cond.etag);
+	free((char *)j->cond.last_modified);
+	free(j->prev_sha256);
 	if (j->retry_ev != NULL)
 		event_free(j->retry_ev);
 	free(j->cur);
@@ -268,6 +274,21 @@ static void sched_add_result(struct sched *s, struct job *j)
 	r.elapsed_ms = j->res.elapsed_ms;
 	r.connect_ms = j->res.connect_ms;
 	r.tls_ms = j->res.tls_ms;
+	r.etag = j->res.etag;
+	r.last_modified = j->res.last_modified;
+	r.body_sha256 = j->res.body_sha256[0] != '\0' ? j->res.body_sha256
+						      : NULL;
+	r.warc_offset = -1;
+	r.not_modified = j->res.ok ? j->res.not_modified : -1;
+	if (j->res.ok && j->res.not_modified) {
+		/* A 304 confirms the earlier response: its digest, and its
+		 * validators where the 304 repeats none. */
+		r.body_sha256 = j->prev_sha256;
+		if (r.etag == NULL)
+			r.etag = j->cond.etag;
+		if (r.last_modified == NULL)
+			r.last_modified = j->cond.last_modified;
+	}
 	batcher_add(s->batcher, &r, j);
 }
 
@@ -321,6 +342,20 @@ static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	s->load_backoff = false;
 	sched_maybe_load(s);
+}
+
+/* Rows can come from outside the queue file too (gatherd refetch adds
+ * them straight to the database): once a second, when everything queued
+ * is loaded, look past the cursor.  An empty look is one short index
+ * probe on the worker. */
+static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->exhausted && !s->loading && !s->load_backoff && !s->draining)
+		sched_kick(s);
 }
 
 static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
@@ -518,7 +553,12 @@ static void sched_dispatch(struct sched *s)
 		TAILQ_REMOVE(&h->waiting, j, link);
 		h->n_waiting--;
 		s->n_waiting--;
+		/* The validators belong to the URL re-fetched, not to
+		 * where it redirects. */
+		bool cond = j->cur == NULL && (j->cond.etag != NULL ||
+					       j->cond.last_modified != NULL);
 		j->fetch = fetch_start(&s->fctx, job_url(j), &j->ref,
+				       cond ? &j->cond : NULL,
 				       sched_fetch_done, j);
 		h->in_flight++;
 		s->n_in_flight++;
@@ -537,16 +577,19 @@ static void sched_load_work(void *arg)
 				   &ld->rows, &ld->n, &ld->cause);
 }
 
-/* Make a queued row a job (taking `url`, malloc'd) on its host's waiting
- * list. */
-static void sched_add_row(struct sched *s, int64_t id, char *url,
-			  int attempts)
+/* Make a queued row a job on its host's waiting list, taking the row's
+ * strings. */
+static void sched_add_row(struct sched *s, struct store_row *r)
 {
 	struct job *j = xcalloc(1, sizeof *j);
+	int64_t id = r->id;
 
 	j->id = id;
-	j->url = url;
-	j->attempts = j->loaded_attempts = attempts;
+	j->url = r->url;
+	j->attempts = j->loaded_attempts = r->attempts;
+	j->cond.etag = r->cond_etag;
+	j->cond.last_modified = r->cond_last_modified;
+	j->prev_sha256 = r->prev_sha256;
 	j->s = s;
 	s->cursor = id;
 	if (s->draining) {
@@ -586,8 +629,7 @@ static void sched_load_done(void *arg)
 		return;
 	}
 	for (size_t i = 0; i < ld->n; i++)
-		sched_add_row(s, ld->rows[i].id, ld->rows[i].url,
-			      ld->rows[i].attempts);
+		sched_add_row(s, &ld->rows[i]);
 	if (ld->n < (size_t)ld->limit && ld->gen == s->kick_gen)
 		s->exhausted = true;
 	free(ld->rows);
@@ -674,8 +716,12 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->batcher = batcher_new(base, w, st, sched_written_cb, s);
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
-	if (s->ev_unpause == NULL || s->ev_load_retry == NULL)
+	s->ev_poll = event_new(base, -1, EV_PERSIST, sched_poll_cb, s);
+	if (s->ev_unpause == NULL || s->ev_load_retry == NULL ||
+	    s->ev_poll == NULL)
 		util_oom();
+	struct timeval tv = {SCHED_POLL_MS / 1000, 0};
+	event_add(s->ev_poll, &tv);
 	return s;
 }
 
@@ -706,10 +752,16 @@ void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 		sched_kick(s);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (lines[i].invalid_detail == NULL)
-			sched_add_row(s, lines[i].id,
-				      xstrndup(lines[i].url, lines[i].len), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].invalid_detail == NULL) {
+			struct store_row r = {
+				.id = lines[i].id,
+				.url = xstrndup(lines[i].url, lines[i].len),
+			};
+
+			sched_add_row(s, &r);
+		}
+	}
 	sched_dispatch(s);
 	sched_notify(s);
 }
@@ -802,5 +854,6 @@ void sched_free(struct sched *s)
 	map_free(s->hosts, host_free_all);
 	event_free(s->ev_unpause);
 	event_free(s->ev_load_retry);
+	event_free(s->ev_poll);
 	free(s);
 }

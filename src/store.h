@@ -61,6 +61,11 @@ struct store_row {
 	int64_t id;
 	char *url; /* malloc'd, NUL-terminated */
 	int attempts; /* made in earlier runs (left queued at shutdown) */
+	/* A re-fetch (gatherd refetch): the earlier row's validators and
+	 * digest, malloc'd, NULL when none. */
+	char *cond_etag;
+	char *cond_last_modified;
+	char *prev_sha256;
 };
 
 /* The recorded outcome of one row (strings may be NULL).  STORE_QUEUED
@@ -81,6 +86,12 @@ struct store_result {
 	int64_t elapsed_ms;     /* < 0 = NULL */
 	int64_t connect_ms;     /* < 0 = NULL */
 	int64_t tls_ms;         /* < 0 = NULL */
+	const char *body_sha256; /* hex */
+	const char *etag;
+	const char *last_modified;
+	const char *warc_file;
+	int64_t warc_offset;    /* < 0 = NULL */
+	int not_modified;       /* < 0 = NULL */
 };
 
 /* Open (creating if needed) the database at path in WAL mode and apply the
@@ -132,6 +143,32 @@ struct store_status {
 
 int store_read_status(const char *path, int64_t now_ms,
 		      struct store_status *st, char **cause)
+	__attribute__((warn_unused_result));
+
+/* What `gatherd refetch` selects, by each URL's latest row. */
+struct store_select {
+	int64_t older_than_ms; /* fetched longer ago than this; -1: any */
+	const char *url_like;  /* SQL LIKE pattern on the URL, or NULL */
+	const char *error;     /* that error kind, or NULL */
+	bool failed_only;      /* state failed */
+};
+
+/* For each selected URL that has no queued row, add a queued row (a new
+ * fetch; the old rows stay as history), in one transaction, calling
+ * `each` with the URL.  The new row names the URL's latest done row, whose
+ * validators make the request conditional.  With dry_run nothing changes.
+ * *n is how many.  Opens the database itself (a command-line tool, any
+ * thread). */
+int store_refetch(const char *path, const struct store_select *sel,
+		  int64_t now_ms, bool dry_run,
+		  void (*each)(void *arg, const char *url), void *arg,
+		  int64_t *n, char **cause) __attribute__((warn_unused_result));
+
+/* Delete finished rows fetched (or, never fetched, submitted) before
+ * before_ms, with keep_latest each URL's latest one excepted, a thousand
+ * per transaction.  *n is how many (with dry_run: would be). */
+int store_prune(const char *path, int64_t before_ms, bool keep_latest,
+		bool dry_run, int64_t *n, char **cause)
 	__attribute__((warn_unused_result));
 
 /* Number of rows in state queued, and the id of the first (when none is

@@ -198,7 +198,7 @@ static void test_table(void)
 		TAP_CHECK(config_option_default(n) != NULL);
 		n++;
 	}
-	TAP_CHECK(n == 24);
+	TAP_CHECK(n == 29);
 	TAP_CHECK(config_option_name(-1) == NULL);
 	TAP_CHECK(config_option_default(n) == NULL);
 	TAP_CHECK_STR(config_option_name(0), "gatherd.queue_file");
@@ -336,6 +336,27 @@ static void test_parse_log_level(void)
 		TAP_CHECK(cfg.log_level == cases[i].value);
 		config_free(&cfg);
 	}
+}
+
+static void test_parse_enum(void)
+{
+	struct config cfg;
+	char *cause = NULL;
+
+	TAP_CHECK(load("[capture]\n", &cfg) == 0);
+	TAP_CHECK(cfg.capture_digest == CONFIG_DIGEST_SHA256);
+	config_free(&cfg);
+	TAP_CHECK(load("[capture]\ndigest = none\n", &cfg) == 0);
+	TAP_CHECK(cfg.capture_digest == CONFIG_DIGEST_NONE);
+	config_free(&cfg);
+	TAP_CHECK(load("[capture]\ndigest = SHA256\n", &cfg) == 0);
+	TAP_CHECK(cfg.capture_digest == CONFIG_DIGEST_SHA256);
+	config_free(&cfg);
+	TAP_CHECK(load_with("[capture]\ndigest = md5\n", NULL, 0, &cfg, &cause) == -1);
+	TAP_CHECK(cause != NULL &&
+		  strstr(cause, "[capture] digest: bad value \"md5\" (use "
+				"sha256, none)") != NULL);
+	free(cause);
 }
 
 static void test_parse_strings(void)
@@ -916,6 +937,7 @@ static const struct tap_test tests[] = {
     {"sizes with k/m/g suffixes", test_parse_size},
     {"booleans", test_parse_bool},
     {"log levels", test_parse_log_level},
+    {"enumerations", test_parse_enum},
     {"strings, comments, indentation", test_parse_strings},
     {"dns.nameserver forms", test_nameserver},
     {"tls.ca_file", test_ca_file},

@@ -931,26 +931,36 @@ static void test_build_request(void)
 
 	TAP_CHECK(url_parse_ref(u1, strlen(u1), &u, &reason) == 0);
 	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1,
-				     "gatherd/0.1") == want_len);
+				     "gatherd/0.1", NULL) == want_len);
 	TAP_CHECK_STR(buf, want);
-	TAP_CHECK(http_request_size(&u, "gatherd/0.1") > (size_t)want_len);
+	TAP_CHECK(http_request_size(&u, "gatherd/0.1", NULL) > (size_t)want_len);
 	/* Exactly enough room, and one byte short (the NUL). */
 	TAP_CHECK(http_build_request(buf, (size_t)want_len + 1, &u, u1,
-				     "gatherd/0.1") == want_len);
+				     "gatherd/0.1", NULL) == want_len);
 	TAP_CHECK(http_build_request(buf, (size_t)want_len, &u, u1,
-				     "gatherd/0.1") == -1);
+				     "gatherd/0.1", NULL) == -1);
 	/* A user agent that would inject a header is refused. */
 	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1,
-				     "ua\r\nX-Evil: 1") == -1);
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1, "ua\n") == -1);
+				     "ua\r\nX-Evil: 1", NULL) == -1);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u1, "ua\n", NULL) == -1);
 
 	/* An empty path is sent as "/". */
 	TAP_CHECK(url_parse_ref(u2, strlen(u2), &u, &reason) == 0);
-	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u2, "x y (z)") > 0);
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u2, "x y (z)", NULL) > 0);
 	TAP_CHECK_STR(buf, "GET / HTTP/1.1\r\nHost: [::1]\r\n"
 			   "User-Agent: x y (z)\r\nAccept: */*\r\n"
 			   "Accept-Encoding: identity\r\n"
 			   "Connection: keep-alive\r\n\r\n");
+	/* Extra header lines go last. */
+	TAP_CHECK(http_build_request(buf, sizeof(buf), &u, u2, "ua",
+				     "If-None-Match: \"x\"\r\n") > 0);
+	TAP_CHECK_STR(buf, "GET / HTTP/1.1\r\nHost: [::1]\r\n"
+			   "User-Agent: ua\r\nAccept: */*\r\n"
+			   "Accept-Encoding: identity\r\n"
+			   "Connection: keep-alive\r\n"
+			   "If-None-Match: \"x\"\r\n\r\n");
+	TAP_CHECK(http_header_value_ok("W/\"a b\"\t"));
+	TAP_CHECK(!http_header_value_ok("a\r\nX: y"));
 
 	/* The request it builds is what a parser expects: check with the
 	 * longest target. */
@@ -960,9 +970,9 @@ static void test_build_request(void)
 		memcpy(s, "http://h/", 9);
 		memset(s + 9, 'a', URL_MAX_LEN - 9);
 		TAP_CHECK(url_parse_ref(s, URL_MAX_LEN, &u, &reason) == 0);
-		req = malloc(http_request_size(&u, "ua"));
-		TAP_CHECK(http_build_request(req, http_request_size(&u, "ua"),
-					     &u, s, "ua") > URL_MAX_LEN);
+		req = malloc(http_request_size(&u, "ua", NULL));
+		TAP_CHECK(http_build_request(req, http_request_size(&u, "ua", NULL),
+					     &u, s, "ua", NULL) > URL_MAX_LEN);
 		TAP_CHECK(strncmp(req, "GET /aaa", 8) == 0);
 		free(s);
 		free(req);

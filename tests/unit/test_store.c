@@ -99,7 +99,15 @@ static void test_results_view_columns(void)
 		    "pragma_table_info('results')",
 		    "id,url,state,status,length,error,error_detail,attempts,"
 		    "final_url,redirects,content_type,queued_at,fetched_at,"
-		    "elapsed_ms,connect_ms,tls_ms");
+		    "elapsed_ms,connect_ms,tls_ms,body_sha256,etag,"
+		    "last_modified,warc_file,warc_offset,not_modified");
+	/* latest: the same columns. */
+	check_query("SELECT group_concat(name, ',') FROM "
+		    "pragma_table_info('latest')",
+		    "id,url,state,status,length,error,error_detail,attempts,"
+		    "final_url,redirects,content_type,queued_at,fetched_at,"
+		    "elapsed_ms,connect_ms,tls_ms,body_sha256,etag,"
+		    "last_modified,warc_file,warc_offset,not_modified");
 	store_close(s);
 }
 
@@ -188,12 +196,16 @@ static void test_results_exactly_once(void)
 	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
-		 "text/html", 1700000000000LL, 12, 3, 7},
+		 "text/html", 1700000000000LL, 12, 3, 7,
+		 "0123abcd", "\"v1\"", "Tue, 14 Nov 2023 22:13:20 GMT",
+		 "gatherd-x.warc.gz", 1234, 0},
 		{2, STORE_FAILED, 0, -1, ERR_TIMEOUT, "request took too long", 1,
-		 NULL, -1, NULL, 1700000000000LL, 5000, -1, -1},
+		 NULL, -1, NULL, 1700000000000LL, 5000, -1, -1,
+		 NULL, NULL, NULL, NULL, -1, -1},
 	};
 	struct store_result again = {1,    STORE_FAILED, 0,  -1, ERR_DNS, "x", 2,
-				     NULL, -1,           NULL, 0, 1,     -1, -1};
+				     NULL, -1,           NULL, 0, 1,     -1, -1,
+				     NULL, NULL, NULL, NULL, -1, -1};
 	struct store_row *rows = NULL;
 	size_t n = 5;
 	char *cause = NULL;
@@ -209,6 +221,14 @@ static void test_results_exactly_once(void)
 		    "connect_ms || ',' || tls_ms FROM results WHERE id = 1",
 		    "done,200,13793,text/html,1,0,12,2023-11-14T22:13:20.000Z,"
 		    "3,7");
+	check_query("SELECT body_sha256 || ',' || etag || ',' || "
+		    "last_modified || ',' || warc_file || ',' || warc_offset "
+		    "|| ',' || not_modified FROM results WHERE id = 1",
+		    "0123abcd,\"v1\",Tue, 14 Nov 2023 22:13:20 GMT,"
+		    "gatherd-x.warc.gz,1234,0");
+	check_query("SELECT ifnull(body_sha256, 'NULL') || ',' || "
+		    "ifnull(not_modified, 'NULL') FROM results WHERE id = 2",
+		    "NULL,NULL");
 	check_query("SELECT state || ',' || error || ',' || "
 		    "ifnull(status, 'NULL') || ',' || ifnull(length, 'NULL') "
 		    "|| ',' || ifnull(tls_ms, 'NULL') FROM results WHERE id = 2",
