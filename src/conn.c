@@ -1,6 +1,7 @@
 /* Connections and keep-alive pool: see conn.h. */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct conn {
 	void *io_arg;
 	struct http_resp *parser;
 	unsigned uses;
+	char peer[46];   /* the server's address, as text */
 	bool tls;        /* TLS runs (or will run) on this connection */
 	bool tls_active; /* bev is the OpenSSL bufferevent */
 	char key[];
@@ -400,6 +402,23 @@ struct http_resp *conn_parser(struct conn *c, size_t max_header_bytes,
 	else
 		http_resp_reset(c->parser, max_header_bytes, max_body_bytes);
 	return c->parser;
+}
+
+void conn_set_peer(struct conn *c, const struct sockaddr *addr)
+{
+	const void *p = addr->sa_family == AF_INET6
+				? (const void *)&((const struct sockaddr_in6 *)
+							  addr)->sin6_addr
+				: (const void *)&((const struct sockaddr_in *)
+							  addr)->sin_addr;
+
+	if (inet_ntop(addr->sa_family, p, c->peer, sizeof c->peer) == NULL)
+		c->peer[0] = '\0';
+}
+
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer;
 }
 
 unsigned conn_uses(const struct conn *c)

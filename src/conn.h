@@ -95,6 +95,11 @@ struct bufferevent *conn_bev(struct conn *c);
  * first use and reset with them afterwards. */
 struct http_resp *conn_parser(struct conn *c, size_t max_header_bytes,
 			      uint64_t max_body_bytes);
+/* The server's address (for the remote_ip column), set when the
+ * connection is made; "" when unknown. */
+void conn_set_peer(struct conn *c, const struct sockaddr *addr);
+const char *conn_peer(const struct conn *c);
+
 /* Requests completed on this connection before the current one. */
 unsigned conn_uses(const struct conn *c);
 

@@ -70,6 +70,8 @@ struct fetch {
 	bool retried_fresh; /* a dead pooled connection was replaced once */
 	int64_t start_ms;
 	int64_t phase_ms; /* when the TLS handshake began */
+	int64_t dns_start_ms;
+	int64_t sent_ms;  /* when the request went out */
 	struct event timer;
 	struct event reap;
 	struct fetch_result res;
@@ -303,6 +305,8 @@ static bool fetch_drain_input(struct fetch *f)
 {
 	struct evbuffer *in = bufferevent_get_input(conn_bev(f->conn));
 
+	if (f->res.ttfb_ms < 0 && evbuffer_get_length(in) > 0)
+		f->res.ttfb_ms = util_mono_ms() - f->sent_ms;
 	while (evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v[8];
 		int n = evbuffer_peek(in, -1, NULL, v, 8);
@@ -348,6 +352,9 @@ static void fetch_io_cb(struct conn *c, short what, void *arg)
 
 		if (n > 0) {
 			size_t used = 0;
+
+			if (f->res.ttfb_ms < 0)
+				f->res.ttfb_ms = util_mono_ms() - f->sent_ms;
 			enum http_feed r = http_resp_feed(
 				f->parser, fetch_rbuf, (size_t)n, &used);
 
@@ -440,6 +447,12 @@ static void fetch_send(struct fetch *f)
 			return;
 		}
 	}
+	snprintf(f->res.remote_ip, sizeof f->res.remote_ip, "%s",
+		 conn_peer(f->conn));
+	if (conn_ssl(f->conn) != NULL)
+		f->res.tls_version = SSL_get_version(conn_ssl(f->conn));
+	f->sent_ms = util_mono_ms();
+	f->res.ttfb_ms = -1;
 	if (conn_write(f->conn, f->request, f->request_len) != 0)
 		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, errno);
 }
@@ -465,6 +478,7 @@ static void fetch_handshake_event(struct fetch *f, struct bufferevent *bev,
 
 	if (what & BEV_EVENT_CONNECTED) {
 		f->res.tls_ms = util_mono_ms() - f->phase_ms;
+		f->res.tls_resumed = SSL_session_reused(ssl) ? 1 : 0;
 		tls_handshake_done(f->ctx.tls, ssl);
 		fetch_send(f);
 		return;
@@ -555,6 +569,7 @@ static void fetch_dial_cb(void *arg, const struct dial_result *res)
 	}
 	f->conn = res->conn;
 	f->res.connect_ms = res->connect_ms;
+	conn_set_peer(f->conn, &res->addr.sa);
 	if (!f->literal)
 		dns_note_connected(f->ctx.dns, f->host, &res->addr);
 	if (f->scheme == URL_HTTPS) {
@@ -579,6 +594,7 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 	struct fetch *f = arg;
 
 	f->dns = NULL;
+	f->res.dns_ms = util_mono_ms() - f->dns_start_ms;
 	if (addrs == NULL) {
 		fetch_fail(f, ERR_DNS, "%s", error);
 		return;
@@ -623,6 +639,7 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 		return;
 	}
 	fetch_set_state(f, FETCH_RESOLVING);
+	f->dns_start_ms = util_mono_ms();
 	f->dns = dns_resolve(f->ctx.dns, f->host, fetch_dns_cb, f);
 }
 
@@ -707,6 +724,10 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->res.connect_ms = -1;
 	f->res.tls_ms = -1;
 	f->res.retry_after_ms = -1;
+	f->res.decoded_length = -1;
+	f->res.dns_ms = -1;
+	f->res.ttfb_ms = -1;
+	f->res.tls_resumed = -1;
 	event_assign(&f->timer, ctx->base, -1, 0, fetch_timer_cb, f);
 	event_assign(&f->reap, ctx->base, -1, 0, fetch_reap_cb, f);
 

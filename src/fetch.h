@@ -49,6 +49,12 @@ struct fetch_result {
 	char *etag;           /* the validators as sent, or NULL */
 	char *last_modified;
 	bool not_modified;    /* a 304 to a conditional request */
+	int64_t decoded_length; /* after Content-Encoding, -1 if none */
+	int64_t dns_ms;       /* name lookup, -1 if none was needed */
+	int64_t ttfb_ms;      /* request sent to first response byte, -1 */
+	char remote_ip[46];   /* "" if not connected */
+	const char *tls_version; /* static ("TLSv1.3"), NULL for plain */
+	int tls_resumed;      /* of a new handshake; -1 if none */
 	/* For the scheduler's redirect and retry decisions: */
 	enum url_scheme scheme; /* of the URL fetched, as parsed */
 	char *location;         /* 301/302/303/307/308: absolute target */

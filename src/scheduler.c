@@ -209,6 +209,23 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+/* Give a job a result of the scheduler's own making (no attempt made or
+ * none that counts): the error, its detail (taken), and every measurement
+ * unknown. */
+static void job_fail(struct job *j, enum errkind kind, char *detail)
+{
+	struct fetch_result *r = &j->res;
+
+	job_free_result(j);
+	r->ok = false;
+	r->error = kind;
+	r->error_detail = detail;
+	r->length = r->elapsed_ms = r->connect_ms = r->tls_ms = -1;
+	r->decoded_length = r->dns_ms = r->ttfb_ms = -1;
+	r->tls_resumed = -1;
+	r->fetched_at_ms = util_wall_ms();
+}
+
 static const char *job_url(const struct job *j)
 {
 	return j->cur != NULL ? j->cur : j->url;
@@ -280,6 +297,12 @@ static void sched_add_result(struct sched *s, struct job *j)
 						      : NULL;
 	r.warc_offset = -1;
 	r.not_modified = j->res.ok ? j->res.not_modified : -1;
+	r.decoded_length = j->res.ok ? j->res.decoded_length : -1;
+	r.dns_ms = j->res.dns_ms;
+	r.ttfb_ms = j->res.ttfb_ms;
+	r.remote_ip = j->res.remote_ip[0] != '\0' ? j->res.remote_ip : NULL;
+	r.tls_version = j->res.tls_version;
+	r.tls_resumed = j->res.tls_resumed;
 	if (j->res.ok && j->res.not_modified) {
 		/* A 304 confirms the earlier response: its digest, and its
 		 * validators where the 304 repeats none. */
@@ -424,12 +447,8 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		if (sched_enqueue(s, j, true) == 0)
 			return;
 		/* Resolved URLs always parse; be safe anyway. */
-		r->ok = false;
-		r->error = ERR_INVALID_URL;
-		r->error_detail = util_printf("bad redirect target");
-		r->length = r->elapsed_ms = -1;
-		r->connect_ms = r->tls_ms = -1;
-		r->fetched_at_ms = util_wall_ms();
+		job_fail(j, ERR_INVALID_URL,
+			 util_printf("bad redirect target"));
 		break;
 	}
 	case POLICY_DOWNGRADE:
@@ -444,16 +463,11 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 
 		r->location = NULL;
 		job_free_result(j);
-		r->ok = false;
-		r->error = ERR_TOO_MANY_REDIRECTS;
-		r->error_detail = util_printf(
-			"more than %d redirects; the last went to %s",
-			cfg->max_redirects, last);
+		job_fail(j, ERR_TOO_MANY_REDIRECTS,
+			 util_printf("more than %d redirects; the last went "
+				     "to %s",
+				     cfg->max_redirects, last));
 		r->final_url = xstrdup(job_url(j));
-		r->length = -1;
-		r->elapsed_ms = -1;
-		r->connect_ms = r->tls_ms = -1;
-		r->fetched_at_ms = util_wall_ms();
 		free(last);
 		break;
 	}
@@ -600,14 +614,9 @@ static void sched_add_row(struct sched *s, struct store_row *r)
 	if (sched_enqueue(s, j, false) != 0) {
 		/* Validated at ingestion, so only an older gatherd with laxer
 		 * rules could have queued this. */
-		j->res.error = ERR_INVALID_URL;
-		j->res.error_detail = xstrdup("not a valid http(s) URL");
-		j->res.length = -1;
+		job_fail(j, ERR_INVALID_URL,
+			 xstrdup("not a valid http(s) URL"));
 		j->res.redirects = -1;
-		j->res.elapsed_ms = -1;
-		j->res.connect_ms = -1;
-		j->res.tls_ms = -1;
-		j->res.fetched_at_ms = util_wall_ms();
 		sched_add_result(s, j);
 	}
 }

@@ -241,7 +241,9 @@ int store_open(const char *path, struct store **out, char **cause)
 			  "elapsed_ms = ?12, connect_ms = ?13, tls_ms = ?14, "
 			  "body_sha256 = ?15, etag = ?16, last_modified = ?17, "
 			  "warc_file = ?18, warc_offset = ?19, "
-			  "not_modified = ?20 "
+			  "not_modified = ?20, decoded_length = ?21, "
+			  "dns_ms = ?22, ttfb_ms = ?23, remote_ip = ?24, "
+			  "tls_version = ?25, tls_resumed = ?26 "
 			  "WHERE id = ?1 AND state = 0",
 			  cause) != 0 ||
 	    store_prepare(s, &s->put_attempts,
@@ -468,6 +470,12 @@ int store_put_results(struct store *s, const struct store_result *res,
 		store_bind_text_or_null(st, 18, r->warc_file);
 		store_bind_opt(st, 19, r->warc_offset);
 		store_bind_opt(st, 20, r->not_modified);
+		store_bind_opt(st, 21, r->decoded_length);
+		store_bind_opt(st, 22, r->dns_ms);
+		store_bind_opt(st, 23, r->ttfb_ms);
+		store_bind_text_or_null(st, 24, r->remote_ip);
+		store_bind_text_or_null(st, 25, r->tls_version);
+		store_bind_opt(st, 26, r->tls_resumed);
 		if (store_step_done(s, st, "record result", cause) != 0)
 			goto fail;
 	}

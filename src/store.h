@@ -92,6 +92,12 @@ struct store_result {
 	const char *warc_file;
 	int64_t warc_offset;    /* < 0 = NULL */
 	int not_modified;       /* < 0 = NULL */
+	int64_t decoded_length; /* < 0 = NULL */
+	int64_t dns_ms;         /* < 0 = NULL */
+	int64_t ttfb_ms;        /* < 0 = NULL */
+	const char *remote_ip;
+	const char *tls_version;
+	int tls_resumed;        /* < 0 = NULL */
 };
 
 /* Open (creating if needed) the database at path in WAL mode and apply the

@@ -331,6 +331,19 @@ def test_many_urls_keepalive_then_resumption(gatherd_bin, tmp_path,
                    fresh, took))
         assert opened == hs == len(conns) == fresh == with_connect, info
         assert resumed == resumed_conns, info
+        # Per row: the protocol nginx logged; whether the handshake of a
+        # new connection resumed (NULL on a pooled one), counted the
+        # same as the server counted them; the server's address.
+        assert {r["tls_version"] for r in rows.values()} == {proto}, name
+        assert sum(1 for r in rows.values() if r["tls_resumed"] == 1) == \
+            resumed_conns, info
+        for r in rows.values():
+            assert (r["tls_resumed"] is None) == (r["tls_ms"] is None), r
+            assert r["remote_ip"] == "127.0.0.1", r
+            # "localhost": a lookup (from /etc/hosts) for every new
+            # connection, none on a pooled one.
+            assert (r["dns_ms"] is None) == (r["connect_ms"] is None), r
+            assert r["ttfb_ms"] is not None and r["ttfb_ms"] >= 0, r
         if max_hs is not None:
             assert hs <= max_hs, info
         else:

@@ -100,14 +100,18 @@ static void test_results_view_columns(void)
 		    "id,url,state,status,length,error,error_detail,attempts,"
 		    "final_url,redirects,content_type,queued_at,fetched_at,"
 		    "elapsed_ms,connect_ms,tls_ms,body_sha256,etag,"
-		    "last_modified,warc_file,warc_offset,not_modified");
+		    "last_modified,warc_file,warc_offset,not_modified,"
+		    "decoded_length,dns_ms,ttfb_ms,remote_ip,tls_version,"
+		    "tls_resumed");
 	/* latest: the same columns. */
 	check_query("SELECT group_concat(name, ',') FROM "
 		    "pragma_table_info('latest')",
 		    "id,url,state,status,length,error,error_detail,attempts,"
 		    "final_url,redirects,content_type,queued_at,fetched_at,"
 		    "elapsed_ms,connect_ms,tls_ms,body_sha256,etag,"
-		    "last_modified,warc_file,warc_offset,not_modified");
+		    "last_modified,warc_file,warc_offset,not_modified,"
+		    "decoded_length,dns_ms,ttfb_ms,remote_ip,tls_version,"
+		    "tls_resumed");
 	store_close(s);
 }
 
@@ -198,14 +202,16 @@ static void test_results_exactly_once(void)
 		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
 		 "text/html", 1700000000000LL, 12, 3, 7,
 		 "0123abcd", "\"v1\"", "Tue, 14 Nov 2023 22:13:20 GMT",
-		 "gatherd-x.warc.gz", 1234, 0},
+		 "gatherd-x.warc.gz", 1234, 0, 40000, 2, 5, "127.0.0.1",
+		 "TLSv1.3", 1},
 		{2, STORE_FAILED, 0, -1, ERR_TIMEOUT, "request took too long", 1,
 		 NULL, -1, NULL, 1700000000000LL, 5000, -1, -1,
-		 NULL, NULL, NULL, NULL, -1, -1},
+		 NULL, NULL, NULL, NULL, -1, -1, -1, -1, -1, NULL, NULL, -1},
 	};
 	struct store_result again = {1,    STORE_FAILED, 0,  -1, ERR_DNS, "x", 2,
 				     NULL, -1,           NULL, 0, 1,     -1, -1,
-				     NULL, NULL, NULL, NULL, -1, -1};
+				     NULL, NULL, NULL, NULL, -1, -1, -1, -1,
+				     -1, NULL, NULL, -1};
 	struct store_row *rows = NULL;
 	size_t n = 5;
 	char *cause = NULL;
@@ -226,6 +232,10 @@ static void test_results_exactly_once(void)
 		    "|| ',' || not_modified FROM results WHERE id = 1",
 		    "0123abcd,\"v1\",Tue, 14 Nov 2023 22:13:20 GMT,"
 		    "gatherd-x.warc.gz,1234,0");
+	check_query("SELECT decoded_length || ',' || dns_ms || ',' || ttfb_ms "
+		    "|| ',' || remote_ip || ',' || tls_version || ',' || "
+		    "tls_resumed FROM results WHERE id = 1",
+		    "40000,2,5,127.0.0.1,TLSv1.3,1");
 	check_query("SELECT ifnull(body_sha256, 'NULL') || ',' || "
 		    "ifnull(not_modified, 'NULL') FROM results WHERE id = 2",
 		    "NULL,NULL");
