@@ -40,6 +40,8 @@ enum opt_type {
 	OPT_PATH,     /* char *, made absolute; "" means unset */
 	OPT_LOGLEVEL, /* int, enum log_level */
 	OPT_ENUM,     /* int: the index of the value in `names` */
+	OPT_LIST,     /* char *: values one per line ("" = none); the key
+		       * may repeat, each value is checked on its own */
 };
 
 /* A check of an option's final value (after the file and the overrides):
@@ -66,6 +68,9 @@ static char *check_user_agent(const char *value);
 static char *check_nameserver(const char *value);
 
 static const char *const digest_names[] = {"sha256", "none", NULL};
+static const char *const encoding_names[] = {"identity", "gzip", NULL};
+static char *check_header(const char *value);
+static char *check_statuses(const char *value);
 
 /* offsetof() that also fails to compile when the field's C type does not
  * match the option type (a negative array size). */
@@ -86,6 +91,8 @@ static const char *const digest_names[] = {"sha256", "none", NULL};
 	{s, k, s "." k, OPT_STRING, FIELD(f, char *), def, 0, 0, rl, check, NULL}
 #define OPTION_PATH(s, k, f, def, rl, check) \
 	{s, k, s "." k, OPT_PATH, FIELD(f, char *), def, 0, 0, rl, check, NULL}
+#define OPTION_LIST(s, k, f, rl, check) \
+	{s, k, s "." k, OPT_LIST, FIELD(f, char *), "", 0, 0, rl, check, NULL}
 #define OPTION_ENUM(s, k, f, def, names, rl) \
 	{s, k, s "." k, OPT_ENUM, FIELD(f, int), def, 0, 0, rl, NULL, names}
 
@@ -132,6 +139,11 @@ static const struct config_opt options[] = {
 		     "65536", 1024, 16777216, true),
 	OPTION_STR("fetch", "user_agent", user_agent,
 		   "gatherd/" GATHERD_VERSION, true, check_user_agent),
+	OPTION_LIST("fetch", "header", headers, true, check_header),
+	OPTION_ENUM("fetch", "accept_encoding", accept_encoding, "identity",
+		    encoding_names, true),
+	OPTION_STR("fetch", "retry_statuses", retry_statuses,
+		   "408,429,500,502,503,504", true, check_statuses),
 
 	OPTION_BOOL("tls", "verify", tls_verify, "true", false),
 	OPTION_PATH("tls", "ca_file", tls_ca_file,
@@ -401,6 +413,25 @@ static char *option_set(struct config *cfg, const struct config_opt *o,
 			return util_printf("bad value \"%s\" (use %s)", value,
 					   list);
 		}
+	case OPT_LIST:
+		sp = field;
+		if (value[0] == '\0') {
+			free(*sp); /* an empty value clears the list */
+			*sp = xstrdup("");
+			return NULL;
+		}
+		if (o->check != NULL && (why = o->check(value)) != NULL)
+			return why;
+		if (*sp == NULL || **sp == '\0') {
+			free(*sp);
+			*sp = xstrdup(value);
+		} else {
+			char *joined = util_printf("%s\n%s", *sp, value);
+
+			free(*sp);
+			*sp = joined;
+		}
+		return NULL;
 	case OPT_STRING:
 	case OPT_PATH:
 		sp = field;
@@ -475,6 +506,135 @@ static char *check_dir_or_empty(const char *value)
 	if (!S_ISDIR(sb.st_mode))
 		return util_printf("%s is not a directory", value);
 	return NULL;
+}
+
+/* "Name: value" for every request: a token name (RFC 9110 5.1), a value
+ * without control characters, and none of the headers gatherd itself
+ * manages (framing, connection, the keys that have their own option). */
+static char *check_header(const char *value)
+{
+	static const struct {
+		const char *name;
+		const char *why;
+	} refused[] = {
+		{"host", "the Host header comes from the URL"},
+		{"content-length", "gatherd sends no request body"},
+		{"transfer-encoding", "gatherd sends no request body"},
+		{"connection", "gatherd manages the connection"},
+		{"keep-alive", "gatherd manages the connection"},
+		{"upgrade", "gatherd manages the connection"},
+		{"te", "gatherd manages the connection"},
+		{"trailer", "gatherd sends no request body"},
+		{"proxy-connection", "gatherd manages the connection"},
+		{"user-agent", "use [fetch] user_agent"},
+		{"accept-encoding", "use [fetch] accept_encoding"},
+	};
+	const char *colon = strchr(value, ':');
+	size_t n;
+
+	if (colon == NULL || colon == value)
+		return util_printf("\"%s\" is not \"Name: value\"", value);
+	n = (size_t)(colon - value);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (!isalnum(c) && strchr("!#$%&'*+-.^_`|~", c) == NULL)
+			return util_printf("bad character 0x%02x in the header "
+					   "name",
+					   c);
+	}
+	for (const char *p = colon + 1; *p != '\0'; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return util_printf("control character 0x%02x in the "
+					   "header value",
+					   (unsigned char)*p);
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		if (strlen(refused[i].name) == n &&
+		    strncasecmp(value, refused[i].name, n) == 0)
+			return util_printf("%.*s cannot be set (%s)", (int)n,
+					   value, refused[i].why);
+	return NULL;
+}
+
+/* Parse "408,429,503" into bits of the statuses (bits may be NULL: only
+ * check).  NULL, or the reason it is not such a list. */
+static char *parse_statuses(const char *value, uint64_t *bits)
+{
+	const char *p = value;
+
+	if (bits != NULL)
+		memset(bits, 0, sizeof(uint64_t) * CONFIG_STATUS_WORDS);
+	while (*p != '\0') {
+		char *end;
+		long v;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (end == p || errno != 0 || v < 100 || v > 599)
+			return util_printf("\"%s\" is not a list of HTTP "
+					   "statuses 100..599, e.g. 429,503",
+					   value);
+		if (bits != NULL)
+			bits[v / 64] |= UINT64_C(1) << (v % 64);
+		p = end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			return util_printf("\"%s\" is not a list of HTTP "
+					   "statuses 100..599, e.g. 429,503",
+					   value);
+	}
+	return NULL;
+}
+
+static char *check_statuses(const char *value)
+{
+	return parse_statuses(value, NULL);
+}
+
+/* Fill the fields computed from the options: the request header lines,
+ * the retry statuses as bits. */
+static void config_derive(struct config *cfg)
+{
+	char *why;
+	size_t n = 0;
+
+	free(cfg->header_lines);
+	cfg->header_lines = NULL;
+	if (cfg->headers != NULL && cfg->headers[0] != '\0') {
+		const char *v = cfg->headers;
+		size_t len = strlen(v);
+
+		cfg->header_lines = xmalloc(len * 2 + 3);
+		while (*v != '\0') {
+			const char *nl = strchr(v, '\n');
+			size_t k = nl ? (size_t)(nl - v) : strlen(v);
+
+			memcpy(cfg->header_lines + n, v, k);
+			n += k;
+			memcpy(cfg->header_lines + n, "\r\n", 2);
+			n += 2;
+			v += k + (nl ? 1 : 0);
+		}
+		cfg->header_lines[n] = '\0';
+	}
+	why = parse_statuses(cfg->retry_statuses != NULL ? cfg->retry_statuses
+							   : "",
+			     cfg->retry_status_bits);
+	free(why); /* checked at load */
+}
+
+bool config_retry_status(const struct config *cfg, int status)
+{
+	if (status < 0 || status >= CONFIG_STATUS_WORDS * 64)
+		return false;
+	return (cfg->retry_status_bits[status / 64] >> (status % 64)) & 1;
 }
 
 /* It goes into every request's header block as written. */
@@ -633,7 +793,7 @@ static int config_ini_cb(void *user, const char *section, const char *name,
 	}
 	o = &options[i];
 	org = &st->origin[i];
-	if (org->line > 0) {
+	if (org->line > 0 && o->type != OPT_LIST) {
 		load_fail(st, st->lineno,
 			  "%s:%d: [%s] %s: duplicate key (first set on line "
 			  "%d)",
@@ -647,7 +807,8 @@ static int config_ini_cb(void *user, const char *section, const char *name,
 		free(why);
 		return 1;
 	}
-	org->line = st->lineno;
+	if (org->line == 0)
+		org->line = st->lineno;
 	return 1;
 }
 
@@ -765,6 +926,14 @@ static int load_override(struct load_state *st, const char *text,
 				  section);
 		goto out;
 	}
+	/* The first --set of a list replaces what the file said; later
+	 * ones add to it. */
+	if (options[i].type == OPT_LIST && st->origin[i].set_text == NULL) {
+		char **sp = field_ptr(st->cfg, &options[i]);
+
+		free(*sp);
+		*sp = xstrdup("");
+	}
 	why = option_set(st->cfg, &options[i], value, cwd);
 	if (why != NULL) {
 		load_fail(st, 0, "--set %s: [%s] %s: %s", text,
@@ -791,8 +960,8 @@ static int load_validate(struct load_state *st)
 		const struct config_opt *o = &options[i];
 		const char *value;
 
-		if (o->check == NULL)
-			continue;
+		if (o->check == NULL || o->type == OPT_LIST)
+			continue; /* list values were checked one by one */
 		value = *(char *const *)field_cptr(cfg, o);
 		why = o->check(value);
 		if (why == NULL)
@@ -859,6 +1028,7 @@ int config_load(struct config *cfg, const char *path,
 
 	if (load_validate(&st) != 0)
 		goto fail;
+	config_derive(cfg);
 
 	free(cwd);
 	free(st.file_dir);
@@ -878,9 +1048,12 @@ fail:
 
 void config_free(struct config *cfg)
 {
+	free(cfg->header_lines);
+	cfg->header_lines = NULL;
 	for (int i = 0; i < N_OPTIONS; i++) {
 		if (options[i].type == OPT_STRING ||
-		    options[i].type == OPT_PATH) {
+		    options[i].type == OPT_PATH ||
+		    options[i].type == OPT_LIST) {
 			char **sp = field_ptr(cfg, &options[i]);
 
 			free(*sp);
@@ -906,6 +1079,7 @@ static bool option_equal(const struct config *a, const struct config *b,
 		return *(const bool *)fa == *(const bool *)fb;
 	case OPT_STRING:
 	case OPT_PATH:
+	case OPT_LIST:
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	}
 	return false;
@@ -943,11 +1117,13 @@ void config_apply_reload(struct config *cur, const struct config *next,
 			break;
 		case OPT_STRING:
 		case OPT_PATH:
+		case OPT_LIST:
 			free(*(char **)dst);
 			*(char **)dst = xstrdup(*(char *const *)src);
 			break;
 		}
 	}
+	config_derive(cur);
 	if (changed_fixed != NULL)
 		*changed_fixed = fixed;
 }
@@ -982,6 +1158,20 @@ void config_dump(const struct config *cfg)
 		case OPT_ENUM:
 			printf(" %s\n", o->names[*(const int *)f]);
 			break;
+		case OPT_LIST: {
+			/* One line per value: "header = A: 1", "header = ...". */
+			const char *v = *(char *const *)f;
+
+			putchar('\n');
+			while (*v != '\0') {
+				const char *nl = strchr(v, '\n');
+				size_t len = nl ? (size_t)(nl - v) : strlen(v);
+
+				printf("%s = %.*s\n", o->key, (int)len, v);
+				v += len + (nl ? 1 : 0);
+			}
+			continue;
+		}
 		case OPT_STRING:
 		case OPT_PATH:
 			if (**(char *const *)f != '\0')

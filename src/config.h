@@ -13,6 +13,8 @@
 /* The values.  Strings are heap-allocated and owned by the struct; an
  * unset optional string (ca_file, nameserver) is "" (never NULL).  Paths
  * are absolute (relative ones were resolved while loading). */
+#define CONFIG_STATUS_WORDS 10 /* bits for statuses 0..639 */
+
 struct config {
 	/* [gatherd] */
 	char *queue_file; /* required; its directory exists */
@@ -35,6 +37,12 @@ struct config {
 	int64_t max_body_bytes;
 	int64_t max_header_bytes;
 	char *user_agent;
+	char *headers;          /* "Name: value" lines, "\n"-separated */
+	int accept_encoding;    /* enum config_encoding */
+	char *retry_statuses;   /* "408,429,..." */
+	/* Computed from the above (config_derive in config.c): */
+	char *header_lines;     /* the headers as request lines, or NULL */
+	uint64_t retry_status_bits[CONFIG_STATUS_WORDS];
 	/* [tls] */
 	bool tls_verify;
 	char *tls_ca_file;
@@ -48,6 +56,12 @@ struct config {
 	char *dns_nameserver; /* "" = use /etc/resolv.conf */
 	int dns_timeout_ms;
 	int dns_cache_ttl_s;
+};
+
+/* [fetch] accept_encoding */
+enum config_encoding {
+	CONFIG_ENCODING_IDENTITY = 0,
+	CONFIG_ENCODING_GZIP = 1,
 };
 
 /* [capture] digest */
@@ -86,6 +100,9 @@ void config_free(struct config *cfg);
  * Applying log_level is the caller's job (log_set_level). */
 void config_apply_reload(struct config *cur, const struct config *next,
 			 bool *changed_fixed);
+
+/* Whether [fetch] retry_statuses lists this status. */
+bool config_retry_status(const struct config *cfg, int status);
 
 /* Print the effective configuration as INI to stdout (for check-config). */
 void config_dump(const struct config *cfg);

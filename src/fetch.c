@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dial.h"
+#include "decode.h"
 #include "dns.h"
 #include "http.h"
 #include "log.h"
@@ -53,6 +55,9 @@ struct fetch {
 	struct url_ref ref; /* the parts of url */
 	const struct fetch_cond *cond; /* NULL: not conditional */
 	EVP_MD_CTX *md;     /* the body digest ([capture] digest) */
+	struct decode *decoder; /* undoing Content-Encoding */
+	bool body_seen;     /* the body callback ran for this response */
+	bool encoding_unknown; /* a Content-Encoding gatherd cannot undo */
 	enum fetch_state state;
 	enum url_scheme scheme;
 	uint16_t port;
@@ -148,6 +153,7 @@ static void fetch_reap_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	f->done(f->arg, &f->res); /* takes the result's strings */
 	EVP_MD_CTX_free(f->md);
+	decode_free(f->decoder);
 	free(f->request);
 	free(f);
 }
@@ -175,6 +181,7 @@ void fetch_abort(struct fetch *f)
 		conn_release(f->conn, false);
 	fetch_result_free(&f->res);
 	EVP_MD_CTX_free(f->md);
+	decode_free(f->decoder);
 	free(f->request);
 	free(f);
 }
@@ -254,10 +261,28 @@ static void fetch_complete(struct fetch *f, bool reusable)
 {
 	const char *ct = http_resp_content_type(f->parser);
 
+	if (f->decoder != NULL && decode_finish(f->decoder) != 0) {
+		/* The response came whole, but its coding did not undo:
+		 * corrupt (or a bomb past max_body_bytes). */
+		conn_release(f->conn, reusable);
+		f->conn = NULL;
+		fetch_fail(f,
+			   decode_over_limit(f->decoder) ? ERR_TOO_LARGE
+							  : ERR_HTTP_PROTOCOL,
+			   "%s", decode_error(f->decoder));
+		return;
+	}
 	f->res.ok = true;
 	f->res.status = http_resp_status(f->parser);
 	f->res.length = (int64_t)http_resp_body_len(f->parser);
 	f->res.content_type = ct ? xstrdup(ct) : NULL;
+	/* The page's length as its reader sees it: decoded when a coding
+	 * was undone, the bytes received when there was none, unknown for a
+	 * coding gatherd cannot undo. */
+	if (f->decoder != NULL)
+		f->res.decoded_length = (int64_t)decode_length(f->decoder);
+	else if (!f->encoding_unknown)
+		f->res.decoded_length = f->res.length;
 	f->res.retry_after_ms = http_parse_retry_after(
 		http_resp_retry_after(f->parser), util_wall_ms());
 	fetch_take_validators(f);
@@ -396,12 +421,32 @@ static const EVP_MD *fetch_sha256(void)
 	return md;
 }
 
-/* Body bytes, de-chunked: into the digest. */
+/* Body bytes, de-chunked: into the digest and through the decoder.  A
+ * decoding failure is acted on when the response is complete. */
 static void fetch_body_cb(void *arg, const char *p, size_t n)
 {
 	struct fetch *f = arg;
 
-	EVP_DigestUpdate(f->md, p, n);
+	if (!f->body_seen) {
+		/* The headers are all in: is there a coding to undo? */
+		const char *ce = http_resp_content_encoding(f->parser);
+
+		f->body_seen = true;
+		if (ce != NULL && strcasecmp(ce, "identity") != 0) {
+			f->decoder = decode_new(ce);
+			f->encoding_unknown = f->decoder == NULL;
+			if (f->decoder != NULL)
+				decode_set_limit(
+					f->decoder,
+					(uint64_t)f->ctx.cfg->max_body_bytes);
+		}
+	}
+	if (f->md != NULL)
+		EVP_DigestUpdate(f->md, p, n);
+	if (f->decoder != NULL && decode_feed(f->decoder, p, n) != 0) {
+		/* Sticky: decode_finish() reports it when the response is
+		 * complete. */
+	}
 }
 
 static void fetch_send(struct fetch *f)
@@ -416,16 +461,21 @@ static void fetch_send(struct fetch *f)
 				(uint64_t)cfg->max_body_bytes);
 	/* The parser belongs to the connection: point its body bytes at
 	 * this fetch (or nowhere), every time. */
+	f->body_seen = f->encoding_unknown = false;
+	decode_free(f->decoder);
+	f->decoder = NULL;
 	if (cfg->capture_digest == CONFIG_DIGEST_SHA256) {
 		if (f->md == NULL)
 			f->md = EVP_MD_CTX_new();
 		if (f->md == NULL ||
 		    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
 			util_oom();
-		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
-	} else {
-		http_resp_set_body_cb(f->parser, NULL, NULL);
 	}
+	if (cfg->capture_digest == CONFIG_DIGEST_SHA256 ||
+	    cfg->accept_encoding == CONFIG_ENCODING_GZIP)
+		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
+	else
+		http_resp_set_body_cb(f->parser, NULL, NULL);
 	fetch_arm_timer(f);
 	conn_set_cbs(f->conn, fetch_read_cb, fetch_event_cb, f);
 	if (conn_ssl(f->conn) == NULL) {
@@ -685,9 +735,11 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	fetch_arm_timer(f);
 }
 
-/* The header lines of a conditional request (RFC 9110 section 13): the
- * validators of the earlier response, when they can be sent back. */
-static char *fetch_cond_headers(const struct fetch_cond *c)
+/* The configured header lines ([fetch] header), then those of a
+ * conditional request (RFC 9110 section 13): the validators of the
+ * earlier response, when they can be sent back.  NULL when none. */
+static char *fetch_extra_headers(const struct config *cfg,
+				 const struct fetch_cond *c)
 {
 	bool etag = c != NULL && c->etag != NULL &&
 		    http_header_value_ok(c->etag);
@@ -695,10 +747,12 @@ static char *fetch_cond_headers(const struct fetch_cond *c)
 		  http_header_value_ok(c->last_modified);
 
 	if (!etag && !lm)
-		return NULL;
-	return util_printf("%s%s%s%s%s%s", etag ? "If-None-Match: " : "",
-			   etag ? c->etag : "", etag ? "\r\n" : "",
-			   lm ? "If-Modified-Since: " : "",
+		return cfg->header_lines != NULL ? xstrdup(cfg->header_lines)
+						 : NULL;
+	return util_printf("%s%s%s%s%s%s%s",
+			   cfg->header_lines ? cfg->header_lines : "",
+			   etag ? "If-None-Match: " : "", etag ? c->etag : "",
+			   etag ? "\r\n" : "", lm ? "If-Modified-Since: " : "",
 			   lm ? c->last_modified : "", lm ? "\r\n" : "");
 }
 
@@ -747,11 +801,14 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	 * bytes). */
 	url_ref_host(ref, url, f->host, sizeof f->host);
 	url_ref_origin(ref, url, f->key, sizeof f->key);
-	char *extra = fetch_cond_headers(cond);
+	char *extra = fetch_extra_headers(ctx->cfg, cond);
 	size = http_request_size(ref, ctx->cfg->user_agent, extra);
 	f->request = xmalloc(size);
-	n = http_build_request(f->request, size, ref, url,
-			       ctx->cfg->user_agent, extra);
+	n = http_build_request_enc(
+		f->request, size, ref, url, ctx->cfg->user_agent,
+		ctx->cfg->accept_encoding == CONFIG_ENCODING_GZIP ? "gzip"
+								   : "identity",
+		extra);
 	free(extra);
 	if (n < 0) {
 		fetch_fail(f, ERR_INVALID_URL, "request does not fit");

@@ -35,6 +35,7 @@
 #define RETRY_AFTER_SIZE  64
 #define ETAG_SIZE	  256 /* an entity tag longer than this is cut */
 #define LAST_MODIFIED_SIZE 64
+#define CONTENT_ENCODING_SIZE 64
 
 /* Long enough for every header name we look for. */
 #define FIELD_NAME_SIZE 16
@@ -96,10 +97,12 @@ struct http_resp {
 	struct hvalue retry_after;
 	struct hvalue etag;
 	struct hvalue last_modified;
+	struct hvalue content_encoding;
 	char content_type_buf[CONTENT_TYPE_SIZE];
 	char retry_after_buf[RETRY_AFTER_SIZE];
 	char etag_buf[ETAG_SIZE];
 	char last_modified_buf[LAST_MODIFIED_SIZE];
+	char content_encoding_buf[CONTENT_ENCODING_SIZE];
 	/* Where the final response's body bytes go (http_resp_set_body_cb). */
 	http_body_cb body_cb;
 	void *body_arg;
@@ -138,6 +141,7 @@ static void capture_clear(struct http_resp *r)
 	hvalue_clear(&r->retry_after);
 	hvalue_clear(&r->etag);
 	hvalue_clear(&r->last_modified);
+	hvalue_clear(&r->content_encoding);
 	r->field_len = 0;
 	r->target = NULL;
 }
@@ -229,6 +233,8 @@ static int on_header_field_complete(llhttp_t *p)
 		r->target = &r->etag;
 	else if (ascii_case_eq(r->field, n, "last-modified"))
 		r->target = &r->last_modified;
+	else if (ascii_case_eq(r->field, n, "content-encoding"))
+		r->target = &r->content_encoding;
 	if (r->target != NULL && r->target->buf == NULL) {
 		r->target->buf = xmalloc(r->target->size);
 	}
@@ -398,6 +404,8 @@ struct http_resp *http_resp_new(size_t max_header_bytes,
 	r->etag.size = sizeof(r->etag_buf);
 	r->last_modified.buf = r->last_modified_buf;
 	r->last_modified.size = sizeof(r->last_modified_buf);
+	r->content_encoding.buf = r->content_encoding_buf;
+	r->content_encoding.size = sizeof(r->content_encoding_buf);
 	http_resp_reset(r, max_header_bytes, max_body_bytes);
 	return r;
 }
@@ -621,6 +629,11 @@ const char *http_resp_last_modified(const struct http_resp *r)
 	return hvalue_get(r, &r->last_modified);
 }
 
+const char *http_resp_content_encoding(const struct http_resp *r)
+{
+	return hvalue_get(r, &r->content_encoding);
+}
+
 void http_resp_set_body_cb(struct http_resp *r, http_body_cb cb, void *arg)
 {
 	r->body_cb = cb;
@@ -707,6 +720,14 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		       const char *text, const char *user_agent,
 		       const char *extra)
 {
+	return http_build_request_enc(buf, size, r, text, user_agent,
+				      "identity", extra);
+}
+
+int http_build_request_enc(char *buf, size_t size, const struct url_ref *r,
+			   const char *text, const char *user_agent,
+			   const char *accept_encoding, const char *extra)
+{
 	char authority[300];
 	size_t pos = 0;
 
@@ -720,9 +741,9 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 	    !put(buf, size, &pos, text + r->target_off, r->target_len) ||
 	    !PUT_LIT(" HTTP/1.1\r\nHost: ") || !PUT_STR(authority) ||
 	    !PUT_LIT("\r\nUser-Agent: ") || !PUT_STR(user_agent) ||
-	    !PUT_LIT("\r\nAccept: */*\r\n"
-		     "Accept-Encoding: identity\r\n"
-		     "Connection: keep-alive\r\n") ||
+	    !PUT_LIT("\r\nAccept: */*\r\nAccept-Encoding: ") ||
+	    !PUT_STR(accept_encoding) ||
+	    !PUT_LIT("\r\nConnection: keep-alive\r\n") ||
 	    (extra != NULL && !PUT_STR(extra)) || !PUT_LIT("\r\n"))
 		return -1;
 	buf[pos] = '\0';

@@ -92,6 +92,8 @@ const char *http_resp_retry_after(const struct http_resp *r);
  * received (trimmed), or NULL. */
 const char *http_resp_etag(const struct http_resp *r);
 const char *http_resp_last_modified(const struct http_resp *r);
+/* The Content-Encoding value (at most 63 bytes), or NULL. */
+const char *http_resp_content_encoding(const struct http_resp *r);
 
 /* The final response's body bytes, de-chunked, as they are parsed (only
  * the bytes within max_body_bytes).  Stays set across resets. */
@@ -127,6 +129,11 @@ enum errkind http_error_kind(enum http_error e);
 int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		       const char *text, const char *user_agent,
 		       const char *extra);
+
+/* The same with another Accept-Encoding than identity ("gzip, deflate"). */
+int http_build_request_enc(char *buf, size_t size, const struct url_ref *r,
+			   const char *text, const char *user_agent,
+			   const char *accept_encoding, const char *extra);
 
 /* Whether a header value received from a server can be sent back in a
  * header (no control characters but tab). */

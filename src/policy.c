@@ -3,17 +3,13 @@
 
 #include "config.h"
 
-bool policy_retryable(const struct policy_outcome *o)
+bool policy_retryable(const struct config *cfg,
+		      const struct policy_outcome *o)
 {
 	if (!o->ok)
 		return o->error == ERR_CONNECT || o->error == ERR_TIMEOUT ||
 		       o->error == ERR_TRUNCATED;
-	switch (o->status) {
-	case 408: case 429: case 500: case 502: case 503: case 504:
-		return true;
-	default:
-		return false;
-	}
+	return config_retry_status(cfg, o->status);
 }
 
 enum policy_verdict policy_decide(const struct config *cfg,
@@ -28,7 +24,7 @@ enum policy_verdict policy_decide(const struct config *cfg,
 			return POLICY_TOO_MANY;
 		return POLICY_FOLLOW;
 	}
-	if (policy_retryable(o) && attempts <= cfg->retries)
+	if (policy_retryable(cfg, o) && attempts <= cfg->retries)
 		return draining ? POLICY_REQUEUE : POLICY_RETRY;
 	return POLICY_FINAL;
 }

@@ -43,8 +43,10 @@ enum policy_verdict policy_decide(const struct config *cfg,
 				  int redirects, bool draining);
 
 /* Is this outcome worth another attempt (a connection failure or timeout,
- * a cut response, or 408/429/500/502/503/504)? */
-bool policy_retryable(const struct policy_outcome *o);
+ * a cut response, or a status in [fetch] retry_statuses, by default
+ * 408/429/500/502/503/504)? */
+bool policy_retryable(const struct config *cfg,
+		      const struct policy_outcome *o);
 
 /* How long to wait before attempt number attempts + 1: Retry-After when the
  * server sent one, else "full jitter" (uniform in 0..bound, the bound

@@ -23,6 +23,8 @@ The path selects the behaviour; query parameters tune it:
   /slow?ms=M&len=N       wait M ms, then as /ok
   /status?code=N&len=L   that status, Content-Length body of L bytes
   /headers               200 with the request's header block as the body
+  /gzip?len=N&corrupt=1&cut=1  a gzip-coded body of N bytes (Content-
+                         Encoding: gzip), corrupt or cut on request
 
 Stateful and redirect cases (state is keyed by the `key` query parameter,
 so tests sharing one server stay independent):
@@ -307,7 +309,8 @@ async def handle_one(reader, writer, ip, method, target, head_block,
         info = conn_info or {}
         rec = {"t": time.monotonic(), "wall": time.time(), "end": None,
                "ip": ip, "conn": info.get("id"), "tls": info.get("tls", False),
-               "target": target}
+               "target": target,
+               "headers": head_block.decode("latin-1")}
         STATS.record(key, rec)
     req = Request(ip, target, rec)
     try:
@@ -673,6 +676,26 @@ async def behave(reader, writer, req, method, path, q, keep, head_block):
         if 100 <= code < 200 or code in (204, 304):
             n = 0
         data = ok_response(n, status="%d Status%d" % (code, code), keep=keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/gzip":
+        # A gzip-coded body of len bytes (corrupt=1 flips a byte in the
+        # middle of the stream; cut=1 drops its last 8 bytes), sent
+        # whatever the request accepts.
+        import gzip as _gzip
+        plain = body_bytes(qint(q, "len", 1000))
+        coded = bytearray(_gzip.compress(plain))
+        if q.get("corrupt", ["0"])[0] == "1":
+            coded[len(coded) // 2] ^= 0x55
+        if q.get("cut", ["0"])[0] == "1":
+            coded = coded[:-8]
+        data = head("HTTP/1.1 200 OK",
+                    [("Content-Type", "text/plain"),
+                     ("Content-Encoding", "gzip"),
+                     ("Content-Length", len(coded))]) + bytes(coded)
         req.finish()
         writer.write(data)
         await writer.drain()

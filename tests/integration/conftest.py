@@ -229,6 +229,9 @@ class Nginx:
     keepalive_requests 100000;
     keepalive_timeout 60s;
     sendfile on;
+    gzip on;
+    gzip_min_length 1;
+    gzip_types text/plain application/octet-stream;
     server {{
         listen 0.0.0.0:{port} reuseport backlog=4096;
         server_name _;

@@ -289,3 +289,98 @@ def test_prune_while_the_daemon_runs(gatherd, nginx):
     # daemon's read cursor); nothing queued was ever touched.
     left = g.query("SELECT id, state FROM results ORDER BY id")
     assert left and left[-1]["id"] == max_id
+
+
+# ====================================================================
+# Request headers, accept_encoding, retry_statuses (issue 12)
+# ====================================================================
+
+def test_configured_and_conditional_headers_are_sent(gatherd,
+                                                     fault_server):
+    """[fetch] header lines go with every request, in order, after
+    gatherd's own; Accept-Encoding follows accept_encoding; a re-fetch
+    adds If-None-Match / If-Modified-Since after them."""
+    f = fault_server
+    g = gatherd
+    k = "hd%d" % time.time_ns()
+    u = f.url("/ok?len=3&key=" + k)
+    g.write_config(text="""[gatherd]
+queue_file = queue
+database = results.db
+[fetch]
+retries = 0
+header = Accept-Language: de-CH, de;q=0.9
+header = Cookie: session=abc; theme=dark
+accept_encoding = gzip
+""")
+    g.write_queue([u])
+    g.once()
+    assert g.rows()[0]["status"] == 200
+    lines = f.records(k)[0]["headers"].split("\r\n")
+    assert lines[0] == "GET /ok?len=3&key=%s HTTP/1.1" % k, lines
+    assert lines[1:] == [
+        "Host: 127.0.0.1:%d" % f.port, "User-Agent: gatherd/0.1.0",
+        "Accept: */*", "Accept-Encoding: gzip", "Connection: keep-alive",
+        "Accept-Language: de-CH, de;q=0.9",
+        "Cookie: session=abc; theme=dark", "", ""], lines
+    # No validators from /ok: a re-fetch is not conditional.
+    assert cli(g, "refetch").returncode == 0
+    g.once()
+    lines = f.records(k)[1]["headers"].split("\r\n")
+    assert not any(l.startswith("If-") for l in lines), lines
+
+
+def test_gzip_is_decoded_as_it_streams(gatherd, nginx, fault_server):
+    """accept_encoding = gzip: nginx compresses, gatherd decodes; length
+    is the bytes received, decoded_length the page's size, body_sha256 the
+    digest of what was received.  A corrupt or cut stream is
+    http_protocol."""
+    g = gatherd
+    f = fault_server
+    big = nginx.url("big.bin?gz")
+    page = nginx.url("page.html?gz")
+    corrupt = f.url("/gzip?len=50000&corrupt=1")
+    cut = f.url("/gzip?len=50000&cut=1")
+    fine = f.url("/gzip?len=50000")
+    g.write_config(fetch={"accept_encoding": "gzip"})
+    g.write_queue([big, page, corrupt, cut, fine])
+    g.once()
+    rows = by_url(g)
+    for u, name in ((big, "big.bin"), (page, "page.html")):
+        r = rows[u]
+        size = DOCROOT_FILES[name]
+        assert r["state"] == "done" and r["status"] == 200, r
+        assert r["decoded_length"] == size, r
+        assert 0 < r["length"] < size, r           # it was compressed
+    r = rows[fine]
+    assert (r["decoded_length"], r["state"]) == (50000, "done"), r
+    assert 0 < r["length"] < 50000, r
+    for u in (corrupt, cut):
+        r = rows[u]
+        assert (r["state"], r["error"]) == ("failed", "http_protocol"), r
+        assert r["error_detail"].startswith("gzip: "), r
+    # Identity (the default): nothing to decode, decoded_length = length.
+    g2 = gatherd
+    g2.write_config()
+    g2.write_queue([nginx.url("big.bin?id")], mode="a")
+    g2.once()
+    r = by_url(g2)[nginx.url("big.bin?id")]
+    assert r["length"] == r["decoded_length"] == DOCROOT_FILES["big.bin"]
+
+
+def test_retry_statuses(gatherd, fault_server):
+    """retry_statuses replaces the fixed list: 418 retried when listed,
+    503 not retried when not."""
+    f = fault_server
+    g = gatherd
+    k = "rs%d" % time.time_ns()
+    teapot = f.url("/flaky?fail=1&code=418&key=%s-a" % k)
+    unavailable = f.url("/flaky?fail=1&code=503&key=%s-b" % k)
+    g.write_config(fetch={"retries": 2, "retry_backoff_ms": 0,
+                          "retry_statuses": "418,429"})
+    g.write_queue([teapot, unavailable])
+    g.once()
+    rows = by_url(g)
+    assert (rows[teapot]["status"], rows[teapot]["attempts"]) == (200, 2)
+    assert (rows[unavailable]["status"],
+            rows[unavailable]["attempts"]) == (503, 1)

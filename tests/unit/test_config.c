@@ -198,7 +198,7 @@ static void test_table(void)
 		TAP_CHECK(config_option_default(n) != NULL);
 		n++;
 	}
-	TAP_CHECK(n == 29);
+	TAP_CHECK(n == 32);
 	TAP_CHECK(config_option_name(-1) == NULL);
 	TAP_CHECK(config_option_default(n) == NULL);
 	TAP_CHECK_STR(config_option_name(0), "gatherd.queue_file");
@@ -357,6 +357,67 @@ static void test_parse_enum(void)
 		  strstr(cause, "[capture] digest: bad value \"md5\" (use "
 				"sha256, none)") != NULL);
 	free(cause);
+}
+
+static void test_header_list(void)
+{
+	struct config cfg;
+	char *cause = NULL;
+	static const char *const one[] = {"fetch.header=X-Set: 1"};
+	static const char *const two[] = {"fetch.header=X-Set: 1",
+					  "fetch.header=X-Set: 2"};
+
+	TAP_CHECK(load("[fetch]\nheader = Accept-Language: de\n"
+		       "header = Cookie: a=b; c=d\n",
+		       &cfg) == 0);
+	TAP_CHECK_STR(cfg.headers, "Accept-Language: de\nCookie: a=b; c=d");
+	TAP_CHECK_STR(cfg.header_lines,
+		      "Accept-Language: de\r\nCookie: a=b; c=d\r\n");
+	config_free(&cfg);
+	/* The first --set replaces the file's list, later ones add. */
+	TAP_CHECK(load_with("[fetch]\nheader = A: 1\n", one, 1, &cfg,
+			    &cause) == 0);
+	TAP_CHECK_STR(cfg.headers, "X-Set: 1");
+	config_free(&cfg);
+	TAP_CHECK(load_with("[fetch]\nheader = A: 1\n", two, 2, &cfg,
+			    &cause) == 0);
+	TAP_CHECK_STR(cfg.headers, "X-Set: 1\nX-Set: 2");
+	config_free(&cfg);
+	/* An empty value clears. */
+	TAP_CHECK(load("[fetch]\nheader = A: 1\nheader =\nheader = B: 2\n",
+		       &cfg) == 0);
+	TAP_CHECK_STR(cfg.headers, "B: 2");
+	config_free(&cfg);
+	TAP_CHECK(load("[fetch]\n", &cfg) == 0);
+	TAP_CHECK(cfg.header_lines == NULL);
+	config_free(&cfg);
+	/* Refused, each naming its line. */
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{"[fetch]\nheader = A: 1\nheader = Host: x\n",
+		 "c.conf:3: [fetch] header: Host cannot be set"},
+		{"[fetch]\nheader = user-agent: x\n",
+		 "use [fetch] user_agent"},
+		{"[fetch]\nheader = Connection: close\n",
+		 "Connection cannot be set"},
+		{"[fetch]\nheader = no colon here\n",
+		 "is not \"Name: value\""},
+		{"[fetch]\nheader = Bad Name: 1\n",
+		 "bad character 0x20 in the header name"},
+		{"[fetch]\naccept_encoding = br\n",
+		 "bad value \"br\" (use identity, gzip)"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cause = NULL;
+		TAP_CHECK(load_with(bad[i].text, NULL, 0, &cfg, &cause) == -1);
+		if (cause == NULL || strstr(cause, bad[i].want) == NULL) {
+			printf("# got \"%s\", want \"%s\"\n",
+			       cause ? cause : "(null)", bad[i].want);
+			TAP_CHECK(false);
+		}
+		free(cause);
+	}
 }
 
 static void test_parse_strings(void)
@@ -938,6 +999,7 @@ static const struct tap_test tests[] = {
     {"booleans", test_parse_bool},
     {"log levels", test_parse_log_level},
     {"enumerations", test_parse_enum},
+    {"header: a list key", test_header_list},
     {"strings, comments, indentation", test_parse_strings},
     {"dns.nameserver forms", test_nameserver},
     {"tls.ca_file", test_ca_file},

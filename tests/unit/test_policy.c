@@ -70,6 +70,7 @@ static void test_errkind_names(void)
 
 static void test_retryable(void)
 {
+	cfg_defaults();
 	static const int yes[] = {408, 429, 500, 502, 503, 504};
 	static const int no[] = {200, 204, 301, 304, 400, 401, 403, 404,
 				 410, 501, 505, 599};
@@ -77,25 +78,70 @@ static void test_retryable(void)
 
 	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
 		o = response(yes[i]);
-		TAP_CHECK(policy_retryable(&o));
+		TAP_CHECK(policy_retryable(&cfg, &o));
 	}
 	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
 		o = response(no[i]);
-		TAP_CHECK(!policy_retryable(&o));
+		TAP_CHECK(!policy_retryable(&cfg, &o));
 	}
 	o = failure(ERR_CONNECT);
-	TAP_CHECK(policy_retryable(&o));
+	TAP_CHECK(policy_retryable(&cfg, &o));
 	o = failure(ERR_TIMEOUT);
-	TAP_CHECK(policy_retryable(&o));
+	TAP_CHECK(policy_retryable(&cfg, &o));
 	o = failure(ERR_TRUNCATED);
-	TAP_CHECK(policy_retryable(&o));
+	TAP_CHECK(policy_retryable(&cfg, &o));
 	static const enum errkind final[] = {
 		ERR_INVALID_URL, ERR_DNS, ERR_TLS, ERR_HTTP_PROTOCOL,
 		ERR_TOO_LARGE, ERR_TOO_MANY_REDIRECTS};
 	for (size_t i = 0; i < sizeof final / sizeof final[0]; i++) {
 		o = failure(final[i]);
-		TAP_CHECK(!policy_retryable(&o));
+		TAP_CHECK(!policy_retryable(&cfg, &o));
 	}
+}
+
+static void test_retry_statuses(void)
+{
+	static const struct config_override ov[] = {
+		{"gatherd.queue_file=/tmp/gatherd-test-policy.queue"},
+		{"gatherd.database=/tmp/gatherd-test-policy.db"},
+		{"fetch.retry_statuses=429, 520,599"},
+	};
+	char *cause = NULL;
+	struct policy_outcome o;
+
+	config_free(&cfg);
+	TAP_CHECK(config_load(&cfg, "/dev/null", ov, 3, &cause) == 0);
+	o = response(429);
+	TAP_CHECK(policy_retryable(&cfg, &o));
+	o = response(520);
+	TAP_CHECK(policy_retryable(&cfg, &o));
+	o = response(599);
+	TAP_CHECK(policy_retryable(&cfg, &o));
+	o = response(503);
+	TAP_CHECK(!policy_retryable(&cfg, &o));
+	o = failure(ERR_TIMEOUT);
+	TAP_CHECK(policy_retryable(&cfg, &o));
+	/* Empty: no status is retried. */
+	static const struct config_override none[] = {
+		{"gatherd.queue_file=/tmp/gatherd-test-policy.queue"},
+		{"gatherd.database=/tmp/gatherd-test-policy.db"},
+		{"fetch.retry_statuses="},
+	};
+	config_free(&cfg);
+	TAP_CHECK(config_load(&cfg, "/dev/null", none, 3, &cause) == 0);
+	o = response(503);
+	TAP_CHECK(!policy_retryable(&cfg, &o));
+	/* Not a list of statuses. */
+	static const struct config_override bad[] = {
+		{"gatherd.queue_file=/tmp/gatherd-test-policy.queue"},
+		{"gatherd.database=/tmp/gatherd-test-policy.db"},
+		{"fetch.retry_statuses=503,600"},
+	};
+	config_free(&cfg);
+	TAP_CHECK(config_load(&cfg, "/dev/null", bad, 3, &cause) == -1);
+	TAP_CHECK(cause != NULL && strstr(cause, "retry_statuses") != NULL);
+	free(cause);
+	cfg_defaults();
 }
 
 static void test_retry_budget(void)
@@ -171,6 +217,7 @@ static void test_retry_delay(void)
 static const struct tap_test tests[] = {
 	{"error kinds: one name table, names parse back", test_errkind_names},
 	{"retryable outcomes", test_retryable},
+	{"retry_statuses changes the list", test_retry_statuses},
 	{"retry budget, and requeue while shutting down", test_retry_budget},
 	{"redirects: follow, limit, downgrade on the parsed scheme",
 	 test_redirects},
