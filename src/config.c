@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxy.h"
 #include "util.h"
 
 #ifndef GATHERD_VERSION
@@ -144,6 +145,10 @@ static const struct config_opt options[] = {
 		    encoding_names, true),
 	OPTION_STR("fetch", "retry_statuses", retry_statuses,
 		   "408,429,500,502,503,504", true, check_statuses),
+	OPTION_STR("fetch", "proxy", proxy, "", false, proxy_check_url),
+	OPTION_STR("fetch", "https_proxy", https_proxy, "", false,
+		   proxy_check_url),
+	OPTION_STR("fetch", "no_proxy", no_proxy, "", false, NULL),
 
 	OPTION_BOOL("tls", "verify", tls_verify, "true", false),
 	OPTION_PATH("tls", "ca_file", tls_ca_file,

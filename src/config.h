@@ -40,6 +40,9 @@ struct config {
 	char *headers;          /* "Name: value" lines, "\n"-separated */
 	int accept_encoding;    /* enum config_encoding */
 	char *retry_statuses;   /* "408,429,..." */
+	char *proxy;            /* "" = none ([fetch] proxy) */
+	char *https_proxy;
+	char *no_proxy;
 	/* Computed from the above (config_derive in config.c): */
 	char *header_lines;     /* the headers as request lines, or NULL */
 	uint64_t retry_status_bits[CONFIG_STATUS_WORDS];

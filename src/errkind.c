@@ -14,6 +14,8 @@ static const char *const errkind_names[ERR_KIND_COUNT] = {
 	[ERR_TRUNCATED] = "truncated",
 	[ERR_TOO_LARGE] = "too_large",
 	[ERR_TOO_MANY_REDIRECTS] = "too_many_redirects",
+	[ERR_ROBOTS] = "robots",
+	[ERR_PROXY] = "proxy",
 };
 
 const char *errkind_name(enum errkind k)

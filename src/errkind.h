@@ -17,6 +17,8 @@ enum errkind {
 	ERR_TRUNCATED,          /* "truncated" */
 	ERR_TOO_LARGE,          /* "too_large" */
 	ERR_TOO_MANY_REDIRECTS, /* "too_many_redirects" */
+	ERR_ROBOTS,             /* "robots": disallowed by robots.txt */
+	ERR_PROXY,              /* "proxy": the proxy refused or is down */
 	ERR_KIND_COUNT
 };
 

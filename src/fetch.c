@@ -33,6 +33,7 @@
 #include "dns.h"
 #include "http.h"
 #include "log.h"
+#include "proxy.h"
 #include "tls.h"
 #include "url.h"
 #include "util.h"
@@ -41,13 +42,15 @@ enum fetch_state {
 	FETCH_NEW,
 	FETCH_RESOLVING,
 	FETCH_CONNECTING,
+	FETCH_TUNNEL, /* waiting for the proxy's answer to CONNECT */
 	FETCH_HANDSHAKE,
 	FETCH_WAITING,
 	FETCH_DONE,
 };
 
 static const char *const fetch_state_names[] = {
-	"new", "resolving", "connecting", "handshake", "waiting", "done"};
+	"new", "resolving", "connecting", "tunnel", "handshake", "waiting",
+	"done"};
 
 struct fetch {
 	struct fetch_ctx ctx;
@@ -63,7 +66,12 @@ struct fetch {
 	uint16_t port;
 	bool literal;
 	char host[256];
-	char key[320]; /* pool key: scheme://authority */
+	char key[600]; /* pool key: the origin (and the proxy, if any) */
+	/* What the TCP connection goes to: the origin, or the proxy. */
+	const struct proxy *proxy;
+	const char *dial_host;
+	uint16_t dial_port;
+	bool dial_literal;
 	char *request;
 	size_t request_len;
 	struct dns_req *dns;
@@ -261,6 +269,17 @@ static void fetch_complete(struct fetch *f, bool reusable)
 {
 	const char *ct = http_resp_content_type(f->parser);
 
+	if (f->proxy != NULL && f->scheme == URL_HTTP &&
+	    http_resp_status(f->parser) == 407) {
+		/* Always the proxy's own answer, never the origin's. */
+		conn_release(f->conn, false);
+		f->conn = NULL;
+		fetch_fail(f, ERR_PROXY,
+			   "proxy %s refused the request: 407 Proxy "
+			   "Authentication Required",
+			   f->proxy->name);
+		return;
+	}
 	if (f->decoder != NULL && decode_finish(f->decoder) != 0) {
 		/* The response came whole, but its coding did not undo:
 		 * corrupt (or a bomb past max_body_bytes). */
@@ -552,6 +571,14 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 		fetch_handshake_event(f, bev, what);
 		return;
 	}
+	if (f->state == FETCH_TUNNEL) {
+		fetch_fail(f, ERR_PROXY, "proxy %s %s during CONNECT",
+			   f->proxy->name,
+			   (what & BEV_EVENT_EOF) ? "closed the connection"
+						  : evutil_socket_error_to_string(
+							    err));
+		return;
+	}
 	if (f->state != FETCH_WAITING)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -604,6 +631,84 @@ static void fetch_closed(struct fetch *f, short what, int err)
 }
 
 /* The dial ended: go on over the connection that won, or fail. */
+/* The CONNECT reply is in (its header block, `n` bytes): on 2xx the
+ * tunnel is open and TLS to the origin starts inside it. */
+static void fetch_tunnel_reply(struct fetch *f, const char *head, size_t n)
+{
+	int status = 0;
+	char reason[64] = "";
+
+	if (n < 12 || strncmp(head, "HTTP/1.", 7) != 0 ||
+	    sscanf(head + 9, "%3d %63[^\r\n]", &status, reason) < 1) {
+		fetch_fail(f, ERR_PROXY,
+			   "proxy %s sent a malformed reply to CONNECT",
+			   f->proxy->name);
+		return;
+	}
+	if (status < 200 || status > 299) {
+		fetch_fail(f, ERR_PROXY, "proxy %s refused CONNECT to %s:%u: %d%s%s",
+			   f->proxy->name, f->host, f->port, status,
+			   reason[0] ? " " : "", reason);
+		return;
+	}
+	bufferevent_disable(conn_bev(f->conn), EV_READ);
+	fetch_start_tls(f, util_mono_ms());
+}
+
+/* The proxy's answer to CONNECT, read up to the end of its headers. */
+static void fetch_tunnel_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fetch *f = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end;
+	char head[8192];
+
+	if (f->state != FETCH_TUNNEL)
+		return;
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) >= sizeof head)
+			fetch_fail(f, ERR_PROXY,
+				   "proxy %s: reply to CONNECT longer than "
+				   "%zu bytes",
+				   f->proxy->name, sizeof head);
+		return;
+	}
+	size_t n = (size_t)end.pos + 4;
+	if (n >= sizeof head) {
+		fetch_fail(f, ERR_PROXY,
+			   "proxy %s: reply to CONNECT longer than %zu bytes",
+			   f->proxy->name, sizeof head);
+		return;
+	}
+	evbuffer_remove(in, head, n);
+	head[n] = '\0';
+	fetch_tunnel_reply(f, head, n);
+}
+
+/* HTTPS through a proxy: ask it for a tunnel to the origin (RFC 9110
+ * section 9.3.6). */
+static void fetch_tunnel(struct fetch *f)
+{
+	struct bufferevent *bev = conn_bev(f->conn);
+	char *req;
+
+	fetch_set_state(f, FETCH_TUNNEL);
+	req = util_printf("CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n"
+			  "%s\r\n",
+			  strchr(f->host, ':') ? "[" : "", f->host,
+			  strchr(f->host, ':') ? "]" : "", f->port,
+			  strchr(f->host, ':') ? "[" : "", f->host,
+			  strchr(f->host, ':') ? "]" : "", f->port,
+			  f->proxy->auth ? f->proxy->auth : "");
+	conn_set_cbs(f->conn, fetch_tunnel_read_cb, fetch_event_cb, f);
+	if (bufferevent_enable(bev, EV_READ) != 0 ||
+	    conn_write(f->conn, req, strlen(req)) != 0)
+		fetch_fail(f, ERR_PROXY, "cannot write to proxy %s: %s",
+			   f->proxy->name, strerror(errno));
+	free(req);
+}
+
 static void fetch_dial_cb(void *arg, const struct dial_result *res)
 {
 	struct fetch *f = arg;
@@ -612,16 +717,27 @@ static void fetch_dial_cb(void *arg, const struct dial_result *res)
 	if (res->conn == NULL) {
 		if (res->err == EMFILE || res->err == ENFILE)
 			f->res.fd_exhausted = true;
-		fetch_fail(f, ERR_CONNECT, "cannot connect to %s port %u: %s",
-			   f->host, f->port,
-			   strerror(res->err != 0 ? res->err : EIO));
+		if (f->proxy != NULL && !f->res.fd_exhausted)
+			fetch_fail(f, ERR_PROXY,
+				   "cannot connect to proxy %s: %s",
+				   f->proxy->name,
+				   strerror(res->err != 0 ? res->err : EIO));
+		else
+			fetch_fail(f, ERR_CONNECT,
+				   "cannot connect to %s port %u: %s",
+				   f->dial_host, f->dial_port,
+				   strerror(res->err != 0 ? res->err : EIO));
 		return;
 	}
 	f->conn = res->conn;
 	f->res.connect_ms = res->connect_ms;
 	conn_set_peer(f->conn, &res->addr.sa);
-	if (!f->literal)
-		dns_note_connected(f->ctx.dns, f->host, &res->addr);
+	if (!f->dial_literal)
+		dns_note_connected(f->ctx.dns, f->dial_host, &res->addr);
+	if (f->scheme == URL_HTTPS && f->proxy != NULL) {
+		fetch_tunnel(f);
+		return;
+	}
 	if (f->scheme == URL_HTTPS) {
 		fetch_start_tls(f, util_mono_ms());
 		return;
@@ -634,7 +750,7 @@ static void fetch_connect(struct fetch *f)
 {
 	fetch_set_state(f, FETCH_CONNECTING);
 	f->dial = dial_start(f->ctx.base, f->ctx.pool, f->key,
-			     f->scheme == URL_HTTPS, &f->addrs, f->port,
+			     f->scheme == URL_HTTPS, &f->addrs, f->dial_port,
 			     fetch_dial_cb, f);
 }
 
@@ -646,7 +762,11 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 	f->dns = NULL;
 	f->res.dns_ms = util_mono_ms() - f->dns_start_ms;
 	if (addrs == NULL) {
-		fetch_fail(f, ERR_DNS, "%s", error);
+		if (f->proxy != NULL)
+			fetch_fail(f, ERR_PROXY, "proxy %s: %s",
+				   f->proxy->name, error);
+		else
+			fetch_fail(f, ERR_DNS, "%s", error);
 		return;
 	}
 	f->addrs = *addrs;
@@ -659,11 +779,12 @@ static void fetch_literal_addr(struct fetch *f)
 	union dns_sockaddr *a = &f->addrs.addr[0];
 
 	memset(&f->addrs, 0, sizeof f->addrs);
-	if (inet_pton(AF_INET, f->host, &a->in.sin_addr) == 1) {
+	if (inet_pton(AF_INET, f->dial_host, &a->in.sin_addr) == 1) {
 		a->in.sin_family = AF_INET;
 		f->addrs.len[0] = sizeof a->in;
 		f->addrs.n = 1;
-	} else if (inet_pton(AF_INET6, f->host, &a->in6.sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, f->dial_host, &a->in6.sin6_addr) ==
+		   1) {
 		a->in6.sin6_family = AF_INET6;
 		f->addrs.len[0] = sizeof a->in6;
 		f->addrs.n = 1;
@@ -682,7 +803,7 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	}
 	f->reused = false;
 	fetch_arm_timer(f);
-	if (f->literal || f->addrs.n > 0) {
+	if (f->dial_literal || f->addrs.n > 0) {
 		if (f->addrs.n == 0)
 			fetch_literal_addr(f);
 		fetch_connect(f);
@@ -690,7 +811,7 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	}
 	fetch_set_state(f, FETCH_RESOLVING);
 	f->dns_start_ms = util_mono_ms();
-	f->dns = dns_resolve(f->ctx.dns, f->host, fetch_dns_cb, f);
+	f->dns = dns_resolve(f->ctx.dns, f->dial_host, fetch_dns_cb, f);
 }
 
 /* Arm the timer for the nearest deadline: connecting (DNS included) must
@@ -723,6 +844,8 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 		fetch_fail(f, ERR_TIMEOUT, "%s not finished within %d ms",
 			   f->state == FETCH_RESOLVING	  ? "DNS lookup"
 			   : f->state == FETCH_HANDSHAKE ? "TLS handshake"
+			   : f->state == FETCH_TUNNEL	  ? "CONNECT through the "
+							    "proxy"
 							  : "connect",
 			   cfg->connect_timeout_ms);
 		return;
@@ -801,14 +924,43 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	 * bytes). */
 	url_ref_host(ref, url, f->host, sizeof f->host);
 	url_ref_origin(ref, url, f->key, sizeof f->key);
+	f->dial_host = f->host;
+	f->dial_port = f->port;
+	f->dial_literal = f->literal;
+	f->proxy = proxies_for(ctx->proxies, f->scheme, f->host);
+	if (f->proxy != NULL) {
+		/* Plain HTTP: one pool of connections to the proxy for every
+		 * origin.  HTTPS: a tunnel per origin. */
+		size_t kl = strlen(f->key);
+
+		if (f->scheme == URL_HTTP)
+			snprintf(f->key, sizeof f->key, "proxy:%s",
+				 f->proxy->name);
+		else
+			snprintf(f->key + kl, sizeof f->key - kl, " via %s",
+				 f->proxy->name);
+		f->dial_host = f->proxy->host;
+		f->dial_port = f->proxy->port;
+		f->dial_literal = f->proxy->literal;
+	}
+	/* Plain HTTP through a proxy: the target in absolute form, and the
+	 * proxy's credentials with it. */
+	bool via = f->proxy != NULL && f->scheme == URL_HTTP;
 	char *extra = fetch_extra_headers(ctx->cfg, cond);
+	if (via && f->proxy->auth != NULL) {
+		char *both = util_printf("%s%s", extra ? extra : "",
+					 f->proxy->auth);
+
+		free(extra);
+		extra = both;
+	}
 	size = http_request_size(ref, ctx->cfg->user_agent, extra);
 	f->request = xmalloc(size);
-	n = http_build_request_enc(
+	n = http_build_request_ex(
 		f->request, size, ref, url, ctx->cfg->user_agent,
 		ctx->cfg->accept_encoding == CONFIG_ENCODING_GZIP ? "gzip"
 								   : "identity",
-		extra);
+		extra, via);
 	free(extra);
 	if (n < 0) {
 		fetch_fail(f, ERR_INVALID_URL, "request does not fit");

@@ -27,6 +27,7 @@ struct fetch_ctx {
 	struct conn_pool *pool;
 	struct dns *dns;
 	struct tls *tls;
+	const struct proxies *proxies; /* NULL: every connection direct */
 };
 
 /* The outcome.  Strings are malloc'd and owned by the receiver; `error`

@@ -712,7 +712,7 @@ size_t http_request_size(const struct url_ref *r, const char *user_agent,
 	/* The fixed text, the target, the authority (at most a 253-byte
 	 * host, brackets and ":65535"), the user agent and the extra
 	 * header lines, plus a NUL. */
-	return 128 + 1 + r->target_len + 264 + strlen(user_agent) +
+	return 128 + 1 + r->target_len + 2 * 264 + strlen(user_agent) +
 	       (extra != NULL ? strlen(extra) : 0) + 1;
 }
 
@@ -720,13 +720,14 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		       const char *text, const char *user_agent,
 		       const char *extra)
 {
-	return http_build_request_enc(buf, size, r, text, user_agent,
-				      "identity", extra);
+	return http_build_request_ex(buf, size, r, text, user_agent,
+				     "identity", extra, false);
 }
 
-int http_build_request_enc(char *buf, size_t size, const struct url_ref *r,
-			   const char *text, const char *user_agent,
-			   const char *accept_encoding, const char *extra)
+int http_build_request_ex(char *buf, size_t size, const struct url_ref *r,
+			  const char *text, const char *user_agent,
+			  const char *accept_encoding, const char *extra,
+			  bool absolute)
 {
 	char authority[300];
 	size_t pos = 0;
@@ -737,6 +738,9 @@ int http_build_request_enc(char *buf, size_t size, const struct url_ref *r,
 	/* Built with memcpy rather than snprintf: this runs for every
 	 * request, and formatting was a visible share of the CPU time. */
 	if (!PUT_LIT("GET ") ||
+	    (absolute && !PUT_STR(r->scheme == URL_HTTPS ? "https://"
+							 : "http://")) ||
+	    (absolute && !PUT_STR(authority)) ||
 	    ((r->flags & URL_REF_SLASH) && !PUT_LIT("/")) ||
 	    !put(buf, size, &pos, text + r->target_off, r->target_len) ||
 	    !PUT_LIT(" HTTP/1.1\r\nHost: ") || !PUT_STR(authority) ||

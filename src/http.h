@@ -130,10 +130,13 @@ int http_build_request(char *buf, size_t size, const struct url_ref *r,
 		       const char *text, const char *user_agent,
 		       const char *extra);
 
-/* The same with another Accept-Encoding than identity ("gzip, deflate"). */
-int http_build_request_enc(char *buf, size_t size, const struct url_ref *r,
-			   const char *text, const char *user_agent,
-			   const char *accept_encoding, const char *extra);
+/* The same with another Accept-Encoding than identity, and with the
+ * target in absolute form ("GET http://host/path", for a proxy) when
+ * `absolute`. */
+int http_build_request_ex(char *buf, size_t size, const struct url_ref *r,
+			  const char *text, const char *user_agent,
+			  const char *accept_encoding, const char *extra,
+			  bool absolute);
 
 /* Whether a header value received from a server can be sent back in a
  * header (no control characters but tab). */

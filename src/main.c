@@ -20,6 +20,7 @@
 #include "fetch.h"
 #include "lock.h"
 #include "maint.h"
+#include "proxy.h"
 #include "log.h"
 #include "queue.h"
 #include "scheduler.h"
@@ -63,6 +64,7 @@ struct app {
 	struct sched *sched;
 	struct dns *dns;
 	struct tls *tls;
+	struct proxies *proxies;
 	struct conn_pool *pool;
 	struct stats *stats;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
@@ -425,7 +427,18 @@ static int app_run(struct app *a)
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
 	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));
 
-	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls};
+	a->proxies = proxies_new(a->cfg.proxy, a->cfg.https_proxy,
+				 a->cfg.no_proxy, true, &cause);
+	if (a->proxies == NULL) {
+		/* The configured values were checked at load: this is an
+		 * environment variable. */
+		log_error("%s (from the environment)", cause);
+		free(cause);
+		rc = 2;
+		goto out;
+	}
+	struct fetch_ctx fctx = {a->base, &a->cfg, a->pool, a->dns, a->tls,
+				 a->proxies};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
 			     oj.first_queued - 1, app_idle_cb, a);
 	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
@@ -490,6 +503,7 @@ out:
 	conn_pool_free(a->pool);
 	dns_free(a->dns);
 	tls_free(a->tls);
+	proxies_free(a->proxies);
 	if (a->store != NULL)
 		thread_call(a->worker, app_close_store_work, a->store);
 	thread_stop(a->worker);

@@ -8,7 +8,7 @@ bool policy_retryable(const struct config *cfg,
 {
 	if (!o->ok)
 		return o->error == ERR_CONNECT || o->error == ERR_TIMEOUT ||
-		       o->error == ERR_TRUNCATED;
+		       o->error == ERR_TRUNCATED || o->error == ERR_PROXY;
 	return config_retry_status(cfg, o->status);
 }
 

@@ -43,7 +43,8 @@ enum policy_verdict policy_decide(const struct config *cfg,
 				  int redirects, bool draining);
 
 /* Is this outcome worth another attempt (a connection failure or timeout,
- * a cut response, or a status in [fetch] retry_statuses, by default
+ * a cut response, a proxy that failed, or a status in [fetch]
+ * retry_statuses, by default
  * 408/429/500/502/503/504)? */
 bool policy_retryable(const struct config *cfg,
 		      const struct policy_outcome *o);

@@ -23,6 +23,7 @@ The path selects the behaviour; query parameters tune it:
   /slow?ms=M&len=N       wait M ms, then as /ok
   /status?code=N&len=L   that status, Content-Length body of L bytes
   /headers               200 with the request's header block as the body
+  /proxy407              407 Proxy Authentication Required (as a proxy)
   /gzip?len=N&corrupt=1&cut=1  a gzip-coded body of N bytes (Content-
                          Encoding: gzip), corrupt or cut on request
 
@@ -676,6 +677,18 @@ async def behave(reader, writer, req, method, path, q, keep, head_block):
         if 100 <= code < 200 or code in (204, 304):
             n = 0
         data = ok_response(n, status="%d Status%d" % (code, code), keep=keep)
+        req.finish()
+        writer.write(data)
+        await writer.drain()
+        return keep
+
+    if path == "/proxy407":
+        # What a proxy says to a request without its credentials (the
+        # fault server stands in for a proxy: an absolute-form target
+        # "http://origin/proxy407" has this path).
+        data = head("HTTP/1.1 407 Proxy Authentication Required",
+                    [("Proxy-Authenticate", 'Basic realm="test"'),
+                     ("Content-Length", 0)])
         req.finish()
         writer.write(data)
         await writer.drain()

@@ -30,6 +30,13 @@ GATHERD_BIN = os.environ.get("GATHERD_BIN", str(REPO / "build" / "gatherd"))
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 DNSMASQ = os.environ.get("DNSMASQ", "/usr/sbin/dnsmasq")
 
+# gatherd falls back to curl's proxy variables: tests that want a proxy
+# configure one, and no test may reach anything through a proxy of the
+# machine's.
+for _var in ("http_proxy", "https_proxy", "HTTPS_PROXY", "no_proxy",
+             "NO_PROXY", "all_proxy", "ALL_PROXY"):
+    os.environ.pop(_var, None)
+
 # Markers of sanitizer reports in gatherd's stderr: any of them fails a test.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:")

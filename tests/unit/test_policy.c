@@ -90,9 +90,11 @@ static void test_retryable(void)
 	TAP_CHECK(policy_retryable(&cfg, &o));
 	o = failure(ERR_TRUNCATED);
 	TAP_CHECK(policy_retryable(&cfg, &o));
+	o = failure(ERR_PROXY);
+	TAP_CHECK(policy_retryable(&cfg, &o));
 	static const enum errkind final[] = {
 		ERR_INVALID_URL, ERR_DNS, ERR_TLS, ERR_HTTP_PROTOCOL,
-		ERR_TOO_LARGE, ERR_TOO_MANY_REDIRECTS};
+		ERR_TOO_LARGE, ERR_TOO_MANY_REDIRECTS, ERR_ROBOTS};
 	for (size_t i = 0; i < sizeof final / sizeof final[0]; i++) {
 		o = failure(final[i]);
 		TAP_CHECK(!policy_retryable(&cfg, &o));
