@@ -1090,6 +1090,52 @@ static bool option_equal(const struct config *a, const struct config *b,
 	return false;
 }
 
+/* Option o's value in cfg as text for the log, with what may be secret
+ * kept out: a proxy URL's credentials, the header values. */
+static char *option_log_text(const struct config *cfg,
+			     const struct config_opt *o)
+{
+	const void *f = field_cptr(cfg, o);
+
+	switch (o->type) {
+	case OPT_INT:
+		return util_printf("%d", *(const int *)f);
+	case OPT_INT64:
+		return util_printf("%lld", (long long)*(const int64_t *)f);
+	case OPT_BOOL:
+		return xstrdup(*(const bool *)f ? "true" : "false");
+	case OPT_LOGLEVEL:
+		return xstrdup(log_level_name(*(const int *)f));
+	case OPT_ENUM:
+		return xstrdup(o->names[*(const int *)f]);
+	case OPT_LIST: {
+		const char *v = *(char *const *)f;
+		int n = v[0] != '\0';
+
+		for (; *v != '\0'; v++)
+			n += *v == '\n';
+		return util_printf("%d value%s", n, n == 1 ? "" : "s");
+	}
+	case OPT_STRING:
+	case OPT_PATH: {
+		const char *v = *(char *const *)f;
+		const char *at = o->check == proxy_check_url ? strrchr(v, '@')
+							     : NULL;
+
+		if (v[0] == '\0')
+			return xstrdup("(empty)");
+		if (at != NULL) {
+			const char *s = strstr(v, "://");
+
+			s = s != NULL ? s + 3 : v;
+			return util_printf("%.*s***%s", (int)(s - v), v, at);
+		}
+		return xstrdup(v);
+	}
+	}
+	return xstrdup("?");
+}
+
 void config_apply_reload(struct config *cur, const struct config *next,
 			 bool *changed_fixed)
 {
@@ -1102,10 +1148,21 @@ void config_apply_reload(struct config *cur, const struct config *next,
 
 		if (option_equal(cur, next, o))
 			continue;
+		char *was = option_log_text(cur, o);
+		char *now = option_log_text(next, o);
 		if (!o->reloadable) {
+			log_warn("reload: [%s] %s: %s -> %s needs a restart "
+				 "(keeping %s)",
+				 o->section, o->key, was, now, was);
+			free(was);
+			free(now);
 			fixed = true;
 			continue;
 		}
+		log_info("reload: [%s] %s: %s -> %s", o->section, o->key, was,
+			 now);
+		free(was);
+		free(now);
 		dst = field_ptr(cur, o);
 		src = field_cptr(next, o);
 		switch (o->type) {

@@ -322,9 +322,7 @@ static void app_reload(struct app *a)
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
 	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));
 	log_info("configuration reloaded%s",
-		 fixed ? " (changes to queue_file, database, [tls] and [dns] "
-			 "need a restart)"
-		       : "");
+		 fixed ? " (some changes need a restart: see above)" : "");
 	sched_kick(a->sched);
 	app_notify("READY=1");
 }

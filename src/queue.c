@@ -103,6 +103,7 @@ struct queue {
 	bool stopped;
 	bool caught_up;
 	int64_t partial_since_ms; /* cur ends in an unterminated line since */
+	bool gone_logged; /* nothing at the path any more, and it was said */
 	bool partial_warned;
 	queue_ingested_cb cb;
 	void *cb_arg;
@@ -542,8 +543,22 @@ static bool queue_follow_rotation(struct queue *q)
 	char *cause = NULL;
 	struct qfile next;
 
-	if (stat(q->path, &st) != 0)
-		return false; /* renamed away, new one not created yet */
+	if (stat(q->path, &st) != 0) {
+		/* Renamed away (rotation under way), or removed: say which,
+		 * once, so that an `rm` is not mistaken for a rotation. */
+		if (!q->gone_logged && errno == ENOENT) {
+			struct stat cur;
+			bool removed = fstat(q->cur.fd, &cur) == 0 &&
+				       cur.st_nlink == 0;
+
+			log_info("queue file %s was %s: waiting for a new "
+				 "one at that path",
+				 q->path, removed ? "removed" : "renamed");
+			q->gone_logged = true;
+		}
+		return false;
+	}
+	q->gone_logged = false;
 	if (st.st_dev == q->cur.dev && st.st_ino == q->cur.ino)
 		return false;
 	if (q->old.fd >= 0) {

@@ -48,8 +48,9 @@ static void stats_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	sched_get_stats(st->sched, &ss);
 	uint64_t total = ss.done + ss.failed;
+	/* Rows in flight are not waiting any more. */
 	int64_t queued = st->queued_at_start + (int64_t)st->ingested -
-			 (int64_t)total;
+			 (int64_t)total - (int64_t)ss.in_flight;
 	double secs = (double)(now - st->last_ms) / 1000.0;
 	double rate = secs > 0 ? (double)(total - st->last_total) / secs : 0;
 

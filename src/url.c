@@ -372,13 +372,15 @@ int url_parse_ref(const char *s, size_t len, struct url_ref *out,
 		*reason = reason_too_long;
 		return -1;
 	}
-	if (has_bad_byte(s, len)) {
-		*reason = "space or control character in URL";
-		return -1;
-	}
+	/* The scheme first: "not a url" is better told it has none than
+	 * that it has spaces. */
 	slen = scheme_len(s, len);
 	if (slen == 0) {
 		*reason = "missing scheme";
+		return -1;
+	}
+	if (has_bad_byte(s, len)) {
+		*reason = "space or control character in URL";
 		return -1;
 	}
 	if (scheme_is(s, slen, "http")) {

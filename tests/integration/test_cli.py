@@ -145,3 +145,85 @@ def test_relative_paths_resolve_against_config_dir(gatherd, fault_server,
     assert os.listdir(elsewhere) == []
     rows = gatherd.rows()
     assert [(r["state"], r["length"]) for r in rows] == [("done", 5)]
+
+
+def test_usage_errors_are_one_line(gatherd):
+    """A usage error is one line and a pointer to --help (exit 2), not
+    the whole help; options are checked against their command."""
+    for args, msg in (
+            (["--no-such-option"], "unrecognized option"),
+            (["bogus-command"], 'gatherd: unknown command "bogus-command"'),
+            (["status", "--once"], "gatherd status: --once is not an "
+                                   "option of status"),
+            (["--json"], "gatherd: --json is not an option of the daemon"),
+            (["prune", "--url-like", "x"], "gatherd prune: --url-like is "
+                                           "not an option of prune"),
+            (["status", "extra"], 'gatherd status: unexpected argument '
+                                  '"extra"')):
+        cp = gatherd.run(*args, config=False)
+        assert cp.returncode == 2, (args, cp.stderr)
+        lines = [l for l in cp.stderr.splitlines() if l]
+        assert lines[-1] == "Try 'gatherd --help'.", (args, cp.stderr)
+        assert len(lines) <= 2 and msg in lines[0], (args, cp.stderr)
+        assert "usage:" not in cp.stderr
+
+
+def test_not_a_url_is_a_missing_scheme(gatherd):
+    gatherd.write_config()
+    cp = gatherd.run("submit", "-c", str(gatherd.conf), "not a url",
+                     config=False)
+    assert cp.returncode == 2
+    assert "missing scheme" in cp.stderr, cp.stderr
+
+
+def test_reload_logs_each_changed_key(gatherd):
+    """SIGHUP logs every changed key as `key: old -> new`; a key that
+    needs a restart is a warning naming it, and keeps its value; proxy
+    credentials and header values stay out of the log."""
+    import signal
+    from conftest import wait_for
+    g = gatherd
+    g.write_config(fetch={"max_in_flight": 64,
+                          "proxy": "http://u:hunter2@127.0.0.1:9"})
+    proc = g.start()
+    g.wait_ready(proc)
+    g.write_config(fetch={"max_in_flight": 8, "header": "Cookie: secret=1",
+                          "proxy": "http://u:hunter3@127.0.0.1:10"},
+                   gatherd={"database": "other.db"})
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in g.stderr_of(proc), 10,
+             what="reload")
+    rc, _ = g.stop(proc)
+    err = g.stderr_of(proc)
+    assert rc == 0
+    assert "info: reload: [fetch] max_in_flight: 64 -> 8" in err, err
+    assert "info: reload: [fetch] header: 0 values -> 1 value" in err, err
+    assert re.search(r"warn: reload: \[gatherd\] database: \S+/results\.db "
+                     r"-> \S+/other\.db needs a restart", err), err
+    assert ("warn: reload: [fetch] proxy: http://***@127.0.0.1:9 -> "
+            "http://***@127.0.0.1:10 needs a restart") in err, err
+    assert "hunter" not in err and "secret=1" not in err
+
+
+def test_stats_line_and_queue_removal_messages(gatherd, fault_server):
+    """The stats line does not count rows in flight as queued, and `rm
+    queue` is logged as a removal, not as a rotation."""
+    import signal
+    from conftest import wait_for
+    f = fault_server
+    g = gatherd
+    urls = [f.url("/slow?ms=3000&len=1&i=%d" % i) for i in range(4)]
+    g.write_config(gatherd={"stats_interval_s": 1},
+                   fetch={"max_in_flight": 4, "max_per_host": 4})
+    g.write_queue(urls)
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_for(lambda: "in flight 4, queued 0," in g.stderr_of(proc), 10,
+             what="a stats line with everything in flight")
+    os.unlink(g.queue)
+    wait_for(lambda: "was removed: waiting for a new one" in
+             g.stderr_of(proc), 10, what="the removal logged")
+    rc, _ = g.stop(proc, signal.SIGINT)
+    err = g.stderr_of(proc)
+    assert "was rotated" not in err, err
+    assert not re.search(r"in flight 4, queued [1-9]", err), err

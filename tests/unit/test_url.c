@@ -282,11 +282,12 @@ static const struct invalid_case invalid_cases[] = {
     {"http://h/a\x7f", 0, "space or control character in URL"},
     {"http://h/#a b", 0, "space or control character in URL"},
     {"http://h/?a b", 0, "space or control character in URL"},
-    {" http://h/", 0, "space or control character in URL"},
+    {" http://h/", 0, "missing scheme"},
+    {"not a url", 0, "missing scheme"},
     {"http://h/ ", 0, "space or control character in URL"},
     {"http://h\x01/", 0, "space or control character in URL"},
     {"http://h/a\0b", 12, "space or control character in URL"},
-    {"http\0://h/", 10, "space or control character in URL"},
+    {"http\0://h/", 10, "missing scheme"},
 };
 
 static void test_invalid(void)
