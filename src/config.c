@@ -645,8 +645,15 @@ bool config_retry_status(const struct config *cfg, int status)
 /* It goes into every request's header block as written. */
 static char *check_user_agent(const char *value)
 {
+	size_t n = strlen(value);
+
 	if (value[0] == '\0')
 		return xstrdup("must not be empty");
+	if (n >= 2 && (value[0] == '"' || value[0] == '\'') &&
+	    value[n - 1] == value[0])
+		log_warn("[fetch] user_agent is quoted (%s): the quotes are "
+			 "sent as written",
+			 value);
 	for (const char *p = value; *p != '\0'; p++)
 		if (*p < 0x20 || *p > 0x7e)
 			return util_printf("must be printable ASCII (bad byte "
@@ -751,7 +758,18 @@ static char *config_reader_cb(char *str, int num, void *stream)
 
 	if (*s == '#' || *s == ';') {
 		*s = '\0'; /* comments may be longer than inih's buffer */
-	} else if (*s == '[') {
+	} else if (*s != '[') {
+		/* " #" starts a comment after a value too, as " ;" does for
+		 * inih: people write both. */
+		for (char *p = s + 1; *p != '\0'; p++) {
+			if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+				while (p > s && (p[-1] == ' ' || p[-1] == '\t'))
+					p--;
+				*p = '\0';
+				break;
+			}
+		}
+	} else {
 		/* inih takes the name between the brackets as written. */
 		const char *rb = strchr(s + 1, ']');
 

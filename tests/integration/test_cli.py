@@ -227,3 +227,11 @@ def test_stats_line_and_queue_removal_messages(gatherd, fault_server):
     err = g.stderr_of(proc)
     assert "was rotated" not in err, err
     assert not re.search(r"in flight 4, queued [1-9]", err), err
+
+
+def test_quoted_user_agent_warns(gatherd):
+    gatherd.write_config(fetch={"user_agent": '"mybot/1.0"'})
+    cp = gatherd.run("check-config")
+    assert cp.returncode == 0, cp.stderr
+    assert "user_agent is quoted" in cp.stderr
+    assert "the quotes are sent as written" in cp.stderr

@@ -338,6 +338,20 @@ static void test_parse_log_level(void)
 	}
 }
 
+static void test_inline_hash_comment(void)
+{
+	struct config cfg;
+
+	TAP_CHECK(load("[fetch]\nmax_in_flight = 12 # twelve\n"
+		       "user_agent = bot/1\t# mine\n"
+		       "header = X-A: a#b # c\n",
+		       &cfg) == 0);
+	TAP_CHECK(cfg.max_in_flight == 12);
+	TAP_CHECK_STR(cfg.user_agent, "bot/1");
+	TAP_CHECK_STR(cfg.headers, "X-A: a#b");
+	config_free(&cfg);
+}
+
 static void test_parse_enum(void)
 {
 	struct config cfg;
@@ -999,6 +1013,7 @@ static const struct tap_test tests[] = {
     {"booleans", test_parse_bool},
     {"log levels", test_parse_log_level},
     {"enumerations", test_parse_enum},
+    {"' #' starts an inline comment", test_inline_hash_comment},
     {"header: a list key", test_header_list},
     {"strings, comments, indentation", test_parse_strings},
     {"dns.nameserver forms", test_nameserver},
