@@ -31,7 +31,7 @@ struct cli_submit {
 /* How many bytes at the end of fd (of `size` bytes) follow its last
  * newline: an unfinished line.  Looks at most `max` bytes back; returns
  * -1 when it cannot read. */
-static int64_t cli_partial_tail(int fd, int64_t size, int64_t max)
+int64_t cli_partial_tail(int fd, int64_t size, int64_t max)
 {
 	char buf[4096];
 	int64_t end = size, seen = 0;
@@ -239,102 +239,4 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 		close(c.fd);
 	free(c.buf);
 	return rc;
-}
-
-/* Write s as a JSON string. */
-static void cli_json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
-int cli_status(const struct config *cfg, bool json)
-{
-	struct store_status st;
-	char *cause = NULL;
-
-	if (store_read_status(cfg->database, util_wall_ms(), &st, &cause) !=
-	    0) {
-		fprintf(stderr, "gatherd: %s\n", cause);
-		free(cause);
-		return 1;
-	}
-	double rate = (double)st.fetched_last_60s / 60.0;
-	/* Bytes at the end of the queue file that wait for a newline (-1:
-	 * the file cannot be read by this user). */
-	int64_t partial = -1;
-	int qfd = open(cfg->queue_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct stat qst;
-	if (qfd >= 0) {
-		if (fstat(qfd, &qst) == 0 && S_ISREG(qst.st_mode))
-			partial = cli_partial_tail(qfd, qst.st_size,
-						   64 * 1024);
-		close(qfd);
-	} else if (errno == ENOENT) {
-		partial = 0;
-	}
-	if (json) {
-		printf("{\"database\": ");
-		cli_json_str(cfg->database);
-		printf(", \"schema_version\": %d, \"queued\": %lld, "
-		       "\"done\": %lld, \"failed\": %lld, \"errors\": {",
-		       st.schema_version, (long long)st.queued,
-		       (long long)st.done, (long long)st.failed);
-		for (int i = 0; i < st.n_errors; i++) {
-			printf(i ? ", " : "");
-			cli_json_str(st.errors[i].kind);
-			printf(": %lld", (long long)st.errors[i].count);
-		}
-		printf("}, \"fetched_last_60s\": %lld, \"rate_per_s\": %.2f, "
-		       "\"oldest_queued\": ",
-		       (long long)st.fetched_last_60s, rate);
-		if (st.oldest_queued_id > 0) {
-			printf("{\"id\": %lld, \"url\": ",
-			       (long long)st.oldest_queued_id);
-			cli_json_str(st.oldest_queued_url);
-			printf(", \"queued_at\": ");
-			cli_json_str(st.oldest_queued_at);
-			printf(", \"age_s\": %lld}",
-			       (long long)st.oldest_queued_age_s);
-		} else {
-			printf("null");
-		}
-		if (partial >= 0)
-			printf(", \"queue_partial_bytes\": %lld",
-			       (long long)partial);
-		else
-			printf(", \"queue_partial_bytes\": null");
-		printf("}\n");
-		return 0;
-	}
-	printf("database  %s (schema %d)\n", cfg->database, st.schema_version);
-	printf("queued    %lld\n", (long long)st.queued);
-	printf("done      %lld\n", (long long)st.done);
-	printf("failed    %lld\n", (long long)st.failed);
-	for (int i = 0; i < st.n_errors; i++)
-		printf("  %-20s %lld\n", st.errors[i].kind,
-		       (long long)st.errors[i].count);
-	printf("rate      %.1f/s over the last minute (%lld results)\n", rate,
-	       (long long)st.fetched_last_60s);
-	if (st.oldest_queued_id > 0)
-		printf("oldest    #%lld queued %s (%lld s ago): %s\n",
-		       (long long)st.oldest_queued_id, st.oldest_queued_at,
-		       (long long)st.oldest_queued_age_s, st.oldest_queued_url);
-	else
-		printf("oldest    nothing queued\n");
-	if (partial > 0)
-		printf("unfinished %lld bytes at the end of %s wait for a "
-		       "newline\n",
-		       (long long)partial, cfg->queue_file);
-	return 0;
 }

@@ -1,9 +1,10 @@
-/* The client commands: `gatherd submit` and `gatherd status`.  They run
- * without the daemon's event loop and never disturb a running daemon. */
+/* `gatherd submit`: appending URLs to the queue file from the command
+ * line, beside a running daemon. */
 #ifndef GATHERD_CLI_H
 #define GATHERD_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct config;
 
@@ -14,8 +15,9 @@ struct config;
  * ones are still queued), 1 the queue file could not be written. */
 int cli_submit(const struct config *cfg, int n, char **urls);
 
-/* Print counts by state and error kind, the recent rate and the oldest
- * queued row, as text or JSON.  Returns the exit status. */
-int cli_status(const struct config *cfg, bool json);
+/* How many bytes at the end of fd (of `size` bytes) follow its last
+ * newline: an unfinished line.  Looks at most `max` bytes back; -1 when it
+ * cannot read. */
+int64_t cli_partial_tail(int fd, int64_t size, int64_t max);
 
 #endif

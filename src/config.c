@@ -184,6 +184,7 @@ struct origin {
  * error only: later ones are usually consequences of it. */
 struct load_state {
 	struct config *cfg;
+	unsigned flags; /* CONFIG_LOAD_* */
 	const char *file; /* config file path as given, or NULL */
 	char *file_dir;	  /* its absolute directory, for relative paths */
 	FILE *fp;	  /* while reading the file */
@@ -985,6 +986,10 @@ static int load_validate(struct load_state *st)
 
 		if (o->check == NULL || o->type == OPT_LIST)
 			continue; /* list values were checked one by one */
+		if ((st->flags & CONFIG_LOAD_DB_ONLY) &&
+		    o->check == check_parent_dir &&
+		    strcmp(o->key, "database") != 0)
+			continue; /* status: the queue file does not matter */
 		value = *(char *const *)field_cptr(cfg, o);
 		why = o->check(value);
 		if (why == NULL)
@@ -1015,12 +1020,20 @@ static int load_validate(struct load_state *st)
 int config_load(struct config *cfg, const char *path,
 		const struct config_override *ov, int n_ov, char **cause)
 {
+	return config_load_ex(cfg, path, ov, n_ov, 0, cause);
+}
+
+int config_load_ex(struct config *cfg, const char *path,
+		   const struct config_override *ov, int n_ov, unsigned flags,
+		   char **cause)
+{
 	struct load_state st;
 	char *cwd = NULL;
 
 	memset(cfg, 0, sizeof *cfg);
 	memset(&st, 0, sizeof st);
 	st.cfg = cfg;
+	st.flags = flags;
 
 	for (int i = 0; i < N_OPTIONS; i++) {
 		char *why = option_set(cfg, &options[i], options[i].def, NULL);

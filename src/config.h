@@ -94,6 +94,13 @@ int config_load(struct config *cfg, const char *path,
 		const struct config_override *ov, int n_ov, char **cause)
     __attribute__((warn_unused_result));
 
+/* The same, with CONFIG_LOAD_* flags. */
+#define CONFIG_LOAD_DB_ONLY 1u /* only the database is used: the queue
+				* file's directory need not exist */
+int config_load_ex(struct config *cfg, const char *path,
+		   const struct config_override *ov, int n_ov, unsigned flags,
+		   char **cause) __attribute__((warn_unused_result));
+
 /* Free the strings of *cfg (which stays safe to free again). */
 void config_free(struct config *cfg);
 

@@ -20,6 +20,7 @@
 #include "fetch.h"
 #include "lock.h"
 #include "maint.h"
+#include "status.h"
 #include "proxy.h"
 #include "log.h"
 #include "queue.h"
@@ -77,7 +78,8 @@ static void usage(FILE *f)
 		"usage: gatherd [-c FILE] [--set section.key=value]... "
 		"[--once]\n"
 		"       gatherd submit [-c FILE] URL... | -\n"
-		"       gatherd status [-c FILE] [--json]\n"
+		"       gatherd status [-c FILE] [--json] [--hosts [N]] "
+		"[--check]\n"
 		"       gatherd refetch [-c FILE] [--older-than DURATION] "
 		"[--url-like PATTERN]\n"
 		"               [--error KIND | --state failed] [--dry-run]\n"
@@ -97,6 +99,11 @@ static void usage(FILE *f)
 		"queued,\n"
 		"                      then exit\n"
 		"  --json              (status) print JSON\n"
+		"  --hosts [N]         (status) the N hosts with the most "
+		"queued rows\n"
+		"  --check             (status) exit 0 only when a daemon runs "
+		"and is\n"
+		"                      healthy (its heartbeat is fresh)\n"
 		"  --older-than D      (refetch, prune) rows fetched longer ago "
 		"than D:\n"
 		"                      30d, 12h, 90m, 45s, 2w\n"
@@ -439,7 +446,8 @@ static int app_run(struct app *a)
 				 a->proxies};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
 			     oj.first_queued - 1, app_idle_cb, a);
-	a->stats = stats_new(a->base, &a->cfg, a->sched, oj.queued);
+	a->stats = stats_new(a->base, &a->cfg, a->sched, a->worker, a->store,
+			     oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
 		       &oj.qs, app_ingested_cb, a,
 		       &a->queue, &cause) != 0) {
@@ -543,6 +551,8 @@ static const struct {
 	 ONLY(CMD_RUN) | ONLY(CMD_CHECK)},
 	{{"once", no_argument, NULL, 'o'}, ONLY(CMD_RUN)},
 	{{"json", no_argument, NULL, 'j'}, ONLY(CMD_STATUS)},
+	{{"check", no_argument, NULL, 'k'}, ONLY(CMD_STATUS)},
+	{{"hosts", optional_argument, NULL, 'H'}, ONLY(CMD_STATUS)},
 	{{"older-than", required_argument, NULL, 'O'},
 	 ONLY(CMD_REFETCH) | ONLY(CMD_PRUNE)},
 	{{"url-like", required_argument, NULL, 'L'}, ONLY(CMD_REFETCH)},
@@ -562,6 +572,7 @@ int main(int argc, char **argv)
 		"", "check-config", "submit", "status", "refetch", "prune"};
 	struct option opts[N_APP_OPTIONS + 1];
 	struct maint_args ma = {0};
+	struct status_opts so = {0};
 	struct app a;
 	enum app_cmd cmd = CMD_RUN;
 	bool json = false;
@@ -614,6 +625,33 @@ int main(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'k':
+			so.check = true;
+			break;
+		case 'H': {
+			/* --hosts, --hosts=N or --hosts N */
+			const char *v = optarg;
+			char *end;
+
+			if (v == NULL && optind < argc &&
+			    argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				v = argv[optind++];
+			so.hosts = 10;
+			if (v != NULL) {
+				long n = strtol(v, &end, 10);
+
+				if (*end != '\0' || n < 1 || n > 100000) {
+					free(a.ov);
+					return usage_error(
+						"status",
+						"--hosts \"%s\" is not a "
+						"number of hosts",
+						v);
+				}
+				so.hosts = (size_t)n;
+			}
+			break;
+		}
 		case 'O':
 			ma.older_than = optarg;
 			break;
@@ -652,8 +690,19 @@ int main(int argc, char **argv)
 		free(a.ov);
 		return rc;
 	}
-	if (config_load(&a.cfg, a.cfg_path, a.ov, a.n_ov, &cause) != 0) {
-		fprintf(stderr, "gatherd: %s\n", cause);
+	if (config_load_ex(&a.cfg, a.cfg_path, a.ov, a.n_ov,
+			   cmd == CMD_STATUS ? CONFIG_LOAD_DB_ONLY : 0,
+			   &cause) != 0) {
+		if (cmd == CMD_STATUS && json) {
+			/* Scripts read status --json: JSON even for this. */
+			printf("{\"error\": \"");
+			for (const char *p = cause; *p; p++)
+				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c",
+				       *p);
+			printf("\"}\n");
+		} else {
+			fprintf(stderr, "gatherd: %s\n", cause);
+		}
 		free(cause);
 		free(a.ov);
 		return 2;
@@ -668,7 +717,8 @@ int main(int argc, char **argv)
 		rc = cli_submit(&a.cfg, argc - optind, argv + optind);
 		break;
 	case CMD_STATUS:
-		rc = cli_status(&a.cfg, json);
+		so.json = json;
+		rc = status_main(&a.cfg, &so);
 		break;
 	case CMD_REFETCH:
 		rc = maint_refetch(&a.cfg, &ma);

@@ -137,6 +137,16 @@ void *map_del(struct map *m, const char *key)
 	return v;
 }
 
+void map_foreach(const struct map *m,
+		 void (*fn)(void *arg, const char *key, void *value),
+		 void *arg)
+{
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (const struct map_entry *e = m->buckets[i]; e != NULL;
+		     e = e->next)
+			fn(arg, e->key, e->value);
+}
+
 size_t map_count(const struct map *m)
 {
 	return m->count;

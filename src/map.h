@@ -17,5 +17,10 @@ void map_put(struct map *m, const char *key, void *value);
 /* Remove key; returns its value or NULL. */
 void *map_del(struct map *m, const char *key);
 size_t map_count(const struct map *m);
+/* Call fn on every key and value, in no particular order (fn must not
+ * change the map). */
+void map_foreach(const struct map *m,
+		 void (*fn)(void *arg, const char *key, void *value),
+		 void *arg);
 
 #endif

@@ -828,6 +828,42 @@ void sched_get_stats(const struct sched *s, struct sched_stats *st)
 	st->in_memory = s->in_mem;
 }
 
+struct sched_top {
+	struct store_host_load *out;
+	size_t n, max;
+};
+
+/* Keep the busiest hosts seen so far in out (insertion into a small sorted
+ * array: max is about a hundred). */
+static void sched_top_add(void *arg, const char *key, void *value)
+{
+	struct sched_top *t = arg;
+	const struct host *h = value;
+	size_t i;
+
+	if (h->in_flight == 0)
+		return;
+	if (t->n == t->max && t->out[t->n - 1].in_flight >= h->in_flight)
+		return;
+	if (t->n < t->max)
+		t->n++;
+	for (i = t->n - 1; i > 0 && t->out[i - 1].in_flight < h->in_flight;
+	     i--)
+		t->out[i] = t->out[i - 1];
+	t->out[i].key = key;
+	t->out[i].in_flight = h->in_flight;
+}
+
+size_t sched_busiest_hosts(const struct sched *s, struct store_host_load *out,
+			   size_t max)
+{
+	struct sched_top t = {out, 0, max};
+
+	if (max > 0)
+		map_foreach(s->hosts, sched_top_add, &t);
+	return t.n;
+}
+
 static void host_free_all(void *v)
 {
 	struct host *h = v;

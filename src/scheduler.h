@@ -57,6 +57,12 @@ bool sched_drained(const struct sched *s);
 
 void sched_get_stats(const struct sched *s, struct sched_stats *st);
 
+/* Up to `max` hosts with the most fetches in flight, busiest first, into
+ * out (keys valid until the scheduler runs again); returns how many. */
+struct store_host_load;
+size_t sched_busiest_hosts(const struct sched *s, struct store_host_load *out,
+			   size_t max);
+
 void sched_free(struct sched *s);
 
 #endif

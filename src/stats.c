@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -12,16 +14,37 @@
 #include "config.h"
 #include "log.h"
 #include "scheduler.h"
+#include "store.h"
+#include "thread.h"
 #include "util.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
+#define STATS_HB_HOSTS 100 /* busiest hosts kept in the heartbeat */
+
+/* One heartbeat on its way to the worker: it owns copies of the host
+ * keys, since the scheduler may free those hosts meanwhile. */
+struct stats_hb {
+	struct stats *st;
+	struct store_heartbeat hb;
+	struct store_host_load hosts[STATS_HB_HOSTS];
+	int rc;
+	char *cause;
+};
+
 struct stats {
 	const struct config *cfg;
 	const struct sched *sched;
+	struct worker *worker;
+	struct store *store;
 	struct event *ev;
+	int64_t started_wall_ms;
+	int64_t last_hb_ms;
+	bool hb_in_flight;
+	bool hb_warned;
+	char hostname[256];
 	int64_t queued_at_start;
 	uint64_t ingested, invalid;
 	uint64_t last_total;
@@ -35,6 +58,79 @@ static void stats_arm(struct stats *st)
 	struct timeval tv = {s, 0};
 
 	event_add(st->ev, &tv);
+}
+
+static int stats_hb_interval(const struct stats *st)
+{
+	return st->cfg->stats_interval_s > 0 ? st->cfg->stats_interval_s : 10;
+}
+
+/* Fill a heartbeat with what the daemon knows now. */
+static struct stats_hb *stats_hb_make(struct stats *st, bool stopped)
+{
+	struct stats_hb *j = xcalloc(1, sizeof *j);
+	struct sched_stats ss;
+
+	sched_get_stats(st->sched, &ss);
+	j->st = st;
+	j->hb.pid = getpid();
+	j->hb.host = st->hostname;
+	j->hb.version = GATHERD_VERSION;
+	j->hb.started_ms = st->started_wall_ms;
+	j->hb.now_ms = util_wall_ms();
+	j->hb.interval_s = stats_hb_interval(st);
+	j->hb.in_flight = (int64_t)ss.in_flight;
+	j->hb.stopped = stopped;
+	j->hb.n_hosts = stopped ? 0
+				: sched_busiest_hosts(st->sched, j->hosts,
+						      STATS_HB_HOSTS);
+	for (size_t i = 0; i < j->hb.n_hosts; i++)
+		j->hosts[i].key = xstrdup(j->hosts[i].key);
+	j->hb.hosts = j->hosts;
+	return j;
+}
+
+static void stats_hb_free(struct stats_hb *j)
+{
+	for (size_t i = 0; i < j->hb.n_hosts; i++)
+		free((char *)j->hosts[i].key);
+	free(j->cause);
+	free(j);
+}
+
+static void stats_hb_work(void *arg)
+{
+	struct stats_hb *j = arg;
+
+	j->rc = store_heartbeat(j->st->store, &j->hb, &j->cause);
+}
+
+static void stats_hb_done(void *arg)
+{
+	struct stats_hb *j = arg;
+	struct stats *st = j->st;
+
+	st->hb_in_flight = false;
+	if (j->rc != 0 && !st->hb_warned) {
+		log_warn("cannot write the heartbeat (status will not see "
+			 "this daemon as healthy): %s",
+			 j->cause);
+		st->hb_warned = true;
+	} else if (j->rc == 0) {
+		st->hb_warned = false;
+	}
+	stats_hb_free(j);
+}
+
+/* Send a heartbeat unless one is still on its way. */
+static void stats_heartbeat(struct stats *st)
+{
+	if (st->hb_in_flight || st->store == NULL)
+		return;
+	st->hb_in_flight = true;
+	st->last_hb_ms = util_mono_ms();
+	to_thread(st->worker, stats_hb_work, stats_hb_make(st, false),
+		  stats_hb_done);
 }
 
 static void stats_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -69,14 +165,22 @@ static void stats_tick_cb(evutil_socket_t fd, short what, void *arg)
 #endif
 	st->last_total = total;
 	st->last_ms = now;
+	if (now - st->last_hb_ms >= stats_hb_interval(st) * 1000 - 500)
+		stats_heartbeat(st);
 	stats_arm(st);
 }
 
 struct stats *stats_new(struct event_base *base, const struct config *cfg,
-			const struct sched *sched, int64_t queued)
+			const struct sched *sched, struct worker *w,
+			struct store *store, int64_t queued)
 {
 	struct stats *st = xcalloc(1, sizeof *st);
 
+	st->worker = w;
+	st->store = store;
+	st->started_wall_ms = util_wall_ms();
+	if (gethostname(st->hostname, sizeof st->hostname - 1) != 0)
+		st->hostname[0] = '\0';
 	st->cfg = cfg;
 	st->sched = sched;
 	st->queued_at_start = queued;
@@ -85,6 +189,7 @@ struct stats *stats_new(struct event_base *base, const struct config *cfg,
 	if (st->ev == NULL)
 		util_oom();
 	stats_arm(st);
+	stats_heartbeat(st);
 	return st;
 }
 
@@ -105,6 +210,14 @@ void stats_final(struct stats *st)
 		 " invalid) in %.1f s",
 		 ss.done + ss.failed, ss.done, ss.failed,
 		 st->ingested + st->invalid, st->invalid, secs);
+	/* The last heartbeat says the daemon stopped.  Synchronously: the
+	 * loop is over, and the store is closed right after. */
+	if (st->store != NULL) {
+		struct stats_hb *j = stats_hb_make(st, true);
+
+		thread_call(st->worker, stats_hb_work, j);
+		stats_hb_free(j);
+	}
 }
 
 void stats_free(struct stats *st)

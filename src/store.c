@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 /* Prepared statements live as long as the connection: the hot paths
@@ -528,7 +529,147 @@ static int store_query_int(sqlite3 *db, const char *sql, int64_t bind,
 	return 0;
 }
 
-int store_read_status(const char *path, int64_t now_ms,
+/* SQL function gatherd_host(url): the URL's "host:port" (NULL when it
+ * does not parse), so that status can group rows by host. */
+static void store_fn_host(sqlite3_context *ctx, int argc, sqlite3_value **v)
+{
+	const char *url = (const char *)sqlite3_value_text(v[0]);
+	const char *reason;
+	struct url_ref r;
+	char key[300];
+
+	(void)argc;
+	if (url == NULL ||
+	    url_parse_ref(url, (size_t)sqlite3_value_bytes(v[0]), &r,
+			  &reason) != 0 ||
+	    url_ref_host_port(&r, url, key, sizeof key, true) < 0) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	sqlite3_result_text(ctx, key, -1, SQLITE_TRANSIENT);
+}
+
+/* Aggregate median(x): the middle value (the lower of the two middle ones
+ * for an even count), NULL without values. */
+struct store_median {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static void store_median_step(sqlite3_context *ctx, int argc,
+			      sqlite3_value **v)
+{
+	struct store_median *m = sqlite3_aggregate_context(ctx, sizeof *m);
+
+	(void)argc;
+	if (m == NULL || sqlite3_value_type(v[0]) == SQLITE_NULL)
+		return;
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->v = xrealloc(m->v, m->cap * sizeof *m->v);
+	}
+	m->v[m->n++] = sqlite3_value_int64(v[0]);
+}
+
+static int store_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void store_median_final(sqlite3_context *ctx)
+{
+	struct store_median *m = sqlite3_aggregate_context(ctx, 0);
+
+	if (m == NULL || m->n == 0) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	qsort(m->v, m->n, sizeof *m->v, store_cmp_i64);
+	sqlite3_result_int64(ctx, m->v[(m->n - 1) / 2]);
+	free(m->v);
+}
+
+/* status --hosts: the busiest hosts by queued rows, then failures. */
+static int store_read_hosts(sqlite3 *db, size_t max, struct store_status *out)
+{
+	static const char sql[] =
+		"SELECT h, sum(state = 0), sum(state = 1), sum(state = 2),"
+		" median(CASE WHEN state = 1 THEN elapsed_ms END),"
+		" (SELECT in_flight FROM daemon_hosts d WHERE d.host = h)"
+		" FROM (SELECT gatherd_host(url) AS h, state, elapsed_ms"
+		"       FROM urls) WHERE h IS NOT NULL"
+		" GROUP BY h ORDER BY 2 DESC, 4 DESC, 1 LIMIT ?1";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_create_function(db, "gatherd_host", 1,
+				    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				    store_fn_host, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_create_function(db, "median", 1, SQLITE_UTF8, NULL, NULL,
+				    store_median_step,
+				    store_median_final) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (int64_t)max);
+	out->hosts = xcalloc(max, sizeof *out->hosts);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n_hosts < max) {
+		struct store_host_status *h = &out->hosts[out->n_hosts++];
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		snprintf(h->host, sizeof h->host, "%s", name ? name : "?");
+		h->queued = sqlite3_column_int64(st, 1);
+		h->done = sqlite3_column_int64(st, 2);
+		h->failed = sqlite3_column_int64(st, 3);
+		h->median_ms = sqlite3_column_type(st, 4) == SQLITE_NULL
+				       ? -1
+				       : sqlite3_column_int64(st, 4);
+		h->in_flight = sqlite3_column_type(st, 5) == SQLITE_NULL
+				       ? 0
+				       : sqlite3_column_int64(st, 5);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* The daemon's heartbeat row, when there is one. */
+static int store_read_daemon(sqlite3 *db, struct store_status *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT pid, host, version, started_at, "
+			       "heartbeat_at, interval_s, in_flight, "
+			       "stopped_at FROM daemon WHERE slot = 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 1);
+		const char *v = (const char *)sqlite3_column_text(st, 2);
+
+		out->has_daemon = true;
+		out->daemon_pid = sqlite3_column_int64(st, 0);
+		snprintf(out->daemon_host, sizeof out->daemon_host, "%s",
+			 h ? h : "");
+		snprintf(out->daemon_version, sizeof out->daemon_version, "%s",
+			 v ? v : "");
+		out->daemon_started_ms = sqlite3_column_int64(st, 3);
+		out->daemon_heartbeat_ms = sqlite3_column_int64(st, 4);
+		out->daemon_interval_s = sqlite3_column_int(st, 5);
+		out->daemon_in_flight = sqlite3_column_int64(st, 6);
+		out->daemon_stopped_ms =
+			sqlite3_column_type(st, 7) == SQLITE_NULL
+				? 0
+				: sqlite3_column_int64(st, 7);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_read_status(const char *path, int64_t now_ms, size_t hosts_max,
 		      struct store_status *out, char **cause)
 {
 	sqlite3 *db = NULL;
@@ -616,6 +757,12 @@ int store_read_status(const char *path, int64_t now_ms,
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail_db;
+	/* Tables of later versions: a database not migrated yet has none. */
+	if (out->schema_version >= 9 && store_read_daemon(db, out) != 0)
+		goto fail_db;
+	if (out->schema_version >= 9 && hosts_max > 0 &&
+	    store_read_hosts(db, hosts_max, out) != 0)
 		goto fail_db;
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
@@ -843,5 +990,71 @@ fail:
 	sqlite3_finalize(st);
 	sqlite3_finalize(del);
 	sqlite3_close(db);
+	return -1;
+}
+
+int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
+		    char **cause)
+{
+	sqlite3_stmt *st = NULL;
+	char *err = NULL;
+
+	if (store_begin(s, cause) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO daemon (slot, pid, host, version, started_at, "
+		    "heartbeat_at, interval_s, in_flight, stopped_at) VALUES "
+		    "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (slot) DO "
+		    "UPDATE SET pid = excluded.pid, host = excluded.host, "
+		    "version = excluded.version, "
+		    "started_at = excluded.started_at, "
+		    "heartbeat_at = excluded.heartbeat_at, "
+		    "interval_s = excluded.interval_s, "
+		    "in_flight = excluded.in_flight, "
+		    "stopped_at = excluded.stopped_at",
+		    -1, &st, NULL) != SQLITE_OK)
+		goto fail_db;
+	sqlite3_bind_int64(st, 1, hb->pid);
+	store_bind_text_or_null(st, 2, hb->host);
+	store_bind_text_or_null(st, 3, hb->version);
+	sqlite3_bind_int64(st, 4, hb->started_ms);
+	sqlite3_bind_int64(st, 5, hb->now_ms);
+	sqlite3_bind_int(st, 6, hb->interval_s);
+	sqlite3_bind_int64(st, 7, hb->in_flight);
+	store_bind_opt(st, 8, hb->stopped ? hb->now_ms : -1);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail_db;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_exec(s, "DELETE FROM daemon_hosts", &err) != 0)
+		goto fail_err;
+	if (hb->n_hosts > 0) {
+		if (sqlite3_prepare_v2(s->db,
+				       "INSERT OR REPLACE INTO daemon_hosts "
+				       "(host, in_flight) VALUES (?1, ?2)",
+				       -1, &st, NULL) != SQLITE_OK)
+			goto fail_db;
+		for (size_t i = 0; i < hb->n_hosts; i++) {
+			sqlite3_bind_text(st, 1, hb->hosts[i].key, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, hb->hosts[i].in_flight);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				goto fail_db;
+			sqlite3_reset(st);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	return store_commit(s, cause) == 0 ? 0 : (store_rollback(s), -1);
+fail_err:
+	*cause = util_printf("heartbeat: %s", err);
+	free(err);
+	store_rollback(s);
+	return -1;
+fail_db:
+	*cause = store_err(s, "heartbeat");
+	sqlite3_finalize(st);
+	store_rollback(s);
 	return -1;
 }

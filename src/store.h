@@ -145,9 +145,28 @@ struct store_status {
 	int64_t oldest_queued_age_s;
 	char oldest_queued_url[256];/* truncated */
 	int schema_version;
+	/* The daemon's last heartbeat (has_daemon false: none written). */
+	bool has_daemon;
+	int64_t daemon_pid;
+	char daemon_host[256];
+	char daemon_version[32];
+	int64_t daemon_started_ms, daemon_heartbeat_ms, daemon_stopped_ms;
+	int daemon_interval_s;
+	int64_t daemon_in_flight;
+	/* With hosts_max > 0 (status --hosts): the hosts with the most queued
+	 * rows (then errors), with their counts and median time. */
+	struct store_host_status {
+		char host[270];
+		int64_t queued, done, failed;
+		int64_t in_flight;  /* from the heartbeat, -1 when unknown */
+		int64_t median_ms;  /* of done rows' elapsed_ms, -1 if none */
+	} *hosts;
+	size_t n_hosts;
 };
 
-int store_read_status(const char *path, int64_t now_ms,
+/* hosts_max: how many hosts to report (0: none); the caller frees
+ * st->hosts. */
+int store_read_status(const char *path, int64_t now_ms, size_t hosts_max,
 		      struct store_status *st, char **cause)
 	__attribute__((warn_unused_result));
 
@@ -176,6 +195,30 @@ int store_refetch(const char *path, const struct store_select *sel,
 int store_prune(const char *path, int64_t before_ms, bool keep_latest,
 		bool dry_run, int64_t *n, char **cause)
 	__attribute__((warn_unused_result));
+
+/* A host with fetches in flight. */
+struct store_host_load {
+	const char *key; /* "host:port" */
+	int in_flight;
+};
+
+/* The daemon's heartbeat (its table row, and the hosts with the most
+ * fetches in flight), for `gatherd status`. */
+struct store_heartbeat {
+	int64_t pid;
+	const char *host;    /* the machine's name */
+	const char *version;
+	int64_t started_ms;  /* Unix ms */
+	int64_t now_ms;
+	int interval_s;
+	int64_t in_flight;
+	bool stopped;        /* the daemon is exiting cleanly */
+	const struct store_host_load *hosts;
+	size_t n_hosts;
+};
+
+int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
+		    char **cause) __attribute__((warn_unused_result));
 
 /* Number of rows in state queued, and the id of the first (when none is
  * queued, the id the next row will get).  A scan of the table: for

@@ -235,3 +235,98 @@ def test_quoted_user_agent_warns(gatherd):
     assert cp.returncode == 0, cp.stderr
     assert "user_agent is quoted" in cp.stderr
     assert "the quotes are sent as written" in cp.stderr
+
+
+def status(g, *args):
+    import json
+    from ops_helpers import run_cli
+    cp = run_cli(g, ["status"] + list(args))
+    return cp, (json.loads(cp.stdout) if "--json" in args and
+                cp.stdout.strip() else None)
+
+
+def test_status_daemon_hosts_and_check(gatherd, fault_server):
+    """status shows whether a daemon runs (pid and uptime from the lock,
+    its heartbeat), the busiest hosts like pgbouncer's SHOW POOLS, and
+    --check answers for a health check: 0 while a daemon holds the lock
+    and writes fresh heartbeats, 1 with the reason otherwise."""
+    import signal
+    from conftest import wait_for
+    f = fault_server
+    g = gatherd
+    slow = [f.url("/slow?ms=20000&len=1&s=%d" % i, host="127.0.0.2")
+            for i in range(3)]
+    quick = [f.url("/ok?len=5&q=%d" % i, host="127.0.0.3")
+             for i in range(4)]
+    broken = [f.url("/drop?d=%d" % i, host="127.0.0.4") for i in range(2)]
+    g.write_config(gatherd={"stats_interval_s": 1},
+                   fetch={"max_per_host": 3})
+    g.write_queue(slow + quick + broken)
+    cp, js = status(g, "--check", "--json")
+    assert cp.returncode == 1 and js["healthy"] is False, cp.stdout
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_for(lambda: g.count("state != 'queued'") == 6, 20,
+             what="the quick and broken rows")
+    wait_for(lambda: status(g, "--check")[0].returncode == 0, 10,
+             what="status --check healthy")
+    # In flight per host comes with the heartbeat (every second here).
+    def busy():
+        js = status(g, "--json", "--hosts", "5")[1]
+        return js if js["daemon"].get("in_flight") == 3 else None
+    js = wait_for(busy, 10, what="a heartbeat with 3 in flight")
+    d = js["daemon"]
+    assert d["running"] and d["pid"] == proc.pid and d["healthy"], d
+    assert 0 <= d["uptime_s"] < 60 and d["heartbeat_age_s"] <= 3, d
+    hosts = {h["host"]: h for h in js["hosts"]}
+    h = hosts["127.0.0.2:%d" % f.port]
+    assert (h["queued"], h["in_flight"], h["done"]) == (3, 3, 0), h
+    h = hosts["127.0.0.3:%d" % f.port]
+    assert (h["queued"], h["done"], h["failed"]) == (0, 4, 0), h
+    assert h["median_ms"] is not None and h["median_ms"] >= 0
+    h = hosts["127.0.0.4:%d" % f.port]
+    assert (h["failed"], h["median_ms"]) == (2, None), h
+    # The busiest first: most queued rows.
+    assert js["hosts"][0]["host"] == "127.0.0.2:%d" % f.port
+    cp, _ = status(g, "--hosts", "2")
+    assert "127.0.0.2:%d" % f.port in cp.stdout
+    assert re.search(r"daemon\s+running, pid %d, up \d+s" % proc.pid,
+                     cp.stdout), cp.stdout
+    assert len([l for l in cp.stdout.splitlines()
+                if re.match(r"127\.0\.0\.\d:", l)]) == 2
+
+    # A daemon that stops answering: SIGSTOP freezes its loop and its
+    # heartbeat; --check notices within a few intervals.
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: status(g, "--check")[0].returncode == 1, 15,
+                 what="status --check noticing the frozen daemon")
+        cp, _ = status(g, "--check")
+        assert "last wrote a heartbeat" in cp.stderr, cp.stderr
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    rc, _ = g.stop(proc, signal.SIGINT)
+    assert rc == 0
+    cp, js = status(g, "--check", "--json")
+    assert cp.returncode == 1 and "no gatherd runs" in js["reason"], js
+    cp, js = status(g, "--json")
+    assert js["daemon"] == {"running": False}
+
+
+def test_status_needs_only_the_database(gatherd, tmp_path):
+    """status reads the database only: a queue file directory that does
+    not exist (a config made for another machine) does not stop it; and
+    with --json an error is JSON too."""
+    import json
+    g = gatherd
+    g.write_config()
+    g.queue.write_text("")
+    g.once()
+    g.write_config(gatherd={"queue_file": str(tmp_path / "nowhere" / "q")})
+    cp, js = status(g, "--json")
+    assert cp.returncode == 0, cp.stderr
+    assert js["queued"] == 0
+    g.write_config(gatherd={"database": str(tmp_path / "missing.db")})
+    cp, js = status(g, "--json")
+    assert cp.returncode == 1, cp.stdout
+    assert "cannot open database" in js["error"], js
