@@ -21,6 +21,7 @@ struct batch {
 	void **owners;
 	size_t n;
 	int rc;
+	int64_t took_ms; /* the write, on the worker */
 	char *cause;
 };
 
@@ -35,6 +36,7 @@ struct batcher {
 	struct batch *writing; /* at the worker, or waiting to be retried */
 	struct event *ev_flush;
 	struct event *ev_retry;
+	struct batcher_stats stats;
 };
 
 static void batcher_flush(struct batcher *b);
@@ -42,8 +44,10 @@ static void batcher_flush(struct batcher *b);
 static void batcher_write_work(void *arg)
 {
 	struct batch *bt = arg;
+	int64_t t0 = util_mono_ms();
 
 	bt->rc = store_put_results(bt->b->store, bt->res, bt->n, &bt->cause);
+	bt->took_ms = util_mono_ms() - t0;
 }
 
 static void batch_free(struct batch *bt)
@@ -60,6 +64,8 @@ static void batcher_write_done(void *arg)
 	struct batcher *b = bt->b;
 
 	if (bt->rc != 0) {
+		b->stats.failures++;
+		b->stats.failing = true;
 		log_error("cannot record %zu results (will retry in 1 s): %s",
 			  bt->n, bt->cause);
 		free(bt->cause);
@@ -69,6 +75,10 @@ static void batcher_write_done(void *arg)
 		return;
 	}
 	b->writing = NULL;
+	b->stats.batches++;
+	b->stats.rows += bt->n;
+	b->stats.failing = false;
+	metrics_hist_observe(&b->stats.latency, bt->took_ms);
 	/* What arrived meanwhile goes at once: group commit. */
 	if (b->pending.n > 0)
 		batcher_flush(b);
@@ -152,6 +162,11 @@ void batcher_add(struct batcher *b, const struct store_result *r,
 
 		event_add(b->ev_flush, &tv);
 	}
+}
+
+void batcher_get_stats(const struct batcher *b, struct batcher_stats *st)
+{
+	*st = b->stats;
 }
 
 bool batcher_idle(const struct batcher *b)

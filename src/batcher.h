@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "metrics.h"
+
 struct event_base;
 struct worker;
 struct store;
@@ -34,6 +36,15 @@ bool batcher_idle(const struct batcher *b);
 
 /* Results waiting or being written (for stats). */
 size_t batcher_pending(const struct batcher *b);
+
+/* Since start, for the metrics: batches written, write failures, and how
+ * long each write took on the worker (seconds). */
+struct batcher_stats {
+	uint64_t batches, rows, failures;
+	bool failing; /* the last write failed (the database takes none) */
+	struct metrics_hist latency;
+};
+void batcher_get_stats(const struct batcher *b, struct batcher_stats *st);
 
 /* Free the batcher; `free_owner` is called on the owner of every result
  * not written.  Only when the worker holds none of its batches. */

@@ -28,30 +28,6 @@ struct cli_submit {
 	bool write_failed;
 };
 
-/* How many bytes at the end of fd (of `size` bytes) follow its last
- * newline: an unfinished line.  Looks at most `max` bytes back; returns
- * -1 when it cannot read. */
-int64_t cli_partial_tail(int fd, int64_t size, int64_t max)
-{
-	char buf[4096];
-	int64_t end = size, seen = 0;
-
-	while (end > 0 && seen < max) {
-		size_t n = end < (int64_t)sizeof buf ? (size_t)end : sizeof buf;
-		ssize_t r = pread(fd, buf, n, end - (int64_t)n);
-
-		if (r != (ssize_t)n)
-			return -1;
-		for (ssize_t i = r - 1; i >= 0; i--) {
-			if (buf[i] == '\n')
-				return size - (end - (int64_t)n + i + 1);
-		}
-		end -= (int64_t)n;
-		seen += (int64_t)n;
-	}
-	return size - end;
-}
-
 /* Count the newlines in buf[0..len) and return the end of the last one
  * (0 when there is none). */
 static size_t cli_complete_end(const char *buf, size_t len, long *lines)
@@ -103,7 +79,7 @@ static int cli_flush(struct cli_submit *c)
 			c->path, strerror(errno));
 		return -1;
 	}
-	int64_t partial = cli_partial_tail(c->fd, st.st_size, 64 * 1024);
+	int64_t partial = queue_partial_tail(c->fd, st.st_size, 64 * 1024);
 	if (partial != 0) {
 		/* The buffer keeps a byte free in front for this. */
 		if (partial > 0)

@@ -15,9 +15,5 @@ struct config;
  * ones are still queued), 1 the queue file could not be written. */
 int cli_submit(const struct config *cfg, int n, char **urls);
 
-/* How many bytes at the end of fd (of `size` bytes) follow its last
- * newline: an unfinished line.  Looks at most `max` bytes back; -1 when it
- * cannot read. */
-int64_t cli_partial_tail(int fd, int64_t size, int64_t max);
 
 #endif

@@ -71,6 +71,8 @@ static char *check_nameserver(const char *value);
 static const char *const digest_names[] = {"sha256", "none", NULL};
 static const char *const encoding_names[] = {"identity", "gzip", NULL};
 static char *check_header(const char *value);
+static char *check_listen(const char *value);
+static bool port_valid(const char *s);
 static char *check_statuses(const char *value);
 
 /* offsetof() that also fails to compile when the field's C type does not
@@ -162,6 +164,9 @@ static const struct config_opt options[] = {
 	OPTION_INT64("capture", "warc_max_bytes", warc_max_bytes, "1g",
 		     1048576, INT64_C(1099511627776), true),
 	OPTION_BOOL("capture", "dedup", dedup, "false", true),
+
+	OPTION_STR("metrics", "listen", metrics_listen, "", false,
+		   check_listen),
 
 	OPTION_STR("dns", "nameserver", dns_nameserver,
 		   "", false, check_nameserver),
@@ -498,6 +503,45 @@ static char *check_readable_file(const char *value)
 	}
 	close(fd);
 	return NULL;
+}
+
+/* [metrics] listen: an IP address and a port ("" = off). */
+static char *check_listen(const char *value)
+{
+	char host[64];
+	const char *colon, *h = value;
+	size_t hl;
+	unsigned char a[16];
+
+	if (value[0] == '\0')
+		return NULL;
+	if (value[0] == '[') {
+		const char *rb = strchr(value, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			goto bad;
+		h = value + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(value, ':');
+		if (colon == NULL)
+			goto bad;
+		hl = (size_t)(colon - value);
+	}
+	if (hl == 0 || hl >= sizeof host)
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if ((inet_pton(AF_INET, host, a) != 1 &&
+	     inet_pton(AF_INET6, host, a) != 1) ||
+	    !port_valid(colon + 1))
+		goto bad;
+	return NULL;
+bad:
+	return util_printf("\"%s\" is not an IP address and port (e.g. "
+			   "127.0.0.1:9464 or [::1]:9464)",
+			   value);
 }
 
 /* For directories gatherd writes into: unset, or an existing directory. */

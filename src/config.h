@@ -55,6 +55,8 @@ struct config {
 	bool warc_requests;
 	int64_t warc_max_bytes;
 	bool dedup;
+	/* [metrics] */
+	char *metrics_listen; /* "" = no endpoint */
 	/* [dns] */
 	char *dns_nameserver; /* "" = use /etc/resolv.conf */
 	int dns_timeout_ms;

@@ -55,6 +55,7 @@ struct conn_pool {
 	size_t max_idle;
 	int idle_ms;
 	unsigned long opened;
+	unsigned long reused; /* requests sent on a pooled connection */
 };
 
 struct conn_pool *conn_pool_new(struct event_base *base)
@@ -198,6 +199,11 @@ size_t conn_pool_idle_count(const struct conn_pool *p)
 	return p->n_idle;
 }
 
+unsigned long conn_pool_reused(const struct conn_pool *p)
+{
+	return p->reused;
+}
+
 unsigned long conn_pool_opened(const struct conn_pool *p)
 {
 	return p->opened;
@@ -223,6 +229,7 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	 * by the server's own keep-alive timeout. */
 	c = TAILQ_LAST(&il->conns, conn_list);
 	conn_unidle(c);
+	p->reused++;
 	if (c->rev != NULL)
 		c->io_cb = conn_unowned_cb; /* until the owner watches it */
 	else

@@ -37,6 +37,8 @@ size_t conn_pool_close_idle(struct conn_pool *p);
  * connect started, so an attempt that loses a Happy Eyeballs race (dial.h)
  * counts too. */
 unsigned long conn_pool_opened(const struct conn_pool *p);
+/* Idle connections taken again from the pool since start. */
+unsigned long conn_pool_reused(const struct conn_pool *p);
 
 /* Take an idle connection for key, or NULL. */
 struct conn *conn_pool_take(struct conn_pool *p, const char *key);

@@ -20,6 +20,7 @@
 #include "fetch.h"
 #include "lock.h"
 #include "maint.h"
+#include "metrics.h"
 #include "status.h"
 #include "proxy.h"
 #include "log.h"
@@ -68,6 +69,7 @@ struct app {
 	struct proxies *proxies;
 	struct conn_pool *pool;
 	struct stats *stats;
+	struct metrics *metrics;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	struct event *ev_watchdog;
 };
@@ -351,6 +353,8 @@ struct app_open_job {
 	struct store_queue_state qs;
 	int64_t queued;
 	int64_t first_queued;
+	bool want_counts; /* [metrics]: the results so far, per kind */
+	int64_t by_error[ERR_KIND_COUNT];
 	int rc;
 	char *cause;
 };
@@ -365,6 +369,8 @@ static void app_open_store_work(void *arg)
 	if (j->rc == 0)
 		j->rc = store_count_queued(j->store, &j->queued,
 					   &j->first_queued, &j->cause);
+	if (j->rc == 0 && j->want_counts)
+		j->rc = store_count_results(j->store, j->by_error, &j->cause);
 }
 
 static void app_close_store_work(void *arg)
@@ -402,6 +408,7 @@ static int app_run(struct app *a)
 	}
 
 	oj.path = a->cfg.database;
+	oj.want_counts = a->cfg.metrics_listen[0] != '\0';
 	thread_call(a->worker, app_open_store_work, &oj);
 	if (oj.rc != 0) {
 		log_error("%s", oj.cause);
@@ -456,6 +463,21 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
+	struct stats_sources src = {a->pool, a->tls, a->dns, a->queue};
+	stats_set_sources(a->stats, &src);
+	stats_set_baseline(a->stats, oj.by_error);
+	if (a->cfg.metrics_listen[0] != '\0') {
+		a->metrics = metrics_new(a->base, a->cfg.metrics_listen,
+					 stats_write_metrics, stats_healthy,
+					 a->stats, &cause);
+		if (a->metrics == NULL) {
+			log_error("%s", cause);
+			free(cause);
+			goto out;
+		}
+		log_info("metrics on http://%s/metrics", a->cfg.metrics_listen);
+	}
+
 	a->ev_term = evsignal_new(a->base, SIGTERM, app_signal_cb, a);
 	a->ev_int = evsignal_new(a->base, SIGINT, app_signal_cb, a);
 	a->ev_hup = evsignal_new(a->base, SIGHUP, app_signal_cb, a);
@@ -485,6 +507,9 @@ static int app_run(struct app *a)
 	}
 	a->running = false;
 out:
+	/* No more scrapes: the objects they read are freed below. */
+	metrics_free(a->metrics);
+	a->metrics = NULL;
 	if (a->queue != NULL)
 		queue_stop(a->queue);
 	if (a->sched != NULL)

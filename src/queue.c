@@ -812,6 +812,39 @@ bool queue_caught_up(const struct queue *q)
 	return q->caught_up && !q->in_flight && !q->dirty;
 }
 
+/* How many bytes at the end of fd (of `size` bytes) follow its last
+ * newline: an unfinished line.  Looks at most `max` bytes back; returns
+ * -1 when it cannot read. */
+int64_t queue_partial_tail(int fd, int64_t size, int64_t max)
+{
+	char buf[4096];
+	int64_t end = size, seen = 0;
+
+	while (end > 0 && seen < max) {
+		size_t n = end < (int64_t)sizeof buf ? (size_t)end : sizeof buf;
+		ssize_t r = pread(fd, buf, n, end - (int64_t)n);
+
+		if (r != (ssize_t)n)
+			return -1;
+		for (ssize_t i = r - 1; i >= 0; i--) {
+			if (buf[i] == '\n')
+				return size - (end - (int64_t)n + i + 1);
+		}
+		end -= (int64_t)n;
+		seen += (int64_t)n;
+	}
+	return size - end;
+}
+
+int64_t queue_partial_bytes(const struct queue *q)
+{
+	struct stat st;
+
+	if (q->cur.fd < 0 || fstat(q->cur.fd, &st) != 0)
+		return -1;
+	return queue_partial_tail(q->cur.fd, st.st_size, 64 * 1024);
+}
+
 bool queue_busy(const struct queue *q)
 {
 	return q->in_flight;

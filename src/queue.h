@@ -39,6 +39,15 @@ bool queue_caught_up(const struct queue *q);
 /* Stop reading new lines (shutdown); an ingest in flight still commits. */
 void queue_stop(struct queue *q);
 
+/* Bytes at the end of the queue file that wait for a newline (-1 when
+ * unknown). */
+int64_t queue_partial_bytes(const struct queue *q);
+
+/* The same for any file: how many bytes at the end of fd (of `size`
+ * bytes) follow its last newline, looking at most `max` bytes back; -1
+ * when it cannot read. */
+int64_t queue_partial_tail(int fd, int64_t size, int64_t max);
+
 /* True while an ingest is in flight (shutdown waits for it). */
 bool queue_busy(const struct queue *q);
 

@@ -113,6 +113,7 @@ struct sched {
 	int64_t fd_warned_ms;
 	bool draining;
 	uint64_t n_done, n_failed, n_requeued;
+	struct sched_stats counters; /* the since-start part of sched_stats */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
@@ -435,6 +436,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 	case POLICY_FOLLOW: {
 		char *next = r->location;
 
+		s->counters.redirects++;
 		r->location = NULL;
 		job_free_result(j);
 		free(j->cur);
@@ -472,6 +474,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		break;
 	}
 	case POLICY_RETRY: {
+		s->counters.retries++;
 		int64_t delay = policy_retry_delay(cfg, j->attempts,
 						   r->retry_after_ms,
 						   sched_random());
@@ -521,6 +524,10 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	h->in_flight--;
 	j->host = NULL;
 	j->attempts++;
+	metrics_hist_observe(&s->counters.total, res->elapsed_ms);
+	metrics_hist_observe(&s->counters.connect, res->connect_ms);
+	metrics_hist_observe(&s->counters.tls, res->tls_ms);
+	metrics_hist_observe(&s->counters.ttfb, res->ttfb_ms);
 	/* The host's last job in memory: unless it comes back (a retry, a
 	 * redirect, rows loaded next), its idle connections are of no use
 	 * and hold a slot on its server; they linger only briefly.  The
@@ -684,12 +691,22 @@ static void sched_written_cb(void *arg, void **owners, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = owners[i];
 
-		if (j->requeue)
+		if (j->requeue) {
 			s->n_requeued++;
-		else if (j->res.ok)
+		} else if (j->res.ok) {
+			int c = j->res.status / 100;
+
 			s->n_done++;
-		else
+			s->counters.by_error[ERR_NONE]++;
+			s->counters.by_class[c >= 1 && c <= 5 ? c : 0]++;
+			if (j->res.length > 0)
+				s->counters.bytes += (uint64_t)j->res.length;
+		} else {
 			s->n_failed++;
+			if ((int)j->res.error > ERR_NONE &&
+			    j->res.error < ERR_KIND_COUNT)
+				s->counters.by_error[j->res.error]++;
+		}
 		job_free(j);
 	}
 	free(owners);
@@ -822,6 +839,9 @@ bool sched_drained(const struct sched *s)
 
 void sched_get_stats(const struct sched *s, struct sched_stats *st)
 {
+	*st = s->counters;
+	st->requeued = s->n_requeued;
+	st->hosts = map_count(s->hosts);
 	st->done = s->n_done;
 	st->failed = s->n_failed;
 	st->in_flight = s->n_in_flight;
@@ -852,6 +872,11 @@ static void sched_top_add(void *arg, const char *key, void *value)
 		t->out[i] = t->out[i - 1];
 	t->out[i].key = key;
 	t->out[i].in_flight = h->in_flight;
+}
+
+void sched_get_batch_stats(const struct sched *s, struct batcher_stats *st)
+{
+	batcher_get_stats(s->batcher, st);
 }
 
 size_t sched_busiest_hosts(const struct sched *s, struct store_host_load *out,

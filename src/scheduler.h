@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errkind.h"
+#include "metrics.h"
+
 struct event_base;
 struct worker;
 struct store;
@@ -22,6 +25,14 @@ struct sched_stats {
 	uint64_t failed;    /* recorded as failed (fetch errors) */
 	uint64_t in_flight;
 	uint64_t in_memory; /* rows loaded and not yet recorded */
+	/* Since start, for the metrics: */
+	uint64_t by_error[ERR_KIND_COUNT]; /* [ERR_NONE]: done */
+	uint64_t by_class[6];   /* done by status: [1] 1xx .. [5] 5xx */
+	uint64_t bytes;         /* body bytes of recorded responses */
+	uint64_t retries, redirects, requeued;
+	size_t hosts;           /* hosts with work in memory */
+	/* Per attempt: */
+	struct metrics_hist total, connect, tls, ttfb;
 };
 
 /* idle_cb runs whenever the scheduler may have become idle.  Queued rows
@@ -56,6 +67,10 @@ void sched_abort_in_flight(struct sched *s);
 bool sched_drained(const struct sched *s);
 
 void sched_get_stats(const struct sched *s, struct sched_stats *st);
+
+/* The result batcher's counters (batcher.h). */
+struct batcher_stats;
+void sched_get_batch_stats(const struct sched *s, struct batcher_stats *st);
 
 /* Up to `max` hosts with the most fetches in flight, busiest first, into
  * out (keys valid until the scheduler runs again); returns how many. */

@@ -10,8 +10,17 @@
 
 #include <event2/event.h>
 
+#include <event2/buffer.h>
+
+#include "batcher.h"
 #include "build-config.h"
 #include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "errkind.h"
+#include "metrics.h"
+#include "queue.h"
+#include "tls.h"
 #include "log.h"
 #include "scheduler.h"
 #include "store.h"
@@ -37,6 +46,8 @@ struct stats_hb {
 struct stats {
 	const struct config *cfg;
 	const struct sched *sched;
+	struct stats_sources src;
+	int64_t baseline[ERR_KIND_COUNT];
 	struct worker *worker;
 	struct store *store;
 	struct event *ev;
@@ -226,4 +237,159 @@ void stats_free(struct stats *st)
 		return;
 	event_free(st->ev);
 	free(st);
+}
+
+void stats_set_sources(struct stats *st, const struct stats_sources *src)
+{
+	st->src = *src;
+}
+
+void stats_set_baseline(struct stats *st, const int64_t *by_error)
+{
+	memcpy(st->baseline, by_error, sizeof st->baseline);
+}
+
+/* One counter or gauge family with a single sample. */
+static void stats_one(struct evbuffer *b, const char *name, const char *type,
+		      const char *help, double v)
+{
+	metrics_family(b, name, type, help);
+	metrics_sample(b, name, NULL, v);
+}
+
+void stats_write_metrics(void *arg, struct evbuffer *b)
+{
+	struct stats *st = arg;
+	struct sched_stats ss;
+	struct batcher_stats bs;
+	char labels[96];
+
+	sched_get_stats(st->sched, &ss);
+	sched_get_batch_stats(st->sched, &bs);
+	metrics_family(b, "gatherd_build_info", "gauge",
+		       "The running gatherd's version (always 1).");
+	metrics_sample(b, "gatherd_build_info",
+		       "version=\"" GATHERD_VERSION "\"", 1);
+	stats_one(b, "gatherd_start_time_seconds", "gauge",
+		  "When the daemon started, in Unix seconds.",
+		  (double)st->started_wall_ms / 1000.0);
+
+	metrics_family(b, "gatherd_results_total", "counter",
+		       "Results recorded, by state and error kind (the rows "
+		       "in the database at start included, as in the results "
+		       "view).");
+	for (int k = 0; k < ERR_KIND_COUNT; k++) {
+		uint64_t n = ss.by_error[k] + (uint64_t)st->baseline[k];
+
+		if (k != ERR_NONE && n == 0)
+			continue; /* kinds that never happened */
+		snprintf(labels, sizeof labels, "state=\"%s\",error=\"%s\"",
+			 k == ERR_NONE ? "done" : "failed",
+			 k == ERR_NONE ? "" : errkind_name((enum errkind)k));
+		metrics_sample(b, "gatherd_results_total", labels, (double)n);
+	}
+	metrics_family(b, "gatherd_responses_total", "counter",
+		       "Final responses recorded since start, by status "
+		       "class.");
+	for (int c = 1; c <= 5; c++) {
+		snprintf(labels, sizeof labels, "class=\"%dxx\"", c);
+		metrics_sample(b, "gatherd_responses_total", labels,
+			       (double)ss.by_class[c]);
+	}
+	stats_one(b, "gatherd_response_bytes_total", "counter",
+		  "Body bytes of the responses recorded since start.",
+		  (double)ss.bytes);
+	metrics_family(b, "gatherd_lines_ingested_total", "counter",
+		       "Queue-file lines made rows since start.");
+	metrics_sample(b, "gatherd_lines_ingested_total", "kind=\"url\"",
+		       (double)st->ingested);
+	metrics_sample(b, "gatherd_lines_ingested_total",
+		       "kind=\"invalid\"", (double)st->invalid);
+	int64_t queued = st->queued_at_start + (int64_t)st->ingested -
+			 (int64_t)(ss.done + ss.failed) - (int64_t)ss.in_flight;
+	stats_one(b, "gatherd_urls_queued", "gauge",
+		  "Rows waiting to be fetched (the scheduler's count).",
+		  (double)(queued < 0 ? 0 : queued));
+	stats_one(b, "gatherd_fetches_in_flight", "gauge",
+		  "Requests in flight.", (double)ss.in_flight);
+	stats_one(b, "gatherd_hosts_active", "gauge",
+		  "Hosts with rows in memory (waiting or in flight).",
+		  (double)ss.hosts);
+	stats_one(b, "gatherd_retries_total", "counter",
+		  "Attempts retried since start.", (double)ss.retries);
+	stats_one(b, "gatherd_redirects_total", "counter",
+		  "Redirects followed since start.", (double)ss.redirects);
+	stats_one(b, "gatherd_robots_blocked_total", "counter",
+		  "URLs refused by robots.txt since start.",
+		  (double)ss.by_error[ERR_ROBOTS]);
+	if (st->src.pool != NULL) {
+		stats_one(b, "gatherd_connections_opened_total", "counter",
+			  "TCP connections opened (Happy Eyeballs attempts "
+			  "included).",
+			  (double)conn_pool_opened(st->src.pool));
+		stats_one(b, "gatherd_connections_reused_total", "counter",
+			  "Requests sent on a pooled keep-alive connection.",
+			  (double)conn_pool_reused(st->src.pool));
+		stats_one(b, "gatherd_connections_idle", "gauge",
+			  "Idle keep-alive connections in the pool.",
+			  (double)conn_pool_idle_count(st->src.pool));
+	}
+	if (st->src.tls != NULL) {
+		stats_one(b, "gatherd_tls_handshakes_total", "counter",
+			  "TLS handshakes completed.",
+			  (double)tls_handshakes(st->src.tls));
+		stats_one(b, "gatherd_tls_resumed_total", "counter",
+			  "TLS handshakes that resumed a session.",
+			  (double)tls_resumed(st->src.tls));
+	}
+	if (st->src.dns != NULL) {
+		stats_one(b, "gatherd_dns_queries_total", "counter",
+			  "DNS lookups sent.", (double)dns_queries(st->src.dns));
+		stats_one(b, "gatherd_dns_cache_hits_total", "counter",
+			  "DNS lookups answered from the cache.",
+			  (double)dns_cache_hits(st->src.dns));
+	}
+	if (st->src.queue != NULL) {
+		int64_t partial = queue_partial_bytes(st->src.queue);
+
+		stats_one(b, "gatherd_queue_partial_bytes", "gauge",
+			  "Bytes at the end of the queue file waiting for a "
+			  "newline.",
+			  (double)(partial < 0 ? 0 : partial));
+	}
+	stats_one(b, "gatherd_db_write_batches_total", "counter",
+		  "Result batches written (one transaction each).",
+		  (double)bs.batches);
+	stats_one(b, "gatherd_db_write_failures_total", "counter",
+		  "Result batch writes that failed (retried).",
+		  (double)bs.failures);
+	metrics_write_hist(b, "gatherd_db_write_seconds",
+			   "Time to write one result batch.", &bs.latency);
+	metrics_write_hist(b, "gatherd_fetch_duration_seconds",
+			   "Time of each attempt, start to result.", &ss.total);
+	metrics_write_hist(b, "gatherd_connect_duration_seconds",
+			   "TCP connect time of new connections.", &ss.connect);
+	metrics_write_hist(b, "gatherd_tls_handshake_duration_seconds",
+			   "TLS handshake time of new connections.", &ss.tls);
+	metrics_write_hist(b, "gatherd_ttfb_seconds",
+			   "Request sent to the first response byte.",
+			   &ss.ttfb);
+}
+
+bool stats_healthy(void *arg, const char **why)
+{
+	struct stats *st = arg;
+	struct batcher_stats bs;
+
+	sched_get_batch_stats(st->sched, &bs);
+	if (bs.failing) {
+		*why = "the database does not take writes (see the log)";
+		return false;
+	}
+	if (st->hb_warned) {
+		*why = "the database does not take writes: the heartbeat "
+		       "cannot be written (see the log)";
+		return false;
+	}
+	return true;
 }

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "queue.h"
 #include "config.h"
 #include "lock.h"
 #include "store.h"
@@ -300,7 +300,7 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 	struct stat qst;
 	if (qfd >= 0) {
 		if (fstat(qfd, &qst) == 0 && S_ISREG(qst.st_mode))
-			partial = cli_partial_tail(qfd, qst.st_size, 64 * 1024);
+			partial = queue_partial_tail(qfd, qst.st_size, 64 * 1024);
 		close(qfd);
 	} else if (errno == ENOENT) {
 		partial = 0;

@@ -1058,3 +1058,33 @@ fail_db:
 	store_rollback(s);
 	return -1;
 }
+
+int store_count_results(struct store *s, int64_t *by_error, char **cause)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(by_error, 0, sizeof(int64_t) * ERR_KIND_COUNT);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT state, error, count(*) FROM urls WHERE "
+			       "state != 0 GROUP BY 1, 2",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*cause = store_err(s, "count results");
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(st, 1);
+		enum errkind k = ERR_NONE;
+
+		if (sqlite3_column_int(st, 0) == STORE_DONE)
+			by_error[ERR_NONE] += sqlite3_column_int64(st, 2);
+		else if (e != NULL && errkind_parse(e, &k))
+			by_error[k] += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*cause = store_err(s, "count results");
+		return -1;
+	}
+	return 0;
+}

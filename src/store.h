@@ -220,6 +220,11 @@ struct store_heartbeat {
 int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
 		    char **cause) __attribute__((warn_unused_result));
 
+/* Finished rows per error kind ([ERR_NONE]: done), for the metrics: a
+ * scan of the table, at start-up only. */
+int store_count_results(struct store *s, int64_t *by_error, char **cause)
+	__attribute__((warn_unused_result));
+
 /* Number of rows in state queued, and the id of the first (when none is
  * queued, the id the next row will get).  A scan of the table: for
  * start-up only. */
