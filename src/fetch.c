@@ -32,6 +32,7 @@
 #include "decode.h"
 #include "dns.h"
 #include "http.h"
+#include "idn.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
@@ -224,14 +225,32 @@ static void fetch_resolve_location(struct fetch *f)
 		return;
 	}
 	url_from_ref(&f->ref, f->url, &base);
-	if (url_resolve(&base, buf, el, &next, &reason) != 0 ||
-	    url_format(&next, buf, sizeof buf) < 0) {
+	/* An absolute Location with a Unicode host: resolve its ASCII
+	 * form (A-labels), as browsers do. */
+	char *ascii = NULL;
+	size_t al;
+	if (url_resolve(&base, buf, el, &next, &reason) != 0 &&
+	    idn_ascii_url(buf, el, &ascii, &al, &reason) == 0 && ascii != NULL) {
+		reason = NULL;
+		if (url_resolve(&base, ascii, al, &next, &reason) != 0)
+			reason = reason ? reason : "invalid";
+	}
+	free(ascii);
+	ascii = NULL;
+	if (reason != NULL || url_format(&next, buf, sizeof buf) < 0) {
 		f->res.error_detail =
 			util_printf("redirect to an invalid Location: %s",
 				    reason ? reason : "too long");
 		return;
 	}
-	f->res.location = xstrdup(buf);
+	/* Raw non-ASCII bytes in its path or query go as %XX, like the
+	 * URLs submitted. */
+	if (idn_ascii_url(buf, strlen(buf), &ascii, &al, &reason) == 0 &&
+	    ascii != NULL) {
+		f->res.location = ascii;
+	} else {
+		f->res.location = xstrdup(buf);
+	}
 	f->res.location_scheme = next.scheme;
 }
 

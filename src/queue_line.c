@@ -1,7 +1,10 @@
 /* Queue-file lines: see queue_line.h. */
 #include "queue_line.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "idn.h"
 
 enum queue_line_kind queue_classify_line(const char *line, size_t len,
 					 uint64_t total_len,
@@ -32,9 +35,22 @@ enum queue_line_kind queue_classify_line(const char *line, size_t len,
 		*detail = "line longer than 8192 bytes";
 		return QUEUE_LINE_INVALID;
 	}
-	if (url_parse_ref(s, *tlen, &u, detail) != 0)
-		return QUEUE_LINE_INVALID;
-	return QUEUE_LINE_URL;
+	if (url_parse_ref(s, *tlen, &u, detail) == 0)
+		return QUEUE_LINE_URL;
+	/* A host or path in Unicode: valid when it has an ASCII form
+	 * (A-labels, %XX), which is what will be fetched. */
+	char *ascii = NULL;
+	size_t alen;
+	const char *why = NULL;
+	if (idn_ascii_url(s, *tlen, &ascii, &alen, &why) == 0 &&
+	    ascii != NULL) {
+		free(ascii);
+		*detail = NULL;
+		return QUEUE_LINE_URL;
+	}
+	if (why != NULL)
+		*detail = why;
+	return QUEUE_LINE_INVALID;
 }
 
 struct queue_split_result queue_split(struct queue_splitter *sp,

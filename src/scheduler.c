@@ -21,6 +21,7 @@
 #include "config.h"
 #include "conn.h"
 #include "fetch.h"
+#include "idn.h"
 #include "log.h"
 #include "map.h"
 #include "policy.h"
@@ -39,6 +40,7 @@ struct job {
 	TAILQ_ENTRY(job) link;
 	int64_t id;
 	char *url;       /* as submitted */
+	char *ascii;     /* its ASCII form when it has Unicode (idn.c) */
 	char *cur;       /* after redirects: the URL to fetch next, else NULL */
 	struct url_ref ref; /* the parts of job_url(j), once parsed */
 	bool parsed;     /* ref is up to date */
@@ -206,6 +208,7 @@ static void job_free(struct job *j)
 	if (j->retry_ev != NULL)
 		event_free(j->retry_ev);
 	free(j->cur);
+	free(j->ascii);
 	free(j->url);
 	free(j);
 }
@@ -229,7 +232,9 @@ static void job_fail(struct job *j, enum errkind kind, char *detail)
 
 static const char *job_url(const struct job *j)
 {
-	return j->cur != NULL ? j->cur : j->url;
+	if (j->cur != NULL)
+		return j->cur;
+	return j->ascii != NULL ? j->ascii : j->url;
 }
 
 /* Put a job (back) on the waiting list of the host of its current URL
@@ -243,8 +248,20 @@ static int sched_enqueue(struct sched *s, struct job *j, bool front)
 	struct host *h;
 
 	if (!j->parsed) {
-		if (url_parse_ref(url, strlen(url), &j->ref, &reason) != 0)
-			return -1;
+		if (url_parse_ref(url, strlen(url), &j->ref, &reason) != 0) {
+			/* International: fetch its ASCII form (the row
+			 * keeps the URL as submitted). */
+			size_t n;
+
+			if (j->cur != NULL || j->ascii != NULL ||
+			    idn_ascii_url(url, strlen(url), &j->ascii, &n,
+					  &reason) != 0 ||
+			    j->ascii == NULL)
+				return -1;
+			url = j->ascii;
+			if (url_parse_ref(url, n, &j->ref, &reason) != 0)
+				return -1;
+		}
 		j->parsed = true;
 	}
 	if (url_ref_host_port(&j->ref, url, key, sizeof key, true) < 0)
@@ -282,8 +299,8 @@ static void sched_add_result(struct sched *s, struct job *j)
 	/* Stored only when it differs (the view fills it in).  A fetch
 	 * gives NULL for a URL that was already in its normal form. */
 	const char *final = j->res.final_url;
-	if (final == NULL && j->cur != NULL)
-		final = j->cur;
+	if (final == NULL)
+		final = j->cur != NULL ? j->cur : j->ascii;
 	r.final_url = final != NULL && strcmp(final, j->url) == 0 ? NULL
 								  : final;
 	r.redirects = j->res.redirects;
@@ -576,7 +593,7 @@ static void sched_dispatch(struct sched *s)
 		s->n_waiting--;
 		/* The validators belong to the URL re-fetched, not to
 		 * where it redirects. */
-		bool cond = j->cur == NULL && (j->cond.etag != NULL ||
+		bool cond = j->redirects == 0 && (j->cond.etag != NULL ||
 					       j->cond.last_modified != NULL);
 		j->fetch = fetch_start(&s->fctx, job_url(j), &j->ref,
 				       cond ? &j->cond : NULL,
