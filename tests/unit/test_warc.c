@@ -342,12 +342,18 @@ static void close_writer(struct warc *w)
 	}
 }
 
+/* How capture() frames a body. */
+enum framing {
+	IDENTITY = 0, /* Content-Length */
+	CHUNKED,      /* one chunk per piece, with an extension */
+	TRAILERS,     /* the same and a trailer field */
+};
+
 /* A response captured the way the fetch path will feed it: the head and
  * then the body in pieces of `piece` bytes, as both block and payload;
- * with chunked, the block carries chunked framing (one chunk per piece)
- * and the payload only the data. */
+ * chunked, the block carries the framing and the payload only the data. */
 static int capture(struct warc *w, const char *uri, const void *body,
-		   size_t len, bool chunked, size_t piece,
+		   size_t len, enum framing how, size_t piece,
 		   const struct warc_finish *f, struct warc_written *out,
 		   char **cause)
 {
@@ -356,7 +362,7 @@ static int capture(struct warc *w, const char *uri, const void *body,
 	const unsigned char *b = body;
 	char *head;
 
-	if (chunked)
+	if (how != IDENTITY)
 		head = util_printf("HTTP/1.1 200 OK\r\nContent-Type: "
 				   "application/octet-stream\r\nTransfer-"
 				   "Encoding: chunked\r\n\r\n");
@@ -370,19 +376,21 @@ static int capture(struct warc *w, const char *uri, const void *body,
 	for (size_t off = 0; off < len; off += piece) {
 		size_t k = len - off < piece ? len - off : piece;
 
-		if (chunked) {
+		if (how != IDENTITY) {
 			char *size = util_printf("%zx;ext=1\r\n", k);
 
 			warc_record_block(r, size, strlen(size));
 			free(size);
 		}
 		warc_record_block(r, b + off, k);
-		if (chunked)
+		if (how != IDENTITY)
 			warc_record_block(r, "\r\n", 2);
 		warc_record_payload(r, b + off, k);
 	}
-	if (chunked)
+	if (how == TRAILERS)
 		warc_record_block(r, "0\r\nX-Trailer: yes\r\n\r\n", 21);
+	else if (how == CHUNKED)
+		warc_record_block(r, "0\r\n\r\n", 5);
 	return warc_record_finish(r, f, out, cause);
 }
 
@@ -489,7 +497,7 @@ static void test_response_and_request(void)
 	int n, nf;
 
 	TAP_CHECK(capture(w, "http://example.com/page", body, sizeof body - 1,
-			  false, 7, &f, &out, &cause) == 0);
+			  IDENTITY, 7, &f, &out, &cause) == 0);
 	hex_of(body, sizeof body - 1, hex);
 	TAP_CHECK_STR(out.payload_sha256, hex);
 	TAP_CHECK(out.payload_length == (int64_t)sizeof body - 1);
@@ -594,13 +602,13 @@ static void test_read_back(void)
 	size_t len;
 
 	noise(body, sizeof body, 7);
-	TAP_CHECK(capture(w, "http://a/1", body, sizeof body, false, 4096, NULL,
-			  &out[0], &cause) == 0);
-	TAP_CHECK(capture(w, "http://a/2", body, sizeof body, true, 1000, &f,
-			  &out[1], &cause) == 0);
-	TAP_CHECK(capture(w, "http://a/3", body, 0, true, 1, NULL, &out[2],
+	TAP_CHECK(capture(w, "http://a/1", body, sizeof body, IDENTITY, 4096,
+			  NULL, &out[0], &cause) == 0);
+	TAP_CHECK(capture(w, "http://a/2", body, sizeof body, TRAILERS, 1000,
+			  &f, &out[1], &cause) == 0);
+	TAP_CHECK(capture(w, "http://a/3", body, 0, CHUNKED, 1, NULL, &out[2],
 			  &cause) == 0);
-	TAP_CHECK(capture(w, "http://a/4", body, 1, false, 1, NULL, &out[3],
+	TAP_CHECK(capture(w, "http://a/4", body, 1, IDENTITY, 1, NULL, &out[3],
 			  &cause) == 0);
 	close_writer(w);
 	TAP_CHECK(strcmp(out[0].file, out[3].file) == 0);
@@ -764,7 +772,8 @@ static void test_rollover(void)
 		size_t n = i == 6 ? 20000 : 1500;
 		char *uri = util_printf("http://roll.example/%d", i);
 
-		TAP_CHECK(capture(w, uri, body + i, n, i % 2, 700, NULL,
+		TAP_CHECK(capture(w, uri, body + i, n,
+				  i % 2 ? CHUNKED : IDENTITY, 700, NULL,
 				  &out[i], &cause) == 0);
 		free(uri);
 	}
@@ -823,7 +832,8 @@ static void test_torn_file(void)
 	noise(body, sizeof body, 13);
 	for (int i = 0; i < 3; i++)
 		TAP_CHECK(capture(w, "http://torn.example/", body, sizeof body,
-				  i == 2, 3000, NULL, &out[i], &cause) == 0);
+				  i == 2 ? CHUNKED : IDENTITY, 3000, NULL,
+				  &out[i], &cause) == 0);
 	close_writer(w);
 	file = slurp_in(dir, out[0].file, &flen);
 	path = util_printf("%s/%s", dir, out[0].file);
@@ -921,8 +931,8 @@ static void test_revisit(void)
 	size_t flen, blen, len;
 	int n;
 
-	TAP_CHECK(capture(w, "http://rv.example/", "hello", 5, false, 5, NULL,
-			  &first, &cause) == 0);
+	TAP_CHECK(capture(w, "http://rv.example/", "hello", 5, IDENTITY, 5,
+			  NULL, &first, &cause) == 0);
 
 	r = warc_record_begin(w, "http://rv.example/", 9000, NULL);
 	warc_record_block(r, head, sizeof head - 1);
@@ -1068,7 +1078,7 @@ static void test_read_errors(void)
 	    "Content-Length: 3\r\n\r\nabc\r\n\r\n";
 	int fd;
 
-	TAP_CHECK(capture(w, "http://r.example/", "abc", 3, false, 3, NULL,
+	TAP_CHECK(capture(w, "http://r.example/", "abc", 3, IDENTITY, 3, NULL,
 			  &out, &cause) == 0);
 	close_writer(w);
 	got = read_back(dir, "../etc/passwd", 0, &len, &cause);
@@ -1125,8 +1135,8 @@ static void test_write_failure(void)
 	int nf;
 
 	noise(body, sizeof body, 17);
-	TAP_CHECK(capture(w, "http://ok.example/", body, 1000, false, 500, NULL,
-			  &out[0], &cause) == 0);
+	TAP_CHECK(capture(w, "http://ok.example/", body, 1000, IDENTITY, 500,
+			  NULL, &out[0], &cause) == 0);
 	path = util_printf("%s/%s", dir, out[0].file);
 	TAP_CHECK(stat(path, &sb) == 0);
 
@@ -1150,8 +1160,8 @@ static void test_write_failure(void)
 	signal(SIGXFSZ, SIG_DFL);
 	TAP_CHECK(stat(path, &sb) == 0 &&
 		  sb.st_size == out[0].offset + out[0].length);
-	TAP_CHECK(capture(w, "http://ok.example/2", body, 2000, true, 500, NULL,
-			  &out[1], &cause) == 0);
+	TAP_CHECK(capture(w, "http://ok.example/2", body, 2000, CHUNKED, 500,
+			  NULL, &out[1], &cause) == 0);
 	TAP_CHECK(strcmp(out[0].file, out[1].file) == 0 &&
 		  out[1].offset == out[0].offset + out[0].length);
 	close_writer(w);
@@ -1195,8 +1205,8 @@ static void test_names_never_reused(void)
 		}
 	}
 	w = open_writer(dir, 1 << 30);
-	TAP_CHECK(capture(w, "http://n.example/", "x", 1, false, 1, NULL, &out,
-			  &cause) == 0);
+	TAP_CHECK(capture(w, "http://n.example/", "x", 1, IDENTITY, 1, NULL,
+			  &out, &cause) == 0);
 	close_writer(w);
 	names = list_warcs(dir, &nf);
 	TAP_CHECK(nf == 7);
@@ -1255,9 +1265,312 @@ static const struct tap_test tests[] = {
     {NULL, NULL},
 };
 
+/* ------------------------------------------- files for other readers
+ *
+ * `test_warc --samples DIR` writes WARC files of every kind of record into
+ * DIR, the exact payload of each into DIR/bodies/, and DIR/manifest.json
+ * saying where each record went; tests/integration/test_warc.py has them
+ * read by warcio.  `test_warc --forever DIR` writes large records until it
+ * is killed, printing "FILE OFFSET LENGTH SHA256" once each is written
+ * (the kill -9 test).  `test_warc --cat DIR FILE OFFSET` is
+ * warc_read_payload() to stdout. */
+
+static FILE *manifest;
+static const char *sample_dir;
+static int samples;
+
+/* Keep a payload as a file for the comparison; returns its name. */
+static char *save_body(const char *name, const void *p, size_t n)
+{
+	char *rel = util_printf("bodies/%s.bin", name);
+	char *path = util_printf("%s/%s", sample_dir, rel);
+	FILE *f = fopen(path, "wb");
+
+	if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+		printf("cannot write %s\n", path);
+		exit(1);
+	}
+	free(path);
+	return rel;
+}
+
+/* One manifest entry: where a record went, and what its payload is. */
+static void note(const char *name, const char *uri, const char *type,
+		 const struct warc_written *o, const void *body, size_t len,
+		 const void *decoded, size_t dlen, bool chunked, bool truncated)
+{
+	char *b = body != NULL ? save_body(name, body, len) : NULL;
+	char *d = NULL;
+
+	if (decoded != NULL) {
+		char *dn = util_printf("%s.decoded", name);
+
+		d = save_body(dn, decoded, dlen);
+		free(dn);
+	}
+	fprintf(manifest,
+		"%s\n  {\"name\": \"%s\", \"uri\": \"%s\", \"type\": \"%s\", "
+		"\"file\": \"%s\", \"offset\": %lld, \"length\": %lld, "
+		"\"request_offset\": %lld, \"record_id\": \"%s\", "
+		"\"payload_sha256\": \"%s\", \"payload_length\": %lld, "
+		"\"chunked\": %s, \"truncated\": %s, \"body\": %s%s%s, "
+		"\"decoded\": %s%s%s}",
+		samples++ ? "," : "", name, uri, type, o->file,
+		(long long)o->offset, (long long)o->length,
+		(long long)o->request_offset, o->record_id, o->payload_sha256,
+		(long long)o->payload_length, chunked ? "true" : "false",
+		truncated ? "true" : "false", b ? "\"" : "", b ? b : "null",
+		b ? "\"" : "", d ? "\"" : "", d ? d : "null", d ? "\"" : "");
+	free(b);
+	free(d);
+}
+
+static void must(int rc, char *cause)
+{
+	if (rc != 0) {
+		printf("%s\n", cause);
+		exit(1);
+	}
+}
+
+/* A response with its request, as the fetch path will write them. */
+static void sample(struct warc *w, const char *name, const void *body,
+		   size_t len, enum framing how, size_t piece)
+{
+	char *uri = util_printf("http://samples.example/%s", name);
+	char *req = util_printf("GET /%s HTTP/1.1\r\nHost: samples.example\r\n"
+				"User-Agent: gatherd/test\r\n\r\n",
+				name);
+	struct warc_finish f = {.request = req, .request_len = strlen(req)};
+	struct warc_written o;
+	char *cause = NULL;
+
+	must(capture(w, uri, body, len, how, piece, &f, &o, &cause), cause);
+	note(name, uri, "response", &o, body, len, NULL, 0, how != IDENTITY,
+	     false);
+	free(uri);
+	free(req);
+}
+
+/* gzip of p, for a body with Content-Encoding: gzip. */
+static unsigned char *gzip_of(const void *p, size_t n, size_t *zlen)
+{
+	z_stream z = {0};
+	unsigned char *out = xmalloc(n + 1024);
+
+	deflateInit2(&z, 9, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (Bytef *)p;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = (uInt)(n + 1024);
+	deflate(&z, Z_FINISH);
+	*zlen = n + 1024 - z.avail_out;
+	deflateEnd(&z);
+	return out;
+}
+
+static int write_samples(const char *dir)
+{
+	static const char not_modified[] = "HTTP/1.1 304 Not Modified\r\n"
+					   "ETag: \"1\"\r\n\r\n";
+	static const char conditional[] = "GET /html HTTP/1.1\r\n"
+					  "Host: samples.example\r\n"
+					  "If-None-Match: \"1\"\r\n\r\n";
+	static const char plain[] = "HTTP/1.1 200 OK\r\nServer: test\r\n\r\n";
+	struct warc *w;
+	struct warc_written o, html, ia, ib;
+	struct warc_record *r, *a, *b;
+	struct warc_finish f = {0};
+	char *cause = NULL, *path, *text = NULL, *head;
+	size_t tlen = 0, zlen;
+	unsigned char *big, *z;
+
+	sample_dir = dir;
+	path = util_printf("%s/bodies", dir);
+	mkdir(path, 0777);
+	free(path);
+	path = util_printf("%s/manifest.json", dir);
+	manifest = fopen(path, "w");
+	free(path);
+	if (manifest == NULL)
+		return 1;
+	fprintf(manifest, "[");
+	/* Small files: the big record and the run of small ones roll over. */
+	must(warc_open(dir, 256 * 1024, "gatherd/test", &w, &cause), cause);
+
+	for (int i = 0; i < 300; i++) {
+		char *line = util_printf("<p>line %d of a page that compresses"
+					 " well</p>\n",
+					 i);
+
+		text = xrealloc(text, tlen + strlen(line) + 1);
+		memcpy(text + tlen, line, strlen(line) + 1);
+		tlen += strlen(line);
+		free(line);
+	}
+	/* Content-Length and chunked, in pieces of several sizes. */
+	must(capture(w, "http://samples.example/html", text, tlen, IDENTITY,
+		     1000, NULL, &html, &cause),
+	     cause);
+	note("html", "http://samples.example/html", "response", &html, text,
+	     tlen, NULL, 0, false, false);
+	big = xmalloc(2 << 20);
+	noise(big, 2 << 20, 42);
+	sample(w, "chunked", big, 50000, CHUNKED, 997);
+	sample(w, "one-chunk", big + 1, 3000, CHUNKED, 3000);
+	sample(w, "empty", big, 0, IDENTITY, 1);
+	sample(w, "binary", big + 2, 100000, IDENTITY, 4096);
+	/* Bigger than a file: alone in one, read from the spill file. */
+	sample(w, "big", big + 3, 2 << 19, CHUNKED, 65536);
+	sample(w, "big-identity", big + 4, (2 << 20) - 4, IDENTITY, 8192);
+
+	/* Content-Encoding stays in the payload; warcio decodes it. */
+	z = gzip_of(text, tlen, &zlen);
+	r = warc_record_begin(w, "http://samples.example/gzip", 1700000001000,
+			      "127.0.0.1");
+	head = util_printf("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+			   "Content-Encoding: gzip\r\nContent-Length: %zu\r\n"
+			   "\r\n",
+			   zlen);
+	warc_record_block(r, head, strlen(head));
+	warc_record_block(r, z, zlen);
+	warc_record_payload(r, z, zlen);
+	must(warc_record_finish(r, NULL, &o, &cause), cause);
+	note("gzip", "http://samples.example/gzip", "response", &o, z, zlen,
+	     text, tlen, false, false);
+	free(head);
+	free(z);
+
+	/* Cut at max_body_bytes inside a chunk. */
+	r = warc_record_begin(w, "http://samples.example/cut", 1700000002000,
+			      NULL);
+	head = util_printf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+			   "\r\n%x\r\n",
+			   60000);
+	warc_record_block(r, head, strlen(head));
+	warc_record_block(r, big, 40000);
+	warc_record_payload(r, big, 40000);
+	f.truncated = true;
+	must(warc_record_finish(r, &f, &o, &cause), cause);
+	note("cut", "http://samples.example/cut", "response", &o, big, 40000,
+	     NULL, 0, true, true);
+	free(head);
+
+	/* Revisits of the html page. */
+	r = warc_record_begin(w, "http://samples.example/html", 1700000003000,
+			      NULL);
+	head = util_printf("HTTP/1.1 200 OK\r\nContent-Type: "
+			   "application/octet-stream\r\nContent-Length: "
+			   "%zu\r\n\r\n",
+			   tlen);
+	warc_record_block(r, head, strlen(head));
+	warc_record_block(r, text, tlen);
+	warc_record_payload(r, text, tlen);
+	f = (struct warc_finish){.revisit = WARC_REVISIT_IDENTICAL,
+				 .refers_to_uri = "http://samples.example/html",
+				 .refers_to_date_ms = 1700000000123,
+				 .refers_to_id = html.record_id};
+	must(warc_record_finish(r, &f, &o, &cause), cause);
+	note("revisit", "http://samples.example/html", "revisit", &o, NULL, 0,
+	     NULL, 0, false, false);
+	free(head);
+	r = warc_record_begin(w, "http://samples.example/html", 1700000004000,
+			      NULL);
+	warc_record_block(r, not_modified, sizeof not_modified - 1);
+	f = (struct warc_finish){.revisit = WARC_REVISIT_NOT_MODIFIED,
+				 .refers_to_uri = "http://samples.example/html",
+				 .refers_to_date_ms = 1700000000123,
+				 .refers_to_sha256 = html.payload_sha256,
+				 .request = conditional,
+				 .request_len = sizeof conditional - 1};
+	must(warc_record_finish(r, &f, &o, &cause), cause);
+	note("not-modified", "http://samples.example/html", "revisit", &o, NULL,
+	     0, NULL, 0, false, false);
+
+	/* Two in progress at once, finished in the other order. */
+	a = warc_record_begin(w, "http://samples.example/a", 1700000005000,
+			      "::1");
+	b = warc_record_begin(w, "http://samples.example/b", 1700000005001,
+			      "::1");
+	warc_record_block(a, plain, sizeof plain - 1);
+	warc_record_block(b, plain, sizeof plain - 1);
+	for (int i = 0; i < 50; i++) {
+		warc_record_block(a, big + 1000 * i, 1000);
+		warc_record_payload(a, big + 1000 * i, 1000);
+		warc_record_block(b, big + 7 + 900 * i, 900);
+		warc_record_payload(b, big + 7 + 900 * i, 900);
+	}
+	must(warc_record_finish(b, NULL, &ib, &cause), cause);
+	must(warc_record_finish(a, NULL, &ia, &cause), cause);
+	note("b", "http://samples.example/b", "response", &ib, big + 7, 45000,
+	     NULL, 0, false, false);
+	note("a", "http://samples.example/a", "response", &ia, big, 50000, NULL,
+	     0, false, false);
+
+	/* A run of small records across a rollover. */
+	for (int i = 0; i < 24; i++) {
+		char *name = util_printf("run-%02d", i);
+
+		sample(w, name, big + 100 * i, 20000 + (size_t)i,
+		       i % 3 == 0 ? CHUNKED : IDENTITY, 1500);
+		free(name);
+	}
+	must(warc_close(w, &cause), cause);
+	fprintf(manifest, "\n]\n");
+	fclose(manifest);
+	free(text);
+	free(big);
+	return 0;
+}
+
+/* Large records, one after the other, until killed. */
+static void write_forever(const char *dir) __attribute__((noreturn));
+
+static void write_forever(const char *dir)
+{
+	struct warc *w;
+	char *cause = NULL;
+	size_t len = 4 << 20;
+	unsigned char *body = xmalloc(len + 1000);
+
+	must(warc_open(dir, (int64_t)1 << 40, "gatherd/test", &w, &cause),
+	     cause);
+	noise(body, len + 1000, 77);
+	for (unsigned i = 0;; i++) {
+		struct warc_written o;
+		char *uri = util_printf("http://forever.example/%u", i);
+
+		must(capture(w, uri, body + i % 1000, len,
+			     i % 2 ? CHUNKED : IDENTITY, 16384, NULL, &o,
+			     &cause),
+		     cause);
+		printf("%s %lld %lld %s\n", o.file, (long long)o.offset,
+		       (long long)o.length, o.payload_sha256);
+		fflush(stdout);
+		free(uri);
+	}
+}
+
+static int cat(const char *dir, const char *file, const char *offset)
+{
+	char *cause = NULL;
+
+	if (warc_read_payload(dir, file, strtoll(offset, NULL, 10), 1,
+			      &cause) != 0) {
+		fprintf(stderr, "%s\n", cause);
+		free(cause);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (argc == 3 && strcmp(argv[1], "--samples") == 0)
+		return write_samples(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "--forever") == 0)
+		write_forever(argv[2]);
+	if (argc == 5 && strcmp(argv[1], "--cat") == 0)
+		return cat(argv[2], argv[3], argv[4]);
 	return tap_main(tests);
 }
