@@ -126,6 +126,8 @@ struct warc_capture {
 	size_t req_len;
 };
 
+/* Check the directory and set up zlib; no file is created before the first
+ * record, so a daemon that fetches nothing leaves no empty archive. */
 int warc_open(const char *dir, int64_t max_bytes, const char *software,
 	      struct warc **out, char **cause)
 {
@@ -225,6 +227,7 @@ static void warc_file_close(struct warc *w)
 	w->dirty = false;
 }
 
+/* Abort what is open, flush and close the file, free the writer. */
 int warc_close(struct warc *w, char **cause)
 {
 	int rc = 0;
@@ -249,6 +252,7 @@ int warc_close(struct warc *w, char **cause)
 	return rc;
 }
 
+/* fdatasync what was written since the last call (see warc.h). */
 int warc_sync(struct warc *w, char **cause)
 {
 	if (w->fd >= 0 && w->dirty) {
@@ -277,6 +281,7 @@ int warc_sync(struct warc *w, char **cause)
 	return 0;
 }
 
+/* A copy of the counters. */
 void warc_stats(const struct warc *w, struct warc_stats *st)
 {
 	*st = w->st;
@@ -304,6 +309,7 @@ static void warc_record_fail(struct warc_record *r, char *cause)
 	}
 }
 
+/* A new record in progress; a bad URI or address is kept as its error. */
 struct warc_record *warc_record_begin(struct warc *w, const char *target_uri,
 				      int64_t date_ms, const char *ip)
 {
@@ -377,6 +383,8 @@ static int warc_record_spill(struct warc_record *r)
 	return 0;
 }
 
+/* Digest block bytes as they come and keep them, in memory up to
+ * WARC_MEM_MAX and then in the spill file. */
 void warc_record_block(struct warc_record *r, const void *p, size_t n)
 {
 	const unsigned char *s = p;
@@ -420,6 +428,7 @@ void warc_record_block(struct warc_record *r, const void *p, size_t n)
 	}
 }
 
+/* Only digested and counted: the bytes are in the block already. */
 void warc_record_payload(struct warc_record *r, const void *p, size_t n)
 {
 	if (r->err != NULL || n == 0)
@@ -428,6 +437,7 @@ void warc_record_payload(struct warc_record *r, const void *p, size_t n)
 	r->payload_len += (int64_t)n;
 }
 
+/* The payload digest so far, the record staying open. */
 void warc_record_payload_sha256(const struct warc_record *r,
 				char out[WARC_SHA256_SIZE])
 {
@@ -437,6 +447,7 @@ void warc_record_payload_sha256(const struct warc_record *r,
 	warc_hex(md, sizeof md, out);
 }
 
+/* Forget r: nothing of it was written, its spill file goes with it. */
 void warc_record_abort(struct warc_record *r)
 {
 	warc_record_free(r);
@@ -743,6 +754,8 @@ static char *warc_finish_check(const struct warc_record *r,
 	return NULL;
 }
 
+/* Build the header now that the block is whole, write the member(s), and
+ * free r. */
 int warc_record_finish(struct warc_record *r, const struct warc_finish *f,
 		       struct warc_written *out, char **cause)
 {

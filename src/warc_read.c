@@ -263,10 +263,12 @@ static int warc_read_head(struct warc_reader *rd, char **cause)
 		*cause = util_printf("no WARC record there");
 		goto done;
 	}
-	errno = 0;
-	if (len == NULL || (rd->content_length = strtoll(len, &end, 10),
-			    errno != 0 || end == len || *end != '\0' ||
-				rd->content_length < 0)) {
+	if (len != NULL) {
+		errno = 0;
+		rd->content_length = strtoll(len, &end, 10);
+	}
+	if (len == NULL || errno != 0 || end == len || *end != '\0' ||
+	    rd->content_length < 0) {
 		*cause = util_printf("the record has no valid Content-Length");
 		goto done;
 	}
@@ -393,6 +395,8 @@ static bool warc_name_ok(const char *file)
 	       strcmp(file, ".") != 0 && strcmp(file, "..") != 0;
 }
 
+/* Inflate the member at offset, as far as its end and no further, and
+ * hand what comes out to the parser above. */
 int warc_read_payload(const char *dir, const char *file, int64_t offset,
 		      int out_fd, char **cause)
 {
