@@ -247,7 +247,8 @@ def _stage_source(dest):
     skip_top = {".git", "var", ".pytest_cache"}
 
     def ignore(d, names):
-        out = {n for n in names if n in ("__pycache__", ".pytest_cache")}
+        out = {n for n in names
+               if n in ("__pycache__", ".pytest_cache", "node_modules")}
         if Path(d).resolve() == REPO:
             out |= {n for n in names
                     if n in skip_top or n.startswith("build")}
