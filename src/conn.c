@@ -360,6 +360,12 @@ int conn_watch(struct conn *c, int timeout_ms, conn_io_cb cb, void *arg)
 	return event_add(c->rev, &tv);
 }
 
+void conn_unwatch(struct conn *c)
+{
+	if (c->rev != NULL)
+		event_del(c->rev);
+}
+
 ssize_t conn_read(struct conn *c, void *buf, size_t size)
 {
 	ssize_t n;

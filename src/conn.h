@@ -79,6 +79,10 @@ typedef void (*conn_io_cb)(struct conn *c, short what, void *arg);
 int conn_watch(struct conn *c, int timeout_ms, conn_io_cb cb, void *arg)
 	__attribute__((warn_unused_result));
 
+/* Stop telling the watcher (until conn_watch again): a reader that wants
+ * no more bytes for now. */
+void conn_unwatch(struct conn *c);
+
 /* Read from a watched connection: the bytes read, 0 at EOF, -1 with errno
  * (EAGAIN when nothing is there). */
 ssize_t conn_read(struct conn *c, void *buf, size_t size);

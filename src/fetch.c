@@ -62,6 +62,8 @@ struct fetch {
 	struct decode *decoder; /* undoing Content-Encoding */
 	bool body_seen;     /* the body callback ran for this response */
 	bool encoding_unknown; /* a Content-Encoding gatherd cannot undo */
+	struct fetch_tap tap;  /* tap.block == NULL: none */
+	bool paused;           /* by the tap: not reading */
 	enum fetch_state state;
 	enum url_scheme scheme;
 	uint16_t port;
@@ -266,18 +268,29 @@ static void fetch_hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* The response is complete: its digest, its validators, and whether it
- * confirms the earlier response a conditional request named. */
+/* The bytes received are a response to keep (archive, see fetch_tap):
+ * its body's digest and length. */
+static void fetch_keep(struct fetch *f, enum fetch_archive archive)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	f->res.archive = archive;
+	f->res.body_bytes = (int64_t)http_resp_body_len(f->parser);
+	if (f->res.body_bytes > f->ctx.cfg->max_body_bytes)
+		f->res.body_bytes = f->ctx.cfg->max_body_bytes;
+	if (f->md != NULL && EVP_DigestFinal_ex(f->md, md, &n) == 1 &&
+	    n == 32)
+		fetch_hex(md, n, f->res.body_sha256);
+}
+
+/* The response is complete: its validators, and whether it confirms the
+ * earlier response a conditional request named. */
 static void fetch_take_validators(struct fetch *f)
 {
 	const char *etag = http_resp_etag(f->parser);
 	const char *lm = http_resp_last_modified(f->parser);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
 
-	if (f->md != NULL && EVP_DigestFinal_ex(f->md, md, &n) == 1 &&
-	    n == 32)
-		fetch_hex(md, n, f->res.body_sha256);
 	f->res.etag = etag != NULL ? xstrdup(etag) : NULL;
 	f->res.last_modified = lm != NULL ? xstrdup(lm) : NULL;
 	f->res.not_modified = f->cond != NULL && f->res.status == 304;
@@ -299,6 +312,7 @@ static void fetch_complete(struct fetch *f, bool reusable)
 			   f->proxy->name);
 		return;
 	}
+	fetch_keep(f, FETCH_ARCHIVE_WHOLE);
 	if (f->decoder != NULL && decode_finish(f->decoder) != 0) {
 		/* The response came whole, but its coding did not undo:
 		 * corrupt (or a bomb past max_body_bytes). */
@@ -356,6 +370,8 @@ static bool fetch_after_feed(struct fetch *f, enum http_feed r, bool rest)
 		return true;
 	}
 	if (r == HTTP_ERROR) {
+		if (http_resp_body_cut(f->parser))
+			fetch_keep(f, FETCH_ARCHIVE_CUT);
 		fetch_fail(f, http_error_kind(http_resp_error(f->parser)), "%s",
 			   http_resp_error_detail(f->parser));
 		return true;
@@ -363,14 +379,30 @@ static bool fetch_after_feed(struct fetch *f, enum http_feed r, bool rest)
 	return false;
 }
 
-/* Feed what the bufferevent has read.  True when the fetch ended. */
-static bool fetch_drain_input(struct fetch *f)
+/* Show the tap the bytes of a read that belong to the response: the
+ * `used` ones (a body cut at its limit: up to the limit).  True when the
+ * tap asks for a pause. */
+static bool fetch_tap_block(struct fetch *f, const char *p, size_t used)
+{
+	if (f->tap.block == NULL)
+		return false;
+	if (used == 0)
+		return false;
+	if (f->tap.block(f->tap.arg, p, used))
+		f->paused = true;
+	return f->paused;
+}
+
+/* Feed what the bufferevent has read.  True when the fetch ended.  A tap
+ * that asks for a pause stops it (the rest stays buffered) unless `all`
+ * (the connection ended: everything buffered is the response's). */
+static bool fetch_drain_input(struct fetch *f, bool all)
 {
 	struct evbuffer *in = bufferevent_get_input(conn_bev(f->conn));
 
 	if (f->res.ttfb_ms < 0 && evbuffer_get_length(in) > 0)
 		f->res.ttfb_ms = util_mono_ms() - f->sent_ms;
-	while (evbuffer_get_length(in) > 0) {
+	while (evbuffer_get_length(in) > 0 && (all || !f->paused)) {
 		struct evbuffer_iovec v[8];
 		int n = evbuffer_peek(in, -1, NULL, v, 8);
 		size_t used = 0, c;
@@ -382,11 +414,14 @@ static bool fetch_drain_input(struct fetch *f)
 			r = http_resp_feed(f->parser, v[i].iov_base,
 					   v[i].iov_len, &c);
 			used += c;
+			fetch_tap_block(f, v[i].iov_base, c);
 		}
 		evbuffer_drain(in, used);
 		if (fetch_after_feed(f, r, evbuffer_get_length(in) > 0))
 			return true;
 	}
+	if (f->paused && !all)
+		bufferevent_disable(conn_bev(f->conn), EV_READ);
 	return false;
 }
 
@@ -421,8 +456,13 @@ static void fetch_io_cb(struct conn *c, short what, void *arg)
 			enum http_feed r = http_resp_feed(
 				f->parser, fetch_rbuf, (size_t)n, &used);
 
+			fetch_tap_block(f, fetch_rbuf, used);
 			if (fetch_after_feed(f, r, used < (size_t)n))
 				return;
+			if (f->paused) {
+				conn_unwatch(f->conn);
+				return;
+			}
 			if ((size_t)n < sizeof fetch_rbuf)
 				return; /* drained: wait for the next event */
 			continue;
@@ -445,7 +485,7 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (f->state != FETCH_WAITING)
 		return;
-	fetch_drain_input(f);
+	fetch_drain_input(f, false);
 }
 
 /* SHA-256, fetched from OpenSSL's provider once (EVP_sha256() would look
@@ -502,15 +542,16 @@ static void fetch_send(struct fetch *f)
 	f->body_seen = f->encoding_unknown = false;
 	decode_free(f->decoder);
 	f->decoder = NULL;
-	if (cfg->capture_digest == CONFIG_DIGEST_SHA256) {
+	f->paused = false;
+	if (cfg->capture_digest == CONFIG_DIGEST_SHA256 ||
+	    f->tap.block != NULL) {
 		if (f->md == NULL)
 			f->md = EVP_MD_CTX_new();
 		if (f->md == NULL ||
 		    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
 			util_oom();
 	}
-	if (cfg->capture_digest == CONFIG_DIGEST_SHA256 ||
-	    cfg->accept_encoding == CONFIG_ENCODING_GZIP)
+	if (f->md != NULL || cfg->accept_encoding == CONFIG_ENCODING_GZIP)
 		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
 	else
 		http_resp_set_body_cb(f->parser, NULL, NULL);
@@ -541,6 +582,9 @@ static void fetch_send(struct fetch *f)
 		f->res.tls_version = SSL_get_version(conn_ssl(f->conn));
 	f->sent_ms = util_mono_ms();
 	f->res.ttfb_ms = -1;
+	if (f->tap.start != NULL)
+		f->tap.start(f->tap.arg, f->request, f->request_len,
+			     f->res.remote_ip);
 	if (conn_write(f->conn, f->request, f->request_len) != 0)
 		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, errno);
 }
@@ -617,7 +661,7 @@ static void fetch_closed(struct fetch *f, short what, int err)
 	if (fetch_retry_fresh(f))
 		return;
 	/* Whatever is still buffered belongs to the response. */
-	if (fetch_drain_input(f))
+	if (fetch_drain_input(f, true))
 		return;
 	enum http_feed r = http_resp_eof(f->parser);
 	if (what & BEV_EVENT_ERROR) {
@@ -900,7 +944,8 @@ static char *fetch_extra_headers(const struct config *cfg,
 
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 			  const struct url_ref *ref,
-			  const struct fetch_cond *cond, fetch_done_cb done,
+			  const struct fetch_cond *cond,
+			  const struct fetch_tap *tap, fetch_done_cb done,
 			  void *arg)
 {
 	struct fetch *f = xcalloc(1, sizeof *f);
@@ -911,6 +956,8 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->url = url;
 	f->ref = *ref;
 	f->cond = cond;
+	if (tap != NULL)
+		f->tap = *tap;
 	f->done = done;
 	f->arg = arg;
 	f->start_ms = util_mono_ms();
@@ -988,4 +1035,24 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	f->request_len = (size_t)n;
 	fetch_get_conn(f, true);
 	return f;
+}
+
+void fetch_resume(struct fetch *f)
+{
+	if (f == NULL || !f->paused)
+		return;
+	f->paused = false;
+	if (f->state != FETCH_WAITING)
+		return;
+	if (conn_ssl(f->conn) == NULL) {
+		/* Level-triggered: bytes already waiting wake it at once. */
+		if (conn_watch(f->conn, f->ctx.cfg->idle_timeout_ms,
+			       fetch_io_cb, f) != 0)
+			fetch_fail(f, ERR_CONNECT,
+				   "cannot read from the connection");
+		return;
+	}
+	bufferevent_enable(conn_bev(f->conn), EV_READ);
+	/* What is buffered already gets no new read callback. */
+	fetch_drain_input(f, false);
 }

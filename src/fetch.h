@@ -30,6 +30,31 @@ struct fetch_ctx {
 	const struct proxies *proxies; /* NULL: every connection direct */
 };
 
+/* Whether the response bytes a tap saw form a response worth keeping. */
+enum fetch_archive {
+	FETCH_ARCHIVE_NONE = 0, /* no response, or only part of one */
+	FETCH_ARCHIVE_WHOLE,    /* a complete response (ok, or a body whose
+				 * Content-Encoding did not undo) */
+	FETCH_ARCHIVE_CUT,      /* complete headers, the body cut at
+				 * max_body_bytes */
+};
+
+/* An observer of the exchange as it goes over the wire (an archive, see
+ * capture.h).  Both callbacks run on the loop, inside the fetch's own
+ * callbacks: they may not call back into the fetch, except that block
+ * returning true pauses reading until fetch_resume(). */
+struct fetch_tap {
+	/* The request went out on a connection to ip: the response's bytes
+	 * follow.  Runs again if a dead pooled connection is replaced before
+	 * any response byte (start over then). */
+	void (*start)(void *arg, const char *request, size_t len,
+		      const char *ip);
+	/* Bytes of the response exactly as received (chunked framing and
+	 * all), in order, up to its last byte. */
+	bool (*block)(void *arg, const void *p, size_t n);
+	void *arg;
+};
+
 /* The outcome.  Strings are malloc'd and owned by the receiver; `error`
  * is ERR_NONE when ok. */
 struct fetch_result {
@@ -62,6 +87,9 @@ struct fetch_result {
 	enum url_scheme location_scheme; /* of that target */
 	int64_t retry_after_ms; /* from Retry-After, -1 if none */
 	bool fd_exhausted;      /* no socket could be made (EMFILE/ENFILE) */
+	/* What the bytes given to a tap amount to: */
+	enum fetch_archive archive;
+	int64_t body_bytes; /* de-chunked body bytes received (archive set) */
 };
 
 typedef void (*fetch_done_cb)(void *arg, struct fetch_result *res);
@@ -76,11 +104,17 @@ struct fetch_cond {
 /* Start fetching `url` (NUL-terminated, parsed into `ref` by
  * url_parse_ref(); the text, and `cond` when not NULL, must stay valid
  * until done runs or the fetch is aborted).  res.final_url is NULL when
- * the URL is already in its normal form. */
+ * the URL is already in its normal form.  tap, when not NULL, is copied;
+ * with one, every response body is digested (res.body_sha256), whatever
+ * [capture] digest says. */
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 			  const struct url_ref *ref,
-			  const struct fetch_cond *cond, fetch_done_cb done,
+			  const struct fetch_cond *cond,
+			  const struct fetch_tap *tap, fetch_done_cb done,
 			  void *arg);
+
+/* Read again after a tap's block callback paused the fetch. */
+void fetch_resume(struct fetch *f);
 
 /* Free the strings of a result (for results that are dropped). */
 void fetch_result_free(struct fetch_result *r);

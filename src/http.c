@@ -69,6 +69,8 @@ struct http_resp {
 	enum http_feed result; /* HTTP_MORE until done or failed */
 	enum http_error error;
 	enum http_fail fail; /* set by a callback that returned an error */
+	const char *cut_at;  /* FAIL_BODY_TOO_LARGE in a body span: where the
+			      * limit fell in the bytes being fed */
 	char detail[192];
 
 	bool started;	      /* a byte was fed since the last reset */
@@ -331,6 +333,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 		if (r->body_cb != NULL && r->max_body_bytes > r->body_len)
 			r->body_cb(r->body_arg, at,
 				   (size_t)(r->max_body_bytes - r->body_len));
+		r->cut_at = at + (r->max_body_bytes - r->body_len);
 		r->body_len = r->max_body_bytes + 1;
 		r->fail = FAIL_BODY_TOO_LARGE;
 		return -1;
@@ -426,6 +429,7 @@ void http_resp_reset(struct http_resp *r, size_t max_header_bytes,
 	r->result = HTTP_MORE;
 	r->error = HTTP_ERR_NONE;
 	r->fail = FAIL_NONE;
+	r->cut_at = NULL;
 	r->detail[0] = '\0';
 	r->started = false;
 	r->interim_seen = false;
@@ -529,8 +533,15 @@ enum http_feed http_resp_feed(struct http_resp *r, const char *data, size_t len,
 			*consumed = off;
 			return HTTP_MORE;
 		}
-		if (err != HPE_PAUSED)
+		if (err != HPE_PAUSED) {
+			/* A body over the limit: what came up to the limit is
+			 * the response's (cut short), and so consumed. */
+			if (r->fail == FAIL_BODY_TOO_LARGE)
+				*consumed = r->cut_at != NULL
+						    ? (size_t)(r->cut_at - data)
+						    : off;
 			return fail_parse(r, err);
+		}
 
 		if (!r->message_done) {
 			/* Paused by on_headers_complete. */
@@ -653,6 +664,11 @@ bool http_resp_keep_alive(const struct http_resp *r)
 enum http_error http_resp_error(const struct http_resp *r)
 {
 	return r->error;
+}
+
+bool http_resp_body_cut(const struct http_resp *r)
+{
+	return r->result == HTTP_ERROR && r->fail == FAIL_BODY_TOO_LARGE;
 }
 
 const char *http_resp_error_detail(const struct http_resp *r)

@@ -112,6 +112,11 @@ bool http_resp_keep_alive(const struct http_resp *r);
  * 65536 bytes", "body larger than 1048576 bytes", "connection closed after
  * 1234 of 5000 body bytes". */
 enum http_error http_resp_error(const struct http_resp *r);
+/* After HTTP_ERROR: the headers were whole and the body went past
+ * max_body_bytes (what was received is a response cut short).  The feed
+ * that failed so reported as consumed the bytes up to the limit (the
+ * header block alone when a Content-Length was over it). */
+bool http_resp_body_cut(const struct http_resp *r);
 const char *http_resp_error_detail(const struct http_resp *r);
 
 /* The result error kind of a parser error (ERR_HTTP_PROTOCOL, ...);

@@ -13,6 +13,8 @@
 #include <event2/event.h>
 
 #include "build-config.h"
+#include "capture.h"
+#include "cat.h"
 #include "cli.h"
 #include "config.h"
 #include "conn.h"
@@ -64,6 +66,7 @@ struct app {
 	struct store *store;
 	struct queue *queue;
 	struct sched *sched;
+	struct captures *captures; /* NULL: no WARC archive */
 	struct dns *dns;
 	struct tls *tls;
 	struct proxies *proxies;
@@ -87,6 +90,7 @@ static void usage(FILE *f)
 		"               [--error KIND | --state failed] [--dry-run]\n"
 		"       gatherd prune [-c FILE] --older-than DURATION "
 		"[--keep-latest] [--dry-run]\n"
+		"       gatherd cat [-c FILE] ID | URL\n"
 		"       gatherd check-config [-c FILE] [--set "
 		"section.key=value]...\n"
 		"       gatherd --version | --help\n"
@@ -128,7 +132,9 @@ static void usage(FILE *f)
 		"fetches of URLs already fetched (conditional when their last\n"
 		"response had an ETag or Last-Modified); prune deletes old "
 		"result\n"
-		"rows (never WARC files).\n"
+		"rows (never WARC files); cat writes a row's archived body "
+		"(from\n"
+		"[capture] warc_dir) to standard output.\n"
 		"\n"
 		"Exit status: 0 ok, 1 runtime failure, 2 usage or "
 		"configuration error.\n",
@@ -453,6 +459,13 @@ static int app_run(struct app *a)
 				 a->proxies};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
 			     oj.first_queued - 1, app_idle_cb, a);
+	if (capture_open(a->base, a->worker, &a->cfg, &a->captures, &cause) !=
+	    0) {
+		log_error("%s", cause);
+		free(cause);
+		goto out;
+	}
+	sched_set_captures(a->sched, a->captures);
 	a->stats = stats_new(a->base, &a->cfg, a->sched, a->worker, a->store,
 			     oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
@@ -463,7 +476,8 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
-	struct stats_sources src = {a->pool, a->tls, a->dns, a->queue};
+	struct stats_sources src = {a->pool, a->tls, a->dns, a->queue,
+				    a->captures};
 	stats_set_sources(a->stats, &src);
 	stats_set_baseline(a->stats, oj.by_error);
 	if (a->cfg.metrics_listen[0] != '\0') {
@@ -531,6 +545,8 @@ out:
 			 dns_cache_hits(a->dns));
 	queue_free(a->queue);
 	sched_free(a->sched);
+	/* Every capture has sent its last job: the archive can close. */
+	capture_close(a->captures);
 	conn_pool_free(a->pool);
 	dns_free(a->dns);
 	tls_free(a->tls);
@@ -538,6 +554,7 @@ out:
 	if (a->store != NULL)
 		thread_call(a->worker, app_close_store_work, a->store);
 	thread_stop(a->worker);
+	capture_free(a->captures);
 	if (a->ev_term != NULL)
 		event_free(a->ev_term);
 	if (a->ev_int != NULL)
@@ -560,6 +577,7 @@ enum app_cmd {
 	CMD_STATUS,
 	CMD_REFETCH,
 	CMD_PRUNE,
+	CMD_CAT,
 	CMD_COUNT
 };
 
@@ -594,7 +612,8 @@ static const struct {
 int main(int argc, char **argv)
 {
 	static const char *const cmd_names[CMD_COUNT] = {
-		"", "check-config", "submit", "status", "refetch", "prune"};
+		"", "check-config", "submit", "status", "refetch", "prune",
+		"cat"};
 	struct option opts[N_APP_OPTIONS + 1];
 	struct maint_args ma = {0};
 	struct status_opts so = {0};
@@ -709,7 +728,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc && cmd != CMD_SUBMIT) {
+	if (cmd == CMD_CAT && optind + 1 < argc) {
+		rc = usage_error("cat", "one row at a time (\"%s\" too)",
+				 argv[optind + 1]);
+		free(a.ov);
+		return rc;
+	}
+	if (optind < argc && cmd != CMD_SUBMIT && cmd != CMD_CAT) {
 		rc = usage_error(cmd_names[cmd], "unexpected argument \"%s\"",
 				 argv[optind]);
 		free(a.ov);
@@ -750,6 +775,9 @@ int main(int argc, char **argv)
 		break;
 	case CMD_PRUNE:
 		rc = maint_prune(&a.cfg, &ma);
+		break;
+	case CMD_CAT:
+		rc = cat_main(&a.cfg, optind < argc ? argv[optind] : NULL);
 		break;
 	default:
 		log_set_level(a.cfg.log_level);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "batcher.h"
+#include "capture.h"
 #include "config.h"
 #include "conn.h"
 #include "fetch.h"
@@ -48,8 +49,15 @@ struct job {
 	 * conditional) and digest (what a 304 confirms). */
 	struct fetch_cond cond;
 	char *prev_sha256;
+	int64_t prev_fetched_ms;
+	char *prev_warc_file; /* the earlier response's record, if any */
+	int64_t prev_warc_offset;
 	struct host *host;
 	struct fetch *fetch;
+	struct capture *cap; /* archiving the fetch in flight */
+	/* Where the final response was archived ("" when it was not). */
+	char warc_file[WARC_FILE_SIZE];
+	int64_t warc_offset;
 	struct event *retry_ev; /* while asleep before a retry */
 	struct sched *s;
 	int attempts;    /* requests made for this row so far */
@@ -93,6 +101,8 @@ struct sched {
 	struct store *store;
 	const struct config *cfg;
 	struct fetch_ctx fctx;
+	struct captures *caps;  /* NULL: no archive */
+	size_t n_capturing;     /* jobs waiting for their record */
 	struct map *hosts;
 	struct host_list ready;
 	struct job_list in_flight_jobs;
@@ -205,6 +215,7 @@ static void job_free(struct job *j)
 	free((char *)j->cond.etag);
 	free((char *)j->cond.last_modified);
 	free(j->prev_sha256);
+	free(j->prev_warc_file);
 	if (j->retry_ev != NULL)
 		event_free(j->retry_ev);
 	free(j->cur);
@@ -311,9 +322,11 @@ static void sched_add_result(struct sched *s, struct job *j)
 	r.tls_ms = j->res.tls_ms;
 	r.etag = j->res.etag;
 	r.last_modified = j->res.last_modified;
-	r.body_sha256 = j->res.body_sha256[0] != '\0' ? j->res.body_sha256
-						      : NULL;
-	r.warc_offset = -1;
+	r.body_sha256 = j->res.ok && j->res.body_sha256[0] != '\0'
+				? j->res.body_sha256
+				: NULL;
+	r.warc_file = j->warc_file[0] != '\0' ? j->warc_file : NULL;
+	r.warc_offset = j->warc_file[0] != '\0' ? j->warc_offset : -1;
 	r.not_modified = j->res.ok ? j->res.not_modified : -1;
 	r.decoded_length = j->res.ok ? j->res.decoded_length : -1;
 	r.dns_ms = j->res.dns_ms;
@@ -411,6 +424,76 @@ static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Decide what a finished attempt means for its row: a redirect to follow,
  * a retry after a delay, or the row's result. */
+/* A paused fetch may read again: its capture caught up. */
+static void sched_resume_cb(void *arg)
+{
+	struct job *j = arg;
+
+	fetch_resume(j->fetch);
+}
+
+/* The row's record is in its file (or could not be written): the result
+ * can be stored now, naming it. */
+static void sched_captured_cb(void *arg, struct capture_written *w)
+{
+	struct job *j = arg;
+	struct sched *s = j->s;
+	static int64_t warned_ms;
+
+	s->n_capturing--;
+	if (w->file[0] != '\0') {
+		memcpy(j->warc_file, w->file, sizeof j->warc_file);
+		j->warc_offset = w->offset;
+	} else {
+		int64_t now = util_mono_ms();
+
+		if (now - warned_ms >= 10000) {
+			log_warn("%s: not archived: %s (the row is stored "
+				 "without a record)",
+				 job_url(j), w->error ? w->error : "error");
+			warned_ms = now;
+		}
+	}
+	sched_add_result(s, j);
+	sched_notify(s);
+}
+
+/* The attempt's response goes to the archive when it is one to keep;
+ * else its capture is dropped.  For the `final` response the row waits
+ * for its record (true then). */
+static bool sched_capture_end(struct sched *s, struct job *j, bool final)
+{
+	struct capture *c = j->cap;
+	const struct fetch_result *r = &j->res;
+
+	j->cap = NULL;
+	if (c == NULL)
+		return false;
+	if (r->archive == FETCH_ARCHIVE_NONE) {
+		capture_abort(c);
+		return false;
+	}
+	struct capture_end e = {
+		.truncated = r->archive == FETCH_ARCHIVE_CUT,
+		.payload_sha256 = r->body_sha256[0] != '\0' ? r->body_sha256
+							     : NULL,
+		.dedup = s->cfg->dedup && r->ok && r->status / 100 == 2 &&
+			 r->archive == FETCH_ARCHIVE_WHOLE && r->body_bytes > 0,
+		.not_modified = r->ok && r->not_modified,
+		.refers_to_date_ms = j->prev_fetched_ms,
+		.refers_to_sha256 = j->prev_sha256,
+		.refers_to_file = j->prev_warc_file,
+		.refers_to_offset = j->prev_warc_offset,
+	};
+	if (!final) {
+		capture_finish(c, &e, NULL, NULL);
+		return false;
+	}
+	s->n_capturing++;
+	capture_finish(c, &e, sched_captured_cb, j);
+	return true;
+}
+
 static void sched_after_attempt(struct sched *s, struct job *j)
 {
 	const struct config *cfg = s->cfg;
@@ -421,6 +504,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		 * give their descriptors back first; only when there are none
 		 * does dispatch pause briefly. */
 		j->attempts--;
+		sched_capture_end(s, j, false);
 		job_free_result(j);
 		sched_enqueue(s, j, true);
 		size_t closed = conn_pool_close_idle(s->fctx.pool);
@@ -455,6 +539,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 
 		s->counters.redirects++;
 		r->location = NULL;
+		sched_capture_end(s, j, false);
 		job_free_result(j);
 		free(j->cur);
 		j->cur = next;
@@ -481,6 +566,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		char *last = r->location;
 
 		r->location = NULL;
+		sched_capture_end(s, j, false);
 		job_free_result(j);
 		job_fail(j, ERR_TOO_MANY_REDIRECTS,
 			 util_printf("more than %d redirects; the last went "
@@ -502,6 +588,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 			  job_url(j), (long long)delay, j->attempts,
 			  r->ok ? "status" : errkind_name(r->error),
 			  r->status);
+		sched_capture_end(s, j, false);
 		job_free_result(j);
 		j->retry_ev = event_new(s->base, -1, 0, sched_retry_cb, j);
 		if (j->retry_ev == NULL)
@@ -518,6 +605,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 			  "%s %d)",
 			  job_url(j), j->attempts,
 			  r->ok ? "status" : errkind_name(r->error), r->status);
+		sched_capture_end(s, j, false);
 		sched_requeue(s, j);
 		return;
 	case POLICY_FINAL:
@@ -525,7 +613,8 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 	}
 	r->attempts = j->attempts;
 	r->redirects = j->redirects;
-	sched_add_result(s, j);
+	if (!sched_capture_end(s, j, true))
+		sched_add_result(s, j);
 }
 
 static void sched_fetch_done(void *arg, struct fetch_result *res)
@@ -595,8 +684,12 @@ static void sched_dispatch(struct sched *s)
 		 * where it redirects. */
 		bool cond = j->redirects == 0 && (j->cond.etag != NULL ||
 					       j->cond.last_modified != NULL);
+		if (s->caps != NULL)
+			j->cap = capture_new(s->caps, job_url(j),
+					     sched_resume_cb, j);
 		j->fetch = fetch_start(&s->fctx, job_url(j), &j->ref,
 				       cond ? &j->cond : NULL,
+				       j->cap ? capture_tap(j->cap) : NULL,
 				       sched_fetch_done, j);
 		h->in_flight++;
 		s->n_in_flight++;
@@ -628,6 +721,9 @@ static void sched_add_row(struct sched *s, struct store_row *r)
 	j->cond.etag = r->cond_etag;
 	j->cond.last_modified = r->cond_last_modified;
 	j->prev_sha256 = r->prev_sha256;
+	j->prev_fetched_ms = r->prev_fetched_ms;
+	j->prev_warc_file = r->prev_warc_file;
+	j->prev_warc_offset = r->prev_warc_offset;
 	j->s = s;
 	s->cursor = id;
 	if (s->draining) {
@@ -768,6 +864,11 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	return s;
 }
 
+void sched_set_captures(struct sched *s, struct captures *cs)
+{
+	s->caps = cs;
+}
+
 void sched_kick(struct sched *s)
 {
 	s->kick_gen++;
@@ -840,6 +941,8 @@ void sched_abort_in_flight(struct sched *s)
 		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
 		fetch_abort(j->fetch);
 		j->fetch = NULL;
+		capture_abort(j->cap);
+		j->cap = NULL;
 		j->host->in_flight--;
 		s->n_in_flight--;
 		host_maybe_free(j->host);
@@ -850,8 +953,8 @@ void sched_abort_in_flight(struct sched *s)
 
 bool sched_drained(const struct sched *s)
 {
-	return s->n_in_flight == 0 && batcher_idle(s->batcher) &&
-	       !s->loading;
+	return s->n_in_flight == 0 && s->n_capturing == 0 &&
+	       batcher_idle(s->batcher) && !s->loading;
 }
 
 void sched_get_stats(const struct sched *s, struct sched_stats *st)
@@ -931,6 +1034,7 @@ void sched_free(struct sched *s)
 	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
 		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
 		fetch_abort(j->fetch);
+		capture_abort(j->cap);
 		job_free(j);
 	}
 	batcher_free(s->batcher, job_free_owner);

@@ -15,6 +15,7 @@
 struct event_base;
 struct worker;
 struct store;
+struct captures;
 struct config;
 struct fetch_ctx;
 struct sched;
@@ -42,6 +43,10 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 			struct store *st, const struct config *cfg,
 			const struct fetch_ctx *fctx, int64_t cursor,
 			void (*idle_cb)(void *), void *arg);
+
+/* Archive every response in cs (see capture.h); NULL: none.  Before the
+ * first fetch. */
+void sched_set_captures(struct sched *s, struct captures *cs);
 
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "batcher.h"
+#include "capture.h"
 #include "build-config.h"
 #include "config.h"
 #include "conn.h"
@@ -210,17 +211,49 @@ void stats_ingested(struct stats *st, uint64_t n_queued, uint64_t n_failed)
 	st->invalid += n_failed;
 }
 
+/* The process's peak resident set in kB (VmHWM: getrusage's ru_maxrss
+ * would include the parent's before exec), or -1. */
+static long stats_peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long kb = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 void stats_final(struct stats *st)
 {
 	struct sched_stats ss;
 	double secs = (double)(util_mono_ms() - st->start_ms) / 1000.0;
 
+	char archive[200] = "";
+	long peak = stats_peak_rss_kb();
+
 	sched_get_stats(st->sched, &ss);
+	if (st->src.captures != NULL) {
+		struct capture_stats cs;
+
+		capture_get_stats(st->src.captures, &cs);
+		snprintf(archive, sizeof archive,
+			 "; archived %" PRIu64 " records (%" PRIu64
+			 " revisits, %" PRIu64 " failed), %.1f MB, paused %" PRIu64
+			 " fetches for the disk",
+			 cs.records, cs.revisits, cs.failures,
+			 (double)cs.bytes / 1e6, cs.pauses);
+	}
 	log_info("finished: %" PRIu64 " fetched (done %" PRIu64
 		 ", failed %" PRIu64 "), %" PRIu64 " lines ingested (%" PRIu64
-		 " invalid) in %.1f s",
+		 " invalid) in %.1f s, peak RSS %ld MB%s",
 		 ss.done + ss.failed, ss.done, ss.failed,
-		 st->ingested + st->invalid, st->invalid, secs);
+		 st->ingested + st->invalid, st->invalid, secs,
+		 peak < 0 ? 0 : (peak + 1023) / 1024, archive);
 	/* The last heartbeat says the daemon stopped.  Synchronously: the
 	 * loop is over, and the store is closed right after. */
 	if (st->store != NULL) {
@@ -348,6 +381,30 @@ void stats_write_metrics(void *arg, struct evbuffer *b)
 		stats_one(b, "gatherd_dns_cache_hits_total", "counter",
 			  "DNS lookups answered from the cache.",
 			  (double)dns_cache_hits(st->src.dns));
+	}
+	if (st->src.captures != NULL) {
+		struct capture_stats cs;
+
+		capture_get_stats(st->src.captures, &cs);
+		stats_one(b, "gatherd_warc_records_total", "counter",
+			  "Responses archived in WARC files (revisits "
+			  "included).",
+			  (double)cs.records);
+		stats_one(b, "gatherd_warc_revisits_total", "counter",
+			  "Responses archived as revisit records.",
+			  (double)cs.revisits);
+		stats_one(b, "gatherd_warc_failures_total", "counter",
+			  "Responses that could not be archived.",
+			  (double)cs.failures);
+		stats_one(b, "gatherd_warc_bytes_total", "counter",
+			  "Compressed bytes of the records written.",
+			  (double)cs.bytes);
+		stats_one(b, "gatherd_warc_pauses_total", "counter",
+			  "Fetches paused until the archive caught up.",
+			  (double)cs.pauses);
+		stats_one(b, "gatherd_warc_pending_bytes", "gauge",
+			  "Response bytes on their way to the WARC writer.",
+			  (double)cs.pending_bytes);
 	}
 	if (st->src.queue != NULL) {
 		int64_t partial = queue_partial_bytes(st->src.queue);

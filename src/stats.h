@@ -25,11 +25,13 @@ struct conn_pool;
 struct tls;
 struct dns;
 struct queue;
+struct captures;
 struct stats_sources {
 	struct conn_pool *pool;
 	struct tls *tls;
 	struct dns *dns;
 	struct queue *queue;
+	struct captures *captures; /* NULL: no WARC archive */
 };
 void stats_set_sources(struct stats *st, const struct stats_sources *src);
 

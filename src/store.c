@@ -229,7 +229,8 @@ int store_open(const char *path, struct store **out, char **cause)
 			  cause) != 0 ||
 	    store_prepare(s, &s->load_queued,
 			  "SELECT u.id, u.url, u.attempts, p.etag, "
-			  "p.last_modified, p.body_sha256 FROM urls u "
+			  "p.last_modified, p.body_sha256, p.fetched_at, "
+			  "p.warc_file, p.warc_offset FROM urls u "
 			  "LEFT JOIN urls p ON p.id = u.refetch_of "
 			  "WHERE u.state = 0 AND u.id > ?1 ORDER BY u.id "
 			  "LIMIT ?2",
@@ -396,6 +397,9 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 		r[count].cond_etag = store_column_dup(st, 3);
 		r[count].cond_last_modified = store_column_dup(st, 4);
 		r[count].prev_sha256 = store_column_dup(st, 5);
+		r[count].prev_fetched_ms = sqlite3_column_int64(st, 6);
+		r[count].prev_warc_file = store_column_dup(st, 7);
+		r[count].prev_warc_offset = sqlite3_column_int64(st, 8);
 		r[count].url = xstrdup(url ? url : "");
 		count++;
 	}
@@ -407,6 +411,7 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 			free(r[i].cond_etag);
 			free(r[i].cond_last_modified);
 			free(r[i].prev_sha256);
+			free(r[i].prev_warc_file);
 		}
 		free(r);
 		return -1;
@@ -1087,4 +1092,104 @@ int store_count_results(struct store *s, int64_t *by_error, char **cause)
 		return -1;
 	}
 	return 0;
+}
+
+int store_find_records(const char *path, int64_t id, const char *url,
+		       struct store_record *out, size_t max, size_t *n,
+		       char **cause)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *sha = NULL;
+	int rc;
+
+	*n = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		*cause = util_printf("cannot open database %s: %s", path,
+				     db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (url != NULL)
+		rc = sqlite3_prepare_v2(db,
+					"SELECT id, warc_file, warc_offset, "
+					"body_sha256, state FROM urls WHERE "
+					"url = ?2 AND warc_file IS NOT NULL "
+					"ORDER BY id DESC LIMIT 1",
+					-1, &st, NULL);
+	else
+		rc = sqlite3_prepare_v2(db,
+					"SELECT id, warc_file, warc_offset, "
+					"body_sha256, state FROM urls WHERE "
+					"id = ?1",
+					-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail_db;
+	sqlite3_bind_int64(st, 1, id);
+	if (url != NULL)
+		sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		*cause = url != NULL
+			     ? util_printf("no archived response for %s", url)
+			     : util_printf("no row %lld", (long long)id);
+		goto fail;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail_db;
+	id = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+		*cause = util_printf(
+		    "row %lld has no archived response (%s)", (long long)id,
+		    sqlite3_column_int(st, 4) == 0
+			? "it is still queued"
+			: "[capture] warc_dir was not set when it was "
+			  "fetched, or it failed before a response");
+		goto fail;
+	}
+	out[0].id = id;
+	out[0].file = xstrdup((const char *)sqlite3_column_text(st, 1));
+	out[0].offset = sqlite3_column_int64(st, 2);
+	*n = 1;
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+		sha = xstrdup((const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sha != NULL && max > 1) {
+		if (sqlite3_prepare_v2(db,
+				       "SELECT id, warc_file, warc_offset FROM "
+				       "urls WHERE body_sha256 = ?1 AND "
+				       "warc_file IS NOT NULL AND id != ?2 "
+				       "ORDER BY id DESC LIMIT ?3",
+				       -1, &st, NULL) != SQLITE_OK)
+			goto fail_db;
+		sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)(max - 1));
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			out[*n].id = sqlite3_column_int64(st, 0);
+			out[*n].file = xstrdup(
+			    (const char *)sqlite3_column_text(st, 1));
+			out[*n].offset = sqlite3_column_int64(st, 2);
+			(*n)++;
+		}
+		if (rc != SQLITE_DONE)
+			goto fail_db;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(sha);
+	return 0;
+fail_db:
+	*cause = util_printf("%s: %s", path, sqlite3_errmsg(db));
+fail:
+	for (size_t i = 0; i < *n; i++)
+		free(out[i].file);
+	*n = 0;
+	free(sha);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return -1;
 }

@@ -66,6 +66,9 @@ struct store_row {
 	char *cond_etag;
 	char *cond_last_modified;
 	char *prev_sha256;
+	int64_t prev_fetched_ms; /* when the earlier row was fetched, or 0 */
+	char *prev_warc_file;    /* where it was archived, or NULL */
+	int64_t prev_warc_offset;
 };
 
 /* The recorded outcome of one row (strings may be NULL).  STORE_QUEUED
@@ -229,6 +232,23 @@ int store_count_results(struct store *s, int64_t *by_error, char **cause)
  * queued, the id the next row will get).  A scan of the table: for
  * start-up only. */
 int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
+		       char **cause) __attribute__((warn_unused_result));
+
+/* A WARC record that holds a row's payload (gatherd cat). */
+struct store_record {
+	int64_t id;   /* of the row that names it */
+	char *file;   /* malloc'd basename in [capture] warc_dir */
+	int64_t offset;
+};
+
+/* The records for row `id` (or, when url is not NULL, for the newest row
+ * of that URL that has one): the row's own first, then up to max - 1 of
+ * other rows with the same payload digest, newest first (a revisit
+ * record's payload is in one of them).  *n is 0, with *cause saying why,
+ * when the row does not exist or has no record.  Read-only, beside a
+ * running daemon. */
+int store_find_records(const char *path, int64_t id, const char *url,
+		       struct store_record *out, size_t max, size_t *n,
 		       char **cause) __attribute__((warn_unused_result));
 
 #endif

@@ -733,6 +733,9 @@ static char *warc_finish_check(const struct warc_record *r,
 {
 	unsigned char md[32];
 
+	if (f->payload_sha256 != NULL && warc_unhex(f->payload_sha256, md))
+		return util_printf("the payload digest given is not 64 hex "
+				   "digits");
 	if (f->revisit == WARC_REVISIT_NONE)
 		return NULL;
 	if (!warc_token_ok(f->refers_to_uri))
@@ -789,7 +792,10 @@ int warc_record_finish(struct warc_record *r, const struct warc_finish *f,
 		warc_sha_peek(r->block_sha, md);
 	}
 	warc_labelled(md, block);
-	warc_sha_peek(r->payload_sha, md);
+	if (f->payload_sha256 != NULL)
+		warc_unhex(f->payload_sha256, md);
+	else
+		warc_sha_peek(r->payload_sha, md);
 	warc_hex(md, sizeof md, sha_hex);
 	warc_labelled(md, payload);
 

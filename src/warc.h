@@ -62,6 +62,11 @@ struct warc_finish {
 	int64_t refers_to_date_ms;
 	const char *refers_to_id;
 	const char *refers_to_sha256;
+	/* The payload's SHA-256 in hex when the caller computed it already
+	 * (the fetch digests every body): it is written as the
+	 * WARC-Payload-Digest and warc_record_payload() need not be fed.
+	 * NULL: the digest of what warc_record_payload() was fed. */
+	const char *payload_sha256;
 };
 
 /* Where a finished record went.  The strings are copied, so the caller may
@@ -148,14 +153,31 @@ int warc_record_finish(struct warc_record *r, const struct warc_finish *f,
 /* Drop r without writing anything. */
 void warc_record_abort(struct warc_record *r);
 
+/* What warc_read_info() gives of a record. */
+struct warc_info {
+	char type[16];	 /* "response", "revisit", ... */
+	char record_id[WARC_ID_SIZE];
+	int64_t date_ms; /* its WARC-Date, -1 if none or unreadable */
+};
+
+/* Read only the WARC header of the record at `offset` of dir/file (say,
+ * to name it in a revisit record). */
+int warc_read_info(const char *dir, const char *file, int64_t offset,
+		   struct warc_info *info, char **cause)
+    __attribute__((warn_unused_result));
+
+/* warc_read_payload() met a revisit record (nothing was written). */
+#define WARC_READ_REVISIT (-2)
+
 /* Decompress the one gzip member at `offset` of dir/file and write the
  * record's payload to out_fd: for a response or request, the HTTP body
  * with chunked transfer coding removed (content coding such as gzip is
  * kept, so the bytes are those of the payload digest and of the results'
  * length); for other types, the whole block.  Fails on a torn or corrupt
  * member, a block digest that does not match, and a revisit (whose payload
- * is in the record it refers to, which the cause names); bytes may already
- * have been written when it fails. */
+ * is in the record it refers to, which the cause names: WARC_READ_REVISIT
+ * then, -1 for the others); bytes may already have been written when it
+ * fails with -1. */
 int warc_read_payload(const char *dir, const char *file, int64_t offset,
 		      int out_fd, char **cause)
     __attribute__((warn_unused_result));

@@ -200,6 +200,34 @@ void warc_date(int64_t ms, char out[WARC_DATE_SIZE])
 	snprintf(out + n, WARC_DATE_SIZE - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* The inverse of warc_date(), fractions of any length accepted (only the
+ * milliseconds kept). */
+int64_t warc_parse_date(const char *s)
+{
+	struct tm tm;
+	const char *p;
+	int64_t ms = 0, scale = 100;
+
+	memset(&tm, 0, sizeof tm);
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (p == NULL)
+		return -1;
+	if (*p == '.') {
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			ms += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (strcmp(p, "Z") != 0)
+		return -1;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000 + ms;
+}
+
 /* A random (version 4) UUID as a WARC-Record-ID; -1 if OpenSSL's generator
  * fails (it is seeded from the kernel, so that means a broken system). */
 int warc_uuid(char out[WARC_ID_SIZE])

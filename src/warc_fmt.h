@@ -50,6 +50,9 @@ int warc_unlabel(const char *v, unsigned char md[32]);
 
 /* A WARC-Date for Unix milliseconds. */
 void warc_date(int64_t ms, char out[WARC_DATE_SIZE]);
+/* Unix milliseconds of a WARC-Date (YYYY-MM-DDThh:mm:ss, optional
+ * fraction, Z); -1 when it is not one. */
+int64_t warc_parse_date(const char *s);
 
 /* A new WARC-Record-ID; -1 when no random bytes can be had. */
 int warc_uuid(char out[WARC_ID_SIZE]) __attribute__((warn_unused_result));

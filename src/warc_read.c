@@ -55,6 +55,7 @@ enum warc_chunk {
  * a record is never held in memory whole, only its header blocks. */
 struct warc_reader {
 	int out_fd;
+	struct warc_info *info; /* only the WARC header is wanted, into it */
 	enum warc_rd_phase phase;
 	struct warc_buf head; /* the WARC header, then the HTTP one */
 	int head_state;
@@ -63,6 +64,7 @@ struct warc_reader {
 	bool http;	/* a request or response: the payload is the body */
 	bool truncated; /* WARC-Truncated: the body may stop anywhere */
 	bool has_digest;
+	bool revisit;   /* the record is a revisit: no payload here */
 	unsigned char digest[32];
 	EVP_MD_CTX *sha;
 	int tail;
@@ -272,6 +274,21 @@ static int warc_read_head(struct warc_reader *rd, char **cause)
 		*cause = util_printf("the record has no valid Content-Length");
 		goto done;
 	}
+	if (rd->info != NULL) {
+		char *id = warc_field(rd->head.p, "WARC-Record-ID");
+		char *date = warc_field(rd->head.p, "WARC-Date");
+
+		snprintf(rd->info->type, sizeof rd->info->type, "%s",
+			 type ? type : "");
+		snprintf(rd->info->record_id, sizeof rd->info->record_id, "%s",
+			 id ? id : "");
+		rd->info->date_ms = date ? warc_parse_date(date) : -1;
+		free(id);
+		free(date);
+		rd->phase = RD_DONE;
+		rc = 0;
+		goto done;
+	}
 	if (type != NULL && strcmp(type, "revisit") == 0) {
 		char *uri = warc_field(rd->head.p, "WARC-Refers-To-Target-URI");
 		char *date = warc_field(rd->head.p, "WARC-Refers-To-Date");
@@ -282,6 +299,7 @@ static int warc_read_head(struct warc_reader *rd, char **cause)
 				     date ? date : "(unknown)");
 		free(uri);
 		free(date);
+		rd->revisit = true;
 		goto done;
 	}
 	rd->http = type != NULL && (strcmp(type, "response") == 0 ||
@@ -321,6 +339,8 @@ static int warc_read_take(struct warc_reader *rd, const unsigned char *p,
 				return 0;
 			if (warc_read_head(rd, cause) != 0)
 				return -1;
+			if (rd->info != NULL)
+				return 0; /* the header was all that was wanted */
 			break;
 		case RD_BLOCK:
 			k = n;
@@ -397,10 +417,12 @@ static bool warc_name_ok(const char *file)
 
 /* Inflate the member at offset, as far as its end and no further, and
  * hand what comes out to the parser above. */
-int warc_read_payload(const char *dir, const char *file, int64_t offset,
-		      int out_fd, char **cause)
+/* Read the member at offset: its payload to out_fd, or only its header
+ * into info. */
+static int warc_read_member(const char *dir, const char *file, int64_t offset,
+			    int out_fd, struct warc_info *info, char **cause)
 {
-	struct warc_reader rd = {.out_fd = out_fd};
+	struct warc_reader rd = {.out_fd = out_fd, .info = info};
 	z_stream z = {.zalloc = warc_zalloc, .zfree = warc_zfree};
 	unsigned char *in = NULL, *out = NULL;
 	char *path = NULL, *err = NULL;
@@ -426,7 +448,7 @@ int warc_read_payload(const char *dir, const char *file, int64_t offset,
 	rd.sha = warc_sha_new();
 	in = xmalloc(WARC_IO_SIZE);
 	out = xmalloc(WARC_IO_SIZE);
-	while (!ended) {
+	while (!ended && !(info != NULL && rd.phase == RD_DONE)) {
 		ssize_t k = pread(fd, in, WARC_IO_SIZE, pos);
 
 		if (k < 0 && errno == EINTR)
@@ -449,7 +471,8 @@ int warc_read_payload(const char *dir, const char *file, int64_t offset,
 		z.avail_in = (uInt)k;
 		/* Stop at the end of this member: the next one is another
 		 * record. */
-		while (!ended && (z.avail_in > 0 || z.avail_out == 0)) {
+		while (!ended && !(info != NULL && rd.phase == RD_DONE) &&
+		       (z.avail_in > 0 || z.avail_out == 0)) {
 			int zr;
 
 			z.next_out = out;
@@ -470,7 +493,7 @@ int warc_read_payload(const char *dir, const char *file, int64_t offset,
 				break;
 		}
 	}
-	if (warc_read_end(&rd, &err) != 0)
+	if (info == NULL && warc_read_end(&rd, &err) != 0)
 		goto done;
 	rc = 0;
 done:
@@ -478,6 +501,8 @@ done:
 		*cause =
 		    util_printf("%s at offset %lld: %s", path ? path : file,
 				(long long)offset, err);
+	if (rc != 0 && rd.revisit)
+		rc = WARC_READ_REVISIT;
 	if (z_ready)
 		inflateEnd(&z);
 	if (fd >= 0)
@@ -489,4 +514,18 @@ done:
 	free(path);
 	free(err);
 	return rc;
+}
+
+int warc_read_payload(const char *dir, const char *file, int64_t offset,
+		      int out_fd, char **cause)
+{
+	return warc_read_member(dir, file, offset, out_fd, NULL, cause);
+}
+
+int warc_read_info(const char *dir, const char *file, int64_t offset,
+		   struct warc_info *info, char **cause)
+{
+	memset(info, 0, sizeof *info);
+	info->date_ms = -1;
+	return warc_read_member(dir, file, offset, -1, info, cause);
 }
