@@ -25,8 +25,8 @@
 
 /* Longest canonical pattern and target the differential check takes (the
  * reference matcher is quadratic). */
-#define REF_PATTERN_MAX 512
-#define REF_TARGET_MAX 2048
+#define REF_PATTERN_MAX 256
+#define REF_TARGET_MAX 1024
 
 /* Check the invariants of one verdict. */
 static void check_verdict(const struct robots *r, const char *t, size_t n)
