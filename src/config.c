@@ -151,6 +151,11 @@ static const struct config_opt options[] = {
 	OPTION_STR("fetch", "https_proxy", https_proxy, "", false,
 		   proxy_check_url),
 	OPTION_STR("fetch", "no_proxy", no_proxy, "", false, NULL),
+	OPTION_BOOL("fetch", "robots", robots, "true", true),
+	OPTION_INT("fetch", "robots_ttl_s", robots_ttl_s, "86400", 1,
+		   31536000, true),
+	OPTION_INT("fetch", "robots_max_crawl_delay_s", robots_max_crawl_delay_s,
+		   "30", 0, 86400, true),
 
 	OPTION_BOOL("tls", "verify", tls_verify, "true", false),
 	OPTION_PATH("tls", "ca_file", tls_ca_file,
@@ -162,7 +167,7 @@ static const struct config_opt options[] = {
 		    check_dir_or_empty),
 	OPTION_BOOL("capture", "warc_requests", warc_requests, "false", true),
 	OPTION_INT64("capture", "warc_max_bytes", warc_max_bytes, "1g",
-		     1048576, INT64_C(1099511627776), true),
+		     1048576, INT64_C(1099511627776), false),
 	OPTION_BOOL("capture", "dedup", dedup, "false", true),
 
 	OPTION_STR("metrics", "listen", metrics_listen, "", false,

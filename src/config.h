@@ -43,6 +43,9 @@ struct config {
 	char *proxy;            /* "" = none ([fetch] proxy) */
 	char *https_proxy;
 	char *no_proxy;
+	bool robots;            /* obey robots.txt (RFC 9309) */
+	int robots_ttl_s;       /* how long an origin's robots.txt is kept */
+	int robots_max_crawl_delay_s; /* cap on Crawl-delay */
 	/* Computed from the above (config_derive in config.c): */
 	char *header_lines;     /* the headers as request lines, or NULL */
 	uint64_t retry_status_bits[CONFIG_STATUS_WORDS];

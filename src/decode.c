@@ -23,6 +23,8 @@ struct decode {
 	const char *name;
 	char error[96];
 	unsigned char scratch[DECODE_SCRATCH];
+	decode_sink sink; /* who wants the decoded bytes, or NULL */
+	void *sink_arg;
 };
 
 struct decode *decode_new(const char *ce)
@@ -98,17 +100,27 @@ int decode_feed(struct decode *d, const char *p, size_t n)
 		}
 		if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
 			return decode_fail(d, d->z.msg);
-		d->decoded += sizeof d->scratch - d->z.avail_out;
+		size_t got = sizeof d->scratch - d->z.avail_out;
+
+		d->decoded += got;
 		if (d->decoded > d->max) {
 			d->over = true;
 			return decode_fail(d, "decoded body over the limit");
 		}
+		if (d->sink != NULL && got > 0)
+			d->sink(d->sink_arg, d->scratch, got);
 		if (rc == Z_STREAM_END)
 			d->ended = true;
 		else if (rc == Z_BUF_ERROR && d->z.avail_out > 0)
 			break; /* needs more input */
 	}
 	return 0;
+}
+
+void decode_set_sink(struct decode *d, decode_sink sink, void *arg)
+{
+	d->sink = sink;
+	d->sink_arg = arg;
 }
 
 int decode_finish(struct decode *d)

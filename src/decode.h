@@ -30,6 +30,10 @@ int decode_finish(struct decode *d) __attribute__((warn_unused_result));
 /* Decoded bytes so far. */
 uint64_t decode_length(const struct decode *d);
 
+/* Hand the decoded bytes, as they come, to sink(arg, p, n). */
+typedef void (*decode_sink)(void *arg, const void *p, size_t n);
+void decode_set_sink(struct decode *d, decode_sink sink, void *arg);
+
 /* Stop with an error once more than `max` bytes decode (a gzip bomb). */
 void decode_set_limit(struct decode *d, uint64_t max);
 

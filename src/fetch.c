@@ -513,14 +513,20 @@ static void fetch_body_cb(void *arg, const char *p, size_t n)
 		if (ce != NULL && strcasecmp(ce, "identity") != 0) {
 			f->decoder = decode_new(ce);
 			f->encoding_unknown = f->decoder == NULL;
-			if (f->decoder != NULL)
+			if (f->decoder != NULL) {
 				decode_set_limit(
 					f->decoder,
 					(uint64_t)f->ctx.cfg->max_body_bytes);
+				if (f->tap.body != NULL)
+					decode_set_sink(f->decoder, f->tap.body,
+							f->tap.arg);
+			}
 		}
 	}
 	if (f->md != NULL)
 		EVP_DigestUpdate(f->md, p, n);
+	if (f->tap.body != NULL && f->decoder == NULL)
+		f->tap.body(f->tap.arg, p, n);
 	if (f->decoder != NULL && decode_feed(f->decoder, p, n) != 0) {
 		/* Sticky: decode_finish() reports it when the response is
 		 * complete. */
@@ -536,7 +542,11 @@ static void fetch_send(struct fetch *f)
 
 	fetch_set_state(f, FETCH_WAITING);
 	f->parser = conn_parser(f->conn, (size_t)cfg->max_header_bytes,
-				(uint64_t)cfg->max_body_bytes);
+				f->tap.body_limit != 0
+					? f->tap.body_limit
+					: (uint64_t)cfg->max_body_bytes);
+	if (f->tap.body_limit != 0)
+		http_resp_read_to_limit(f->parser);
 	/* The parser belongs to the connection: point its body bytes at
 	 * this fetch (or nowhere), every time. */
 	f->body_seen = f->encoding_unknown = false;
@@ -551,7 +561,8 @@ static void fetch_send(struct fetch *f)
 		    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
 			util_oom();
 	}
-	if (f->md != NULL || cfg->accept_encoding == CONFIG_ENCODING_GZIP)
+	if (f->md != NULL || f->tap.body != NULL ||
+	    cfg->accept_encoding == CONFIG_ENCODING_GZIP)
 		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
 	else
 		http_resp_set_body_cb(f->parser, NULL, NULL);

@@ -52,6 +52,13 @@ struct fetch_tap {
 	/* Bytes of the response exactly as received (chunked framing and
 	 * all), in order, up to its last byte. */
 	bool (*block)(void *arg, const void *p, size_t n);
+	/* Or, NULL above, the body as its reader sees it: transfer coding
+	 * removed, and Content-Encoding undone where gatherd can (else the
+	 * bytes as received). */
+	void (*body)(void *arg, const void *p, size_t n);
+	/* Not 0: the body limit instead of max_body_bytes, and a longer body
+	 * is read up to it (then fails too_large, as cut). */
+	uint64_t body_limit;
 	void *arg;
 };
 

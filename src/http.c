@@ -75,6 +75,7 @@ struct http_resp {
 
 	bool started;	      /* a byte was fed since the last reset */
 	bool interim_seen;    /* a 1xx response was skipped */
+	bool read_to_limit;   /* no early refusal of a long Content-Length */
 	bool in_headers;      /* current response's header block not done */
 	size_t header_bytes;  /* bytes fed for the current header block */
 	size_t trailer_bytes; /* names + values of chunked trailers */
@@ -314,7 +315,8 @@ static int on_headers_complete(llhttp_t *p)
 	r->content_length = r->has_length ? p->content_length : 0;
 	/* Refuse a declared body that is over the limit before reading any
 	 * of it: waiting for the bytes would only waste bandwidth. */
-	if (r->has_length && r->content_length > r->max_body_bytes) {
+	if (r->has_length && r->content_length > r->max_body_bytes &&
+	    !r->read_to_limit) {
 		r->fail = FAIL_BODY_TOO_LARGE;
 		return -1;
 	}
@@ -433,6 +435,7 @@ void http_resp_reset(struct http_resp *r, size_t max_header_bytes,
 	r->detail[0] = '\0';
 	r->started = false;
 	r->interim_seen = false;
+	r->read_to_limit = false;
 	r->trailer_bytes = 0;
 	r->headers_done = false;
 	r->in_finish = false;
@@ -664,6 +667,11 @@ bool http_resp_keep_alive(const struct http_resp *r)
 enum http_error http_resp_error(const struct http_resp *r)
 {
 	return r->error;
+}
+
+void http_resp_read_to_limit(struct http_resp *r)
+{
+	r->read_to_limit = true;
 }
 
 bool http_resp_body_cut(const struct http_resp *r)

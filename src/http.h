@@ -112,6 +112,11 @@ bool http_resp_keep_alive(const struct http_resp *r);
  * 65536 bytes", "body larger than 1048576 bytes", "connection closed after
  * 1234 of 5000 body bytes". */
 enum http_error http_resp_error(const struct http_resp *r);
+/* For this response, read a body whose Content-Length is over
+ * max_body_bytes up to the limit rather than refuse it at once (for a
+ * reader that wants its first bytes anyway, such as robots.txt's). */
+void http_resp_read_to_limit(struct http_resp *r);
+
 /* After HTTP_ERROR: the headers were whole and the body went past
  * max_body_bytes (what was received is a response cut short).  The feed
  * that failed so reported as consumed the bytes up to the limit (the

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "map.h"
 #include "policy.h"
+#include "robots_fetch.h"
 #include "store.h"
 #include "thread.h"
 #include "util.h"
@@ -102,6 +103,8 @@ struct sched {
 	const struct config *cfg;
 	struct fetch_ctx fctx;
 	struct captures *caps;  /* NULL: no archive */
+	struct robots_cache *robots;
+	struct map *parked;     /* origin -> struct sched_parked */
 	size_t n_capturing;     /* jobs waiting for their record */
 	struct map *hosts;
 	struct host_list ready;
@@ -649,6 +652,75 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	sched_dispatch(s);
 }
 
+/* Jobs waiting for their origin's robots.txt, by origin. */
+struct sched_parked {
+	struct job_list jobs;
+};
+
+/* robots.txt allows job j (taken off host h) to be fetched now: true.
+ * Else j waits for its origin's rules without a slot (parked), or ends
+ * as refused (error robots).  *delay becomes the origin's Crawl-delay
+ * when that is longer. */
+static bool sched_robots_allow(struct sched *s, struct job *j, struct host *h,
+			       int64_t *delay)
+{
+	char origin[320], *why;
+	int64_t crawl_delay;
+	struct sched_parked *p;
+
+	(void)h;
+	switch (robots_cache_ask(s->robots, job_url(j), &j->ref, &why,
+				 &crawl_delay, origin, sizeof origin)) {
+	case ROBOTS_ALLOW:
+		if (crawl_delay > *delay)
+			*delay = crawl_delay;
+		return true;
+	case ROBOTS_PENDING:
+		p = map_get(s->parked, origin);
+		if (p == NULL) {
+			p = xcalloc(1, sizeof *p);
+			TAILQ_INIT(&p->jobs);
+			map_put(s->parked, origin, p);
+		}
+		j->host = NULL;
+		TAILQ_INSERT_TAIL(&p->jobs, j, link);
+		return false;
+	case ROBOTS_DENY:
+		break;
+	}
+	j->host = NULL;
+	job_fail(j, ERR_ROBOTS, why);
+	j->res.attempts = j->attempts;
+	j->res.redirects = j->redirects;
+	if (j->cur != NULL)
+		j->res.final_url = xstrdup(j->cur);
+	sched_add_result(s, j);
+	return false;
+}
+
+/* An origin's robots.txt is known: its parked jobs go back to their
+ * hosts, at the front. */
+static void sched_robots_ready(void *arg, const char *origin)
+{
+	struct sched *s = arg;
+	struct sched_parked *p = map_get(s->parked, origin);
+	struct job *j;
+
+	if (p == NULL)
+		return;
+	map_del(s->parked, origin);
+	while ((j = TAILQ_LAST(&p->jobs, job_list)) != NULL) {
+		TAILQ_REMOVE(&p->jobs, j, link);
+		if (sched_enqueue(s, j, true) != 0) {
+			job_fail(j, ERR_INVALID_URL,
+				 xstrdup("not a valid http(s) URL"));
+			sched_add_result(s, j);
+		}
+	}
+	free(p);
+	sched_dispatch(s);
+}
+
 /* Start fetches while the limits allow, taking hosts round-robin. */
 static void sched_dispatch(struct sched *s)
 {
@@ -656,7 +728,8 @@ static void sched_dispatch(struct sched *s)
 	struct host *h;
 
 	while (!s->draining && !s->paused &&
-	       s->n_in_flight < (size_t)cfg->max_in_flight &&
+	       s->n_in_flight + robots_cache_in_flight(s->robots) <
+		       (size_t)cfg->max_in_flight &&
 	       (h = TAILQ_FIRST(&s->ready)) != NULL) {
 		TAILQ_REMOVE(&s->ready, h, ready_link);
 		h->ready = false;
@@ -664,7 +737,7 @@ static void sched_dispatch(struct sched *s)
 			continue; /* limits may have changed on reload */
 
 		int64_t now = util_mono_ms();
-		if (cfg->host_delay_ms > 0 && now < h->next_start_ms) {
+		if (now < h->next_start_ms) {
 			int64_t left = h->next_start_ms - now;
 			struct timeval tv = {(time_t)(left / 1000),
 					     (suseconds_t)(left % 1000) * 1000};
@@ -680,6 +753,12 @@ static void sched_dispatch(struct sched *s)
 		TAILQ_REMOVE(&h->waiting, j, link);
 		h->n_waiting--;
 		s->n_waiting--;
+		int64_t delay = cfg->host_delay_ms;
+		if (cfg->robots && !sched_robots_allow(s, j, h, &delay)) {
+			host_make_ready(h);
+			host_maybe_free(h);
+			continue;
+		}
 		/* The validators belong to the URL re-fetched, not to
 		 * where it redirects. */
 		bool cond = j->redirects == 0 && (j->cond.etag != NULL ||
@@ -693,7 +772,7 @@ static void sched_dispatch(struct sched *s)
 				       sched_fetch_done, j);
 		h->in_flight++;
 		s->n_in_flight++;
-		h->next_start_ms = now + cfg->host_delay_ms;
+		h->next_start_ms = now + delay;
 		TAILQ_INSERT_TAIL(&s->in_flight_jobs, j, link);
 		host_make_ready(h);
 	}
@@ -853,6 +932,8 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	TAILQ_INIT(&s->in_flight_jobs);
 	TAILQ_INIT(&s->sleeping);
 	s->batcher = batcher_new(base, w, st, sched_written_cb, s);
+	s->robots = robots_cache_new(&s->fctx, sched_robots_ready, s);
+	s->parked = map_new();
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
 	s->ev_poll = event_new(base, -1, EV_PERSIST, sched_poll_cb, s);
@@ -966,6 +1047,10 @@ void sched_get_stats(const struct sched *s, struct sched_stats *st)
 	st->failed = s->n_failed;
 	st->in_flight = s->n_in_flight;
 	st->in_memory = s->in_mem;
+	struct robots_cache_stats rs;
+	robots_cache_get_stats(s->robots, &rs);
+	st->robots_fetches = rs.fetches;
+	st->robots_origins = rs.origins;
 }
 
 struct sched_top {
@@ -1023,6 +1108,18 @@ static void host_free_all(void *v)
 	free(h);
 }
 
+static void parked_free_all(void *v)
+{
+	struct sched_parked *p = v;
+	struct job *j;
+
+	while ((j = TAILQ_FIRST(&p->jobs)) != NULL) {
+		TAILQ_REMOVE(&p->jobs, j, link);
+		job_free(j);
+	}
+	free(p);
+}
+
 void sched_free(struct sched *s)
 {
 	struct job *j;
@@ -1043,6 +1140,8 @@ void sched_free(struct sched *s)
 		job_free(j);
 	}
 	map_free(s->hosts, host_free_all);
+	robots_cache_free(s->robots);
+	map_free(s->parked, parked_free_all);
 	event_free(s->ev_unpause);
 	event_free(s->ev_load_retry);
 	event_free(s->ev_poll);

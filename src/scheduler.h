@@ -32,6 +32,8 @@ struct sched_stats {
 	uint64_t bytes;         /* body bytes of recorded responses */
 	uint64_t retries, redirects, requeued;
 	size_t hosts;           /* hosts with work in memory */
+	uint64_t robots_fetches; /* robots.txt requests (no rows) */
+	size_t robots_origins;  /* origins whose rules are cached */
 	/* Per attempt: */
 	struct metrics_hist total, connect, tls, ttfb;
 };

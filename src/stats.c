@@ -92,6 +92,8 @@ static struct stats_hb *stats_hb_make(struct stats *st, bool stopped)
 	j->hb.now_ms = util_wall_ms();
 	j->hb.interval_s = stats_hb_interval(st);
 	j->hb.in_flight = (int64_t)ss.in_flight;
+	j->hb.robots_fetches = (int64_t)ss.robots_fetches;
+	j->hb.robots_origins = (int64_t)ss.robots_origins;
 	j->hb.stopped = stopped;
 	j->hb.n_hosts = stopped ? 0
 				: sched_busiest_hosts(st->sched, j->hosts,
@@ -355,6 +357,12 @@ void stats_write_metrics(void *arg, struct evbuffer *b)
 	stats_one(b, "gatherd_robots_blocked_total", "counter",
 		  "URLs refused by robots.txt since start.",
 		  (double)ss.by_error[ERR_ROBOTS]);
+	stats_one(b, "gatherd_robots_fetches_total", "counter",
+		  "robots.txt requests since start (redirect hops included).",
+		  (double)ss.robots_fetches);
+	stats_one(b, "gatherd_robots_origins", "gauge",
+		  "Origins whose robots.txt rules are cached.",
+		  (double)ss.robots_origins);
 	if (st->src.pool != NULL) {
 		stats_one(b, "gatherd_connections_opened_total", "counter",
 			  "TCP connections opened (Happy Eyeballs attempts "

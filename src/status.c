@@ -161,6 +161,10 @@ static void status_print_json(const struct config *cfg,
 	} else {
 		printf("null");
 	}
+	/* Of the daemon's last heartbeat, running or not. */
+	printf(", \"robots\": {\"fetches\": %lld, \"origins\": %lld}",
+	       (long long)st->daemon_robots_fetches,
+	       (long long)st->daemon_robots_origins);
 	if (partial >= 0)
 		printf(", \"queue_partial_bytes\": %lld", (long long)partial);
 	else
@@ -228,6 +232,12 @@ static void status_print_text(const struct config *cfg,
 		       st->oldest_queued_url);
 	else
 		printf("oldest    nothing queued\n");
+	if (st->daemon_robots_fetches > 0)
+		printf("robots    %lld robots.txt requests (%lld origins) by "
+		       "the daemon's %s run\n",
+		       (long long)st->daemon_robots_fetches,
+		       (long long)st->daemon_robots_origins,
+		       d->running == 1 ? "current" : "last");
 	if (partial > 0)
 		printf("unfinished %lld bytes at the end of %s wait for a "
 		       "newline\n",

@@ -644,10 +644,18 @@ static int store_read_daemon(sqlite3 *db, struct store_status *out)
 	sqlite3_stmt *st;
 	int rc;
 
+	/* The robots counts came with schema 10. */
 	if (sqlite3_prepare_v2(db,
-			       "SELECT pid, host, version, started_at, "
-			       "heartbeat_at, interval_s, in_flight, "
-			       "stopped_at FROM daemon WHERE slot = 1",
+			       out->schema_version >= 10
+				       ? "SELECT pid, host, version, started_at, "
+					 "heartbeat_at, interval_s, in_flight, "
+					 "stopped_at, robots_fetches, "
+					 "robots_origins FROM daemon WHERE "
+					 "slot = 1"
+				       : "SELECT pid, host, version, started_at, "
+					 "heartbeat_at, interval_s, in_flight, "
+					 "stopped_at, 0, 0 FROM daemon WHERE "
+					 "slot = 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	rc = sqlite3_step(st);
@@ -669,6 +677,8 @@ static int store_read_daemon(sqlite3 *db, struct store_status *out)
 			sqlite3_column_type(st, 7) == SQLITE_NULL
 				? 0
 				: sqlite3_column_int64(st, 7);
+		out->daemon_robots_fetches = sqlite3_column_int64(st, 8);
+		out->daemon_robots_origins = sqlite3_column_int64(st, 9);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
@@ -1009,15 +1019,19 @@ int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
 	if (sqlite3_prepare_v2(
 		    s->db,
 		    "INSERT INTO daemon (slot, pid, host, version, started_at, "
-		    "heartbeat_at, interval_s, in_flight, stopped_at) VALUES "
-		    "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (slot) DO "
+		    "heartbeat_at, interval_s, in_flight, stopped_at, "
+		    "robots_fetches, robots_origins) VALUES "
+		    "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+		    "ON CONFLICT (slot) DO "
 		    "UPDATE SET pid = excluded.pid, host = excluded.host, "
 		    "version = excluded.version, "
 		    "started_at = excluded.started_at, "
 		    "heartbeat_at = excluded.heartbeat_at, "
 		    "interval_s = excluded.interval_s, "
 		    "in_flight = excluded.in_flight, "
-		    "stopped_at = excluded.stopped_at",
+		    "stopped_at = excluded.stopped_at, "
+		    "robots_fetches = excluded.robots_fetches, "
+		    "robots_origins = excluded.robots_origins",
 		    -1, &st, NULL) != SQLITE_OK)
 		goto fail_db;
 	sqlite3_bind_int64(st, 1, hb->pid);
@@ -1028,6 +1042,8 @@ int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
 	sqlite3_bind_int(st, 6, hb->interval_s);
 	sqlite3_bind_int64(st, 7, hb->in_flight);
 	store_bind_opt(st, 8, hb->stopped ? hb->now_ms : -1);
+	sqlite3_bind_int64(st, 9, hb->robots_fetches);
+	sqlite3_bind_int64(st, 10, hb->robots_origins);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail_db;
 	sqlite3_finalize(st);

@@ -156,6 +156,8 @@ struct store_status {
 	int64_t daemon_started_ms, daemon_heartbeat_ms, daemon_stopped_ms;
 	int daemon_interval_s;
 	int64_t daemon_in_flight;
+	/* robots.txt requests of its run, and origins whose rules it has */
+	int64_t daemon_robots_fetches, daemon_robots_origins;
 	/* With hosts_max > 0 (status --hosts): the hosts with the most queued
 	 * rows (then errors), with their counts and median time. */
 	struct store_host_status {
@@ -215,6 +217,8 @@ struct store_heartbeat {
 	int64_t now_ms;
 	int interval_s;
 	int64_t in_flight;
+	int64_t robots_fetches; /* robots.txt requests this run */
+	int64_t robots_origins; /* origins whose rules are cached */
 	bool stopped;        /* the daemon is exiting cleanly */
 	const struct store_host_load *hosts;
 	size_t n_hosts;

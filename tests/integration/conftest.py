@@ -510,7 +510,9 @@ class Gatherd:
             base = {
                 "gatherd": {"queue_file": "queue", "database": "results.db",
                             "log_level": "info"},
-                "fetch": {"retries": 0},
+                # robots.txt is its own test (test_robots.py): here it
+                # would only add requests that tests count.
+                "fetch": {"retries": 0, "robots": "false"},
             }
             for sec, kv in sections.items():
                 base.setdefault(sec, {}).update(kv)

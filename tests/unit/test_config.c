@@ -198,7 +198,7 @@ static void test_table(void)
 		TAP_CHECK(config_option_default(n) != NULL);
 		n++;
 	}
-	TAP_CHECK(n == 36);
+	TAP_CHECK(n == 39);
 	TAP_CHECK(config_option_name(-1) == NULL);
 	TAP_CHECK(config_option_default(n) == NULL);
 	TAP_CHECK_STR(config_option_name(0), "gatherd.queue_file");

@@ -129,6 +129,10 @@ static bool outcome_matches(const struct canned *c, const char *mode,
 /* Feed c->data in pieces ending at the offsets in cuts[] (the last one
  * being c->len), then EOF if asked; check the outcome and that the parser
  * stays put afterwards. */
+/* The bytes consumed by a feed that ended in a body cut at the limit:
+ * the same however the response was split (-1: not known yet). */
+static long cut_consumed = -1;
+
 static bool run_cuts(const struct canned *c, const size_t *cuts, size_t n,
 		     const char *mode)
 {
@@ -149,7 +153,9 @@ static bool run_cuts(const struct canned *c, const size_t *cuts, size_t n,
 			http_resp_free(r);
 			return false;
 		}
-		if (res == HTTP_ERROR && used != 0) {
+		/* A failure consumes nothing, but a body cut at the limit:
+		 * the bytes up to the limit are the response's. */
+		if (res == HTTP_ERROR && used != 0 && !http_resp_body_cut(r)) {
 			printf("# %s [%s]: ERROR consumed %zu\n", c->name, mode,
 			       used);
 			http_resp_free(r);
@@ -157,6 +163,16 @@ static bool run_cuts(const struct canned *c, const size_t *cuts, size_t n,
 		}
 		total += used;
 		start = cuts[i];
+	}
+	if (res == HTTP_ERROR && http_resp_body_cut(r)) {
+		if (cut_consumed < 0)
+			cut_consumed = (long)total;
+		if ((long)total != cut_consumed || total > c->len) {
+			printf("# %s [%s]: cut after %zu bytes, whole: %ld\n",
+			       c->name, mode, total, cut_consumed);
+			http_resp_free(r);
+			return false;
+		}
 	}
 	if (res == HTTP_MORE && c->lim.eof)
 		res = http_resp_eof(r);
@@ -181,6 +197,8 @@ static void check_canned(const struct canned *c)
 {
 	size_t *cuts = malloc((c->len + 2) * sizeof(*cuts));
 	char mode[64];
+
+	cut_consumed = -1;
 
 	cuts[0] = c->len;
 	TAP_CHECK(run_cuts(c, cuts, 1, "whole"));
@@ -1033,7 +1051,68 @@ static void test_error_names(void)
 		      "truncated");
 }
 
+/* Collects the body callback's bytes. */
+static char cut_body[64];
+static size_t cut_body_len;
+
+static void cut_body_cb(void *arg, const char *p, size_t n)
+{
+	(void)arg;
+	if (cut_body_len + n <= sizeof cut_body) {
+		memcpy(cut_body + cut_body_len, p, n);
+		cut_body_len += n;
+	}
+}
+
+/* Feed `resp` whole with a body limit of `max`: what was consumed (the
+ * response's bytes up to the limit) and handed to the body callback. */
+static size_t cut_feed(const char *resp, uint64_t max, bool to_limit)
+{
+	struct http_resp *r = http_resp_new(8192, max);
+	size_t used = 99;
+
+	cut_body_len = 0;
+	if (to_limit)
+		http_resp_read_to_limit(r);
+	http_resp_set_body_cb(r, cut_body_cb, NULL);
+	TAP_CHECK(http_resp_feed(r, resp, strlen(resp), &used) == HTTP_ERROR);
+	TAP_CHECK(http_resp_body_cut(r));
+	TAP_CHECK(http_resp_error(r) == HTTP_ERR_TOO_LARGE);
+	http_resp_free(r);
+	return used;
+}
+
+static void test_body_cut(void)
+{
+	static const char cl[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n"
+				 "\r\n0123456789";
+	static const char ch[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+				 "chunked\r\n\r\n4\r\nabcd\r\n4\r\nefgh\r\n"
+				 "0\r\n\r\n";
+	size_t head = strstr(cl, "\r\n\r\n") + 4 - cl;
+	size_t chead = strstr(ch, "\r\n\r\n") + 4 - ch;
+
+	/* Refused at the headers: only they are the response's. */
+	TAP_CHECK(cut_feed(cl, 4, false) == head);
+	TAP_CHECK(cut_body_len == 0);
+	/* Read to the limit: the headers and 4 body bytes. */
+	TAP_CHECK(cut_feed(cl, 4, true) == head + 4);
+	TAP_CHECK(cut_body_len == 4 && memcmp(cut_body, "0123", 4) == 0);
+	/* Chunked: up to the 6th body byte, inside the second chunk. */
+	TAP_CHECK(cut_feed(ch, 6, false) ==
+		  chead + strlen("4\r\nabcd\r\n4\r\nef"));
+	TAP_CHECK(cut_body_len == 6 && memcmp(cut_body, "abcdef", 6) == 0);
+	/* Other failures consume nothing and are no cut. */
+	struct http_resp *r = http_resp_new(8192, 100);
+	size_t used = 99;
+	TAP_CHECK(http_resp_feed(r, "HTTP/1.1 999 X\r\n\r\n", 19, &used) ==
+		  HTTP_ERROR);
+	TAP_CHECK(used == 0 && !http_resp_body_cut(r));
+	http_resp_free(r);
+}
+
 static const struct tap_test tests[] = {
+    {"a body cut at the limit", test_body_cut},
     {"good responses, whole/split/bytewise", test_good_responses},
     {"bad responses, whole/split/bytewise", test_bad_responses},
     {"trailer limit boundary", test_trailer_limit},
