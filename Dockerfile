@@ -22,7 +22,8 @@ RUN apt-get update \
 
 # Only what the build reads (not local build directories).  meson.build
 # names the unit test sources, so tests/ is needed to configure, and it
-# configures the unit and sysusers/tmpfiles entries from systemd/.
+# configures the unit and sysusers/tmpfiles entries from systemd/ and the
+# manual pages from docs/ (skipped here: no scdoc).
 WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY src/ src/
@@ -30,10 +31,13 @@ COPY migrations/ migrations/
 COPY scripts/ scripts/
 COPY config/ config/
 COPY systemd/ systemd/
+COPY docs/ docs/
 COPY tests/ tests/
 
+# Everything is built (the unit tests too): `meson install` wants every
+# installed file, not only the binary.
 RUN meson setup /build /src --buildtype=release --prefix=/usr \
- && ninja -C /build gatherd \
+ && ninja -C /build \
  && meson install -C /build --no-rebuild --destdir /out
 
 # --- runtime stage ------------------------------------------------------
