@@ -22,8 +22,9 @@ RUN apt-get update \
 
 # Only what the build reads (not local build directories).  meson.build
 # names the unit test sources, so tests/ is needed to configure, and it
-# configures the unit and sysusers/tmpfiles entries from systemd/ and the
-# manual pages from docs/ (skipped here: no scdoc).
+# configures the unit and sysusers/tmpfiles entries from systemd/, the
+# manual pages from docs/ (skipped here: no scdoc) and the bash completion
+# from completion/.
 WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY src/ src/
@@ -32,6 +33,7 @@ COPY scripts/ scripts/
 COPY config/ config/
 COPY systemd/ systemd/
 COPY docs/ docs/
+COPY completion/ completion/
 COPY tests/ tests/
 
 # Everything is built (the unit tests too): `meson install` wants every

@@ -7,6 +7,10 @@ the file that tests/unit/test_config.c holds against the option table.
       every section and key of gatherd.conf: the prose of its comment, the
       type (from the option table in config.c), the default, the range and
       whether SIGHUP changes it (from the comment's "Default ..." sentence).
+  confdoc.py completion TEMPLATE.bash gatherd.conf errkind.c OUTPUT
+      the bash completion: @SET_KEYS@ becomes the "section.key" names for
+      --set, @ERROR_KINDS@ the error kinds of errkind.c (for refetch
+      --error).
 
 gatherd.conf's layout (see the file): a header comment, then `[section]`
 lines, each followed by blocks separated by blank lines; a block is comment
@@ -214,9 +218,28 @@ def man(template, conf, config_c, output):
         f.write(text)
 
 
+def completion(template, conf, errkind_c, output):
+    keys = ["%s.%s" % (s, k) for s, opts in parse_conf(conf)
+            for k, *_ in opts]
+    kinds = re.findall(r'\[ERR_[A-Z0-9_]+\] = "([a-z0-9_]+)"',
+                       open(errkind_c, encoding="utf-8").read())
+    if not keys or not kinds:
+        sys.exit("confdoc: no keys in %s or no error kinds in %s"
+                 % (conf, errkind_c))
+    text = open(template, encoding="utf-8").read()
+    for mark, words in (("@SET_KEYS@", keys), ("@ERROR_KINDS@", kinds)):
+        if mark not in text:
+            sys.exit("%s: no %s" % (template, mark))
+        text = text.replace(mark, " ".join(words))
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "man":
         man(*sys.argv[2:])
+    elif len(sys.argv) == 6 and sys.argv[1] == "completion":
+        completion(*sys.argv[2:])
     else:
         sys.exit(__doc__)
 

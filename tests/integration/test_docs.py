@@ -1,6 +1,8 @@
-"""The manual pages that meson builds next to the binary (BUILD/docs/gatherd.8,
-BUILD/docs/gatherd.conf.5), held against the binary itself: what `gatherd
---help` lists and the columns of the results view.
+"""The manual pages and the bash completion that meson builds next to the
+binary (BUILD/docs/gatherd.8, BUILD/docs/gatherd.conf.5,
+BUILD/completion/gatherd), held against the binary itself: what `gatherd
+--help` lists, the columns of the results view, the options of
+`gatherd check-config`.
 
 The pages are rendered with man-db's `man -l` at 80 columns; those tests
 are skipped (with the reason) only when man is not installed.  Building the
@@ -20,6 +22,7 @@ from conftest import GATHERD_BIN, REPO
 BUILD = Path(GATHERD_BIN).resolve().parent
 PAGES = {"gatherd.8": BUILD / "docs" / "gatherd.8",
          "gatherd.conf.5": BUILD / "docs" / "gatherd.conf.5"}
+COMPLETION = BUILD / "completion" / "gatherd"
 SCD8 = REPO / "docs" / "gatherd.8.scd"
 
 HEADINGS = {
@@ -167,3 +170,108 @@ def test_man8_describes_every_column_and_error_kind(tmp_path):
     assert kinds
     for kind in kinds:
         assert "*%s*" % kind in errors.splitlines(), kind
+
+
+# ---------------------------------------------------------------- completion
+
+def complete(*words):
+    """COMPREPLY for the command line `words` (the last one being
+    completed), as bash computes it with the built completion loaded."""
+    if not COMPLETION.is_file():
+        pytest.fail("%s was not built" % COMPLETION)
+    script = r'''
+source "$1" || exit 1
+shift
+COMP_WORDS=("$@")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE="$*"
+COMP_POINT=${#COMP_LINE}
+[[ $(complete -p gatherd) == "complete -F _gatherd gatherd" ]] || exit 3
+_gatherd gatherd "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "_",
+                        str(COMPLETION), *words],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
+    return sorted(w for w in r.stdout.split("\n") if w)
+
+
+def config_keys(tmp_path):
+    """The "section.key" names of the binary's own option table, from
+    `gatherd check-config` with every default."""
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    r = subprocess.run([GATHERD_BIN, "check-config", "-c", str(empty),
+                        "--set", "gatherd.queue_file=%s/q" % tmp_path,
+                        "--set", "gatherd.database=%s/d" % tmp_path],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    keys, section = [], None
+    for line in r.stdout.splitlines():
+        m = re.fullmatch(r"\[([a-z]+)\]", line)
+        if m:
+            section = m.group(1)
+            continue
+        m = re.match(r"([a-z][a-z0-9_]*) =", line)
+        if m:
+            keys.append("%s.%s" % (section, m.group(1)))
+    assert len(keys) > 20, r.stdout
+    return sorted(set(keys))
+
+
+def test_complete_command():
+    """gatherd st<TAB> is status; gatherd <TAB> lists every command."""
+    assert complete("gatherd", "st") == ["status"]
+    assert complete("gatherd", "") == sorted(
+        ["submit", "status", "refetch", "prune", "cat", "check-config"])
+
+
+def test_complete_status_options():
+    """gatherd status --<TAB>: the options of status, not the daemon's."""
+    got = complete("gatherd", "status", "--")
+    assert {"--config", "--json", "--hosts", "--check", "--help"} <= set(got)
+    assert "--once" not in got and "--set" not in got
+
+
+def test_complete_set_keys(tmp_path):
+    """gatherd --set fetch.max_<TAB> offers the [fetch] max_* keys, and
+    --set <TAB> exactly the keys of the binary's option table (the list is
+    made from config/gatherd.conf at build time, not copied by hand)."""
+    keys = config_keys(tmp_path)
+    want = [k + "=" for k in keys if k.startswith("fetch.max_")]
+    assert "fetch.max_in_flight=" in want and len(want) >= 5
+    assert complete("gatherd", "--set", "fetch.max_") == want
+    # --set=KEY: bash splits the word at "=".
+    assert complete("gatherd", "--set", "=", "fetch.max_") == want
+    assert complete("gatherd", "check-config", "--set", "fetch.max_") == want
+    assert complete("gatherd", "--set", "") == [k + "=" for k in keys]
+    # The value of a key is free text.
+    assert complete("gatherd", "--set", "fetch.max_in_flight", "=", "") == []
+
+
+def test_complete_option_values(tmp_path):
+    """-c completes file names; refetch --error the error kinds of
+    src/errkind.c; --state the one state it takes."""
+    (tmp_path / "my.conf").write_text("")
+    (tmp_path / "other").write_text("")
+    assert complete("gatherd", "-c", str(tmp_path / "my")) == \
+        [str(tmp_path / "my.conf")]
+    assert complete("gatherd", "status", "--config", str(tmp_path / "o")) \
+        == [str(tmp_path / "other")]
+    kinds = re.findall(r'\[ERR_[A-Z0-9_]+\] = "([a-z0-9_]+)"',
+                       (REPO / "src" / "errkind.c").read_text())
+    assert complete("gatherd", "refetch", "--error", "") == sorted(kinds)
+    assert complete("gatherd", "refetch", "--state", "f") == ["failed"]
+
+
+def test_complete_every_option_of_help():
+    """For each command of `gatherd --help`, the completion offers every
+    option the usage line gives it."""
+    for cmd, opts in help_usage().items():
+        words = ["gatherd", "-"] if cmd == "daemon" else \
+            ["gatherd", cmd, "-"]
+        got = set(complete(*words))
+        assert opts <= got, "gatherd %s: %s not completed" % (
+            cmd, sorted(opts - got))
