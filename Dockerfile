@@ -7,8 +7,22 @@
 #
 # To change the configuration, mount a file over /etc/gatherd/gatherd.conf or
 # pass overrides: docker run ... gatherd -c /etc/gatherd/gatherd.conf --set fetch.max_in_flight=256
-# SIGTERM lets in-flight fetches finish: give it time (docker stop -t 60).
-# With podman, build with --format docker to keep the HEALTHCHECK.
+#
+# The user: gatherd runs as UID 10001, GID 10001 (fixed, so that it can be
+# given a host directory).  For a bind mount, make the directory theirs:
+#   mkdir -p /srv/gatherd && chown 10001:10001 /srv/gatherd
+#   docker run -d -v /srv/gatherd:/var/lib/gatherd gatherd
+#
+# Stopping: `docker stop` sends SIGTERM, and SIGKILL 10 s later by default.
+# gatherd then lets the fetches in flight finish for up to [gatherd]
+# shutdown_timeout_ms (default 10 s) and takes up to 10 s more to write the
+# last results, so give it 30 s: docker stop -t 30, docker run
+# --stop-timeout 30, or compose's stop_grace_period: 30s (more if you raise
+# shutdown_timeout_ms).  Killed earlier, nothing is lost, but the fetches in
+# flight are done again after the next start.
+#
+# Health: `gatherd status --check` (below).  With podman, build with
+# --format docker to keep the HEALTHCHECK.
 
 # --- build stage --------------------------------------------------------
 FROM debian:bookworm-slim AS build
@@ -17,12 +31,14 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	build-essential meson ninja-build pkg-config python3 \
 	libevent-dev libssl-dev libsqlite3-dev libinih-dev node-llhttp \
-	libidn2-dev libsystemd-dev zlib1g-dev \
+	libsystemd-dev zlib1g-dev libidn2-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the build reads (not local build directories).  meson.build
 # names the unit test sources, so tests/ is needed to configure, and it
-# configures the unit and sysusers/tmpfiles entries from systemd/.
+# configures the unit and sysusers/tmpfiles entries from systemd/, the
+# manual pages from docs/ (skipped here: no scdoc) and the bash completion
+# from completion/.
 WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY src/ src/
@@ -30,10 +46,14 @@ COPY migrations/ migrations/
 COPY scripts/ scripts/
 COPY config/ config/
 COPY systemd/ systemd/
+COPY docs/ docs/
+COPY completion/ completion/
 COPY tests/ tests/
 
+# Everything is built (the unit tests too): `meson install` wants every
+# installed file, not only the binary.
 RUN meson setup /build /src --buildtype=release --prefix=/usr \
- && ninja -C /build gatherd \
+ && ninja -C /build \
  && meson install -C /build --no-rebuild --destdir /out
 
 # --- runtime stage ------------------------------------------------------
@@ -43,12 +63,15 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
 	libevent-pthreads-2.1-7 libevent-openssl-2.1-7 \
-	libssl3 libsqlite3-0 libinih1 libidn2-0 libsystemd0 zlib1g \
+	libssl3 libsqlite3-0 libinih1 libsystemd0 zlib1g libidn2-0 \
 	sqlite3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
-RUN groupadd --system gatherd \
- && useradd --system --gid gatherd --home-dir /var/lib/gatherd \
+# UID and GID 10001, fixed: bind-mounted directories are chowned to them.
+# Above the system users' range and the first login users' (1000, ...), so
+# it seldom belongs to someone on the host already.
+RUN groupadd --system --gid 10001 gatherd \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/gatherd \
 	--no-create-home --shell /usr/sbin/nologin gatherd \
  && mkdir -p /var/lib/gatherd \
  && chown gatherd:gatherd /var/lib/gatherd \
@@ -64,11 +87,14 @@ USER gatherd
 WORKDIR /var/lib/gatherd
 VOLUME /var/lib/gatherd
 
-# The database opens and has its results view.  Read-only, so a missing
-# database is not created; LIMIT 1 keeps it cheap on a large database
-# (`gatherd status` counts every row, too much every 30 s).
+# Healthy while a gatherd holds the single-instance lock of the database
+# named by /etc/gatherd/gatherd.conf and its heartbeat is fresh: `gatherd
+# status --check` exits 0, else 1 with the reason (docker inspect shows it
+# in .State.Health.Log).  It looks at the lock and the heartbeat, not at
+# the rows, so it stays cheap on a large database.  A container started
+# with another -c needs --health-cmd 'gatherd status -c FILE --check'.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-	CMD sqlite3 -readonly /var/lib/gatherd/gatherd.db 'select 1 from results limit 1' >/dev/null || exit 1
+	CMD ["gatherd", "status", "--check"]
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["gatherd"]

@@ -443,14 +443,18 @@ def nginx(tmp_path_factory):
 # ---------------------------------------------------------------- systemd
 
 class SystemdContainer:
-    """A container running systemd as PID 1 from the systemd image."""
+    """A container running systemd as PID 1 from the systemd image, on the
+    host's network (so that it reaches the host's nginx), or on podman's
+    default private network with network=None."""
 
-    def __init__(self, podman, image, name):
+    def __init__(self, podman, image, name, network="host"):
         self.podman, self.image, self.name = podman, image, name
+        self.network = network
 
     def start(self):
+        net = ["--network", self.network] if self.network else []
         self.podman("run", "-d", "--name", self.name, *self.podman.labels(),
-                    "--privileged", "--network", "host",
+                    "--privileged", *net,
                     "--systemd=always", self.image, timeout=120)
         state = {}
 
@@ -566,6 +570,19 @@ class SystemdContainer:
 def sd(podman, systemd_image):
     """One booted systemd container for the tests of a module."""
     c = SystemdContainer(podman, systemd_image, podman.name("systemd"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.remove()
+
+
+@pytest.fixture(scope="module")
+def sd_private(podman, systemd_image):
+    """One booted systemd container on podman's private network (nothing
+    it starts can listen on the host), for the tests of a module."""
+    c = SystemdContainer(podman, systemd_image, podman.name("private"),
+                         network=None)
     try:
         c.start()
         yield c

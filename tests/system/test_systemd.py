@@ -123,6 +123,38 @@ def test_installed_layout(sd):
     sd.exec("systemctl", "disable", UNIT)
 
 
+def test_manual_pages(sd):
+    """The manual pages are installed where man finds them by name (the
+    image has scdoc and man-db), and the unit's Documentation= names them
+    (systemd-analyze verify, in test_unit_verifies, looks them up too)."""
+    for f in ("/usr/share/man/man8/gatherd.8",
+              "/usr/share/man/man5/gatherd.conf.5"):
+        sd.exec("test", "-f", f)
+    doc = [d.strip('"') for d in
+           sd.show("Documentation")["Documentation"].split()]
+    assert doc[:2] == ["man:gatherd(8)", "man:gatherd.conf(5)"], doc
+    page = sd.sh("MANWIDTH=80 man gatherd | col -bx", user="alice").stdout
+    assert re.search(r"^NAME\n\s+gatherd - fetch the URLs", page, re.M), \
+        page[:2000]
+    for heading in ("SYNOPSIS", "SIGNALS", "EXIT STATUS", "SEE ALSO"):
+        assert re.search(r"^%s$" % heading, page, re.M), heading
+    conf = sd.sh("MANWIDTH=80 man 5 gatherd.conf | col -bx",
+                 user="alice").stdout
+    assert re.search(r"^ +max_in_flight$", conf, re.M), conf[:2000]
+
+
+def test_bash_completion(sd):
+    """bash-completion's loader finds the installed completion by the
+    command's name, and it completes gatherd's commands."""
+    script = ("source /usr/share/bash-completion/bash_completion; "
+              "_completion_loader gatherd; complete -p gatherd; "
+              "COMP_WORDS=(gatherd che); COMP_CWORD=1; _gatherd; "
+              "echo \"${COMPREPLY[*]}\"")
+    r = sd.exec("bash", "-c", script, user="alice")
+    assert r.stdout.splitlines() == ["complete -F _gatherd gatherd",
+                                     "check-config"], r.stdout + r.stderr
+
+
 def test_unit_security_exposure(sd):
     """systemd-analyze security --offline=true rates the unit <= 2.0."""
     path = sd.show("FragmentPath")["FragmentPath"]
