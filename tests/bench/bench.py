@@ -1582,6 +1582,8 @@ def report_from(a):
         results["memory"] = {int(k): v for k, v in results["memory"].items()}
     for sname, tools in results.get("throughput", {}).items():
         g = tools.get("gatherd", {}).get("raw", [])
+        if any(r.get("rss_samples") for r in g):
+            tools["gatherd"]["rss_flat"] = rss_flatness(g)
         for t, s in tools.items():
             if t == "gatherd" or t.startswith("_"):
                 continue
