@@ -16,8 +16,8 @@
  * for `Connection: close` (or spoke HTTP/1.0 without keep-alive).  Once
  * listening, "PLAIN_PORT TLS_PORT\n" is written to --port-file (0 for a
  * listener not asked for).  --stats-file is rewritten every second with
- * "accepted open peak_open requests tls_handshakes tls_resumed".  SIGTERM or SIGINT
- * stops it; the final counts go to stderr.
+ * "accepted open peak_open requests tls_handshakes tls_resumed".  SIGTERM or
+ * SIGINT stops it; the final counts go to stderr.
  *
  * One thread, bufferevents for plain and TLS alike; a connection costs a
  * struct, a bufferevent and its (mostly empty) buffers, so tens of
@@ -100,6 +100,7 @@ static double ds_rand01(struct ds_server *s)
 	       (double)(1ULL << 53);
 }
 
+/* Close a connection and forget it. */
 static void ds_conn_free(struct ds_conn *c)
 {
 	struct ds_server *s = c->srv;
@@ -207,7 +208,7 @@ static bool ds_conn_take_request(struct ds_conn *c)
 	if (n - (size_t)(sp2 + 1 - head) >= 8 &&
 	    memcmp(sp2 + 1, "HTTP/1.0", 8) == 0)
 		c->close_after =
-			!ds_header_has(head, n, "connection", "keep-alive");
+		    !ds_header_has(head, n, "connection", "keep-alive");
 	else
 		c->close_after = ds_header_has(head, n, "connection", "close");
 	evbuffer_drain(in, n);
@@ -215,7 +216,8 @@ static bool ds_conn_take_request(struct ds_conn *c)
 	mean = ms >= 0 ? (double)ms : (double)s->delay_ms;
 	mean *= 1.0 - s->jitter + 2.0 * s->jitter * ds_rand01(s);
 	tv.tv_sec = (time_t)(mean / 1000.0);
-	tv.tv_usec = (suseconds_t)((mean - 1000.0 * (double)tv.tv_sec) * 1000.0);
+	tv.tv_usec =
+	    (suseconds_t)((mean - 1000.0 * (double)tv.tv_sec) * 1000.0);
 	c->busy = true;
 	evtimer_add(&c->timer, &tv);
 	return true;
@@ -251,6 +253,7 @@ static void ds_timer_cb(evutil_socket_t fd, short what, void *arg)
 		ds_conn_free(c);
 }
 
+/* More request bytes: start a request unless one is already waiting. */
 static void ds_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ds_conn *c = arg;
@@ -262,6 +265,7 @@ static void ds_read_cb(struct bufferevent *bev, void *arg)
 		ds_conn_free(c);
 }
 
+/* Output flushed: a `Connection: close` response is complete now. */
 static void ds_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct ds_conn *c = arg;
@@ -271,6 +275,7 @@ static void ds_write_cb(struct bufferevent *bev, void *arg)
 		ds_conn_free(c);
 }
 
+/* TLS handshake done (counted), or the client went away. */
 static void ds_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ds_conn *c = arg;
@@ -279,7 +284,8 @@ static void ds_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (c->tls && !c->tls_done) {
 			c->tls_done = true;
 			c->srv->handshakes++;
-			if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
+			if (SSL_session_reused(
+				bufferevent_openssl_get_ssl(bev)))
 				c->srv->resumed++;
 		}
 		return;
@@ -310,13 +316,13 @@ static void ds_conn_new(struct ds_server *s, evutil_socket_t fd, bool tls)
 			return;
 		}
 		c->bev = bufferevent_openssl_socket_new(
-			s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-			BEV_OPT_CLOSE_ON_FREE);
+		    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
-		c->bev = bufferevent_socket_new(s->base, fd,
-						BEV_OPT_CLOSE_ON_FREE);
+		c->bev =
+		    bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
@@ -331,6 +337,7 @@ static void ds_conn_new(struct ds_server *s, evutil_socket_t fd, bool tls)
 		s->peak_open = s->open;
 }
 
+/* The listeners differ only in whether TLS runs on the connection. */
 static void ds_accept_plain_cb(struct evconnlistener *l, evutil_socket_t fd,
 			       struct sockaddr *sa, int salen, void *arg)
 {
@@ -364,6 +371,7 @@ static void ds_accept_error_cb(struct evconnlistener *l, void *arg)
 	}
 }
 
+/* One line of counters, in the order the header comment gives. */
 static void ds_stats_write(struct ds_server *s, FILE *f)
 {
 	fprintf(f, "%lu %lu %lu %lu %lu %lu\n", s->accepted, s->open,
@@ -396,6 +404,7 @@ static void ds_tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* SIGTERM or SIGINT: leave the loop; main prints the counts. */
 static void ds_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct ds_server *s = arg;
@@ -434,9 +443,9 @@ static struct evconnlistener *ds_listen(struct ds_server *s, const char *spec,
 	}
 	sin.sin_port = htons((uint16_t)p);
 	l = evconnlistener_new_bind(
-		s->base, cb, s,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-		65535, (struct sockaddr *)&sin, (int)sizeof sin);
+	    s->base, cb, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    65535, (struct sockaddr *)&sin, (int)sizeof sin);
 	if (l == NULL) {
 		fprintf(stderr, "delay_server: listen %s: %s\n", spec,
 			strerror(errno));
@@ -452,6 +461,7 @@ static struct evconnlistener *ds_listen(struct ds_server *s, const char *spec,
 	return l;
 }
 
+/* The server context from the PEM files; exits when they do not load. */
 static SSL_CTX *ds_tls_ctx(const char *cert, const char *key)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -479,7 +489,7 @@ static char *ds_make_body(size_t n)
 {
 	static const char start[] = "<!doctype html><html><body>\n";
 	static const char unit[] =
-		"<p>gatherd benchmark delay server: lorem ipsum.</p>\n";
+	    "<p>gatherd benchmark delay server: lorem ipsum.</p>\n";
 	char *b = malloc(n);
 	size_t i = 0;
 
@@ -494,6 +504,7 @@ static char *ds_make_body(size_t n)
 	return b;
 }
 
+/* Bad command line: print the synopsis and exit 2. */
 static void ds_usage(void)
 {
 	fputs("usage: delay_server [--listen ADDR:PORT] [--tls-listen "
@@ -505,21 +516,22 @@ static void ds_usage(void)
 	exit(2);
 }
 
+/* Parse the flags, listen, report the ports, serve until a signal. */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"tls-listen", required_argument, NULL, 't'},
-		{"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},
-		{"delay-ms", required_argument, NULL, 'd'},
-		{"jitter", required_argument, NULL, 'j'},
-		{"len", required_argument, NULL, 'n'},
-		{"max-len", required_argument, NULL, 'm'},
-		{"port-file", required_argument, NULL, 'p'},
-		{"stats-file", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"tls-listen", required_argument, NULL, 't'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"delay-ms", required_argument, NULL, 'd'},
+	    {"jitter", required_argument, NULL, 'j'},
+	    {"len", required_argument, NULL, 'n'},
+	    {"max-len", required_argument, NULL, 'm'},
+	    {"port-file", required_argument, NULL, 'p'},
+	    {"stats-file", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ds_server s;
 	const char *listen = NULL, *tls_listen = NULL, *cert = NULL;
@@ -537,17 +549,38 @@ int main(int argc, char **argv)
 	s.body_size = 1024 * 1024;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'l': listen = optarg; break;
-		case 't': tls_listen = optarg; break;
-		case 'c': cert = optarg; break;
-		case 'k': key = optarg; break;
-		case 'd': s.delay_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'j': s.jitter = strtod(optarg, NULL); break;
-		case 'n': s.default_len = strtoul(optarg, NULL, 10); break;
-		case 'm': s.body_size = strtoul(optarg, NULL, 10); break;
-		case 'p': port_file = optarg; break;
-		case 's': s.stats_file = optarg; break;
-		default: ds_usage();
+		case 'l':
+			listen = optarg;
+			break;
+		case 't':
+			tls_listen = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'd':
+			s.delay_ms = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'j':
+			s.jitter = strtod(optarg, NULL);
+			break;
+		case 'n':
+			s.default_len = strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			s.body_size = strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 's':
+			s.stats_file = optarg;
+			break;
+		default:
+			ds_usage();
 		}
 	}
 	if (optind != argc || s.jitter < 0 || s.jitter >= 1 ||
@@ -599,9 +632,11 @@ int main(int argc, char **argv)
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	event_base_dispatch(s.base);
-	fprintf(stderr, "delay_server: accepted %lu open %lu peak_open %lu "
-		"requests %lu tls_handshakes %lu tls_resumed %lu\n", s.accepted,
-		s.open, s.peak_open, s.requests, s.handshakes, s.resumed);
+	fprintf(stderr,
+		"delay_server: accepted %lu open %lu peak_open %lu "
+		"requests %lu tls_handshakes %lu tls_resumed %lu\n",
+		s.accepted, s.open, s.peak_open, s.requests, s.handshakes,
+		s.resumed);
 	/* Connections still open are left to exit(): the process ends. */
 	event_free(tick);
 	event_free(sigterm);
