@@ -1643,7 +1643,7 @@ def scenario_defs(ctx, want, quick, scale):
                         "rounds": max(ctx.rounds, 5),
                         "n": ctx.n_cpu}
     if ctx.delay is None:
-        return d
+        return {k: v for k, v in d.items() if k in want}
     dp, dtp = ctx.delay.port, ctx.delay.tls_port
     n, inf = (2000, 200) if quick else (sz(40000), 1000)
     d["latency-1host"] = {
