@@ -5,7 +5,7 @@ stored in SQLite through asyncio.to_thread (one INSERT per URL, autocommit,
 WAL + synchronous=NORMAL like gatherd's store).
 
     /usr/bin/python3 aiohttp_peer.py --urls FILE --db FILE [--concurrency 64]
-                                     [--cafile CA.pem]
+                                     [--limit-per-host N] [--cafile CA.pem]
 
 Table results(id, url, status, length, error).  Exit 0 when it ran through
 (the harness counts the rows to decide whether the run recorded everything).
@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--urls", required=True)
     ap.add_argument("--db", required=True)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--limit-per-host", type=int, default=0,
+                    help="aiohttp's TCPConnector limit_per_host (0: none)")
     ap.add_argument("--cafile")
     a = ap.parse_args()
     with open(a.urls) as f:
@@ -56,8 +58,10 @@ def main():
 
     async def run():
         sem = asyncio.Semaphore(a.concurrency)
-        conn = aiohttp.TCPConnector(limit=a.concurrency, ssl=sslctx
-                                    if sslctx is not None else None)
+        conn = aiohttp.TCPConnector(limit=a.concurrency,
+                                    limit_per_host=a.limit_per_host,
+                                    ssl=sslctx if sslctx is not None
+                                    else None)
         async with aiohttp.ClientSession(connector=conn) as session:
             async def fetch(url):
                 async with sem:
