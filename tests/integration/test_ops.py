@@ -450,7 +450,8 @@ def hup_config(max_in_flight=2, max_per_host=100, log_level="info",
                broken=False):
     text = ("[gatherd]\nqueue_file = queue\ndatabase = results.db\n"
             "log_level = %s\nstats_interval_s = 1\n"
-            "%s\nretries = 0\nmax_in_flight = %d\nmax_per_host = %d\n"
+            "%s\nretries = 0\nrobots = false\nmax_in_flight = %d\n"
+            "max_per_host = %d\n"
             "request_timeout_ms = 60000\nidle_timeout_ms = 60000\n"
             % (log_level, "[fetch" if broken else "[fetch]", max_in_flight,
                max_per_host))
