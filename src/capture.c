@@ -21,10 +21,11 @@
 #include "util.h"
 
 #define CAPTURE_CHUNK (64 * 1024) /* bytes per job while a body streams */
-/* A capture with this much on its way to the disk pauses its fetch, and
- * resumes it below half of it; the same for all captures together. */
+/* A capture with this much on its way to the disk (counted as memory
+ * held) pauses its fetch, and resumes it below half of it; the same for
+ * all captures together. */
 #define CAPTURE_MAX_PENDING (256 * 1024)
-#define CAPTURE_MAX_PENDING_ALL (32 * 1024 * 1024)
+#define CAPTURE_MAX_PENDING_ALL (4 * 1024 * 1024)
 
 /* What a job does, in this order. */
 enum {
@@ -43,7 +44,7 @@ struct capture {
 	char *request;
 	size_t request_len;
 	unsigned char *buf; /* the chunk being filled */
-	size_t len;
+	size_t len, cap;
 	bool started;   /* the tap's start ran */
 	bool begun;     /* a job that begins the record was sent */
 	bool restart;   /* the next job drops the record and begins anew */
@@ -82,7 +83,7 @@ struct capture_job {
 	struct capture *c;
 	unsigned op;
 	unsigned char *data;
-	size_t len;
+	size_t len, cap; /* bytes, and the size of their allocation */
 	/* CJ_BEGIN: */
 	int64_t date_ms;
 	char ip[46];
@@ -332,8 +333,8 @@ static void capture_job_done(void *arg)
 	struct captures *cs = c->cs;
 
 	c->jobs--;
-	c->pending -= j->len;
-	cs->pending -= j->len;
+	c->pending -= j->cap;
+	cs->pending -= j->cap;
 	cs->st.pending_bytes = (int64_t)cs->pending;
 	if (j->op & CJ_FINISH) {
 		if (j->out.file[0] != '\0') {
@@ -369,14 +370,17 @@ static void capture_send(struct capture *c, struct capture_job *j)
 		c->begun = true;
 	}
 	if (c->len > 0) {
+		/* A small response's chunk gives back what it does not use:
+		 * the cap on pending bytes is then a cap on memory. */
 		j->data = c->buf;
 		j->len = c->len;
+		j->cap = c->cap;
 		c->buf = NULL;
-		c->len = 0;
+		c->len = c->cap = 0;
 	}
 	c->jobs++;
-	c->pending += j->len;
-	cs->pending += j->len;
+	c->pending += j->cap;
+	cs->pending += j->cap;
 	cs->st.pending_bytes = (int64_t)cs->pending;
 	to_thread(cs->worker, capture_work, j, capture_job_done);
 }
@@ -389,7 +393,7 @@ static void capture_tap_start(void *arg, const char *request, size_t len,
 
 	if (c->begun)
 		c->restart = true;
-	c->len = 0;
+	c->len = 0; /* a new attempt: its bytes start afresh */
 	c->started = true;
 	c->date_ms = util_wall_ms();
 	snprintf(c->ip, sizeof c->ip, "%s", ip != NULL ? ip : "");
@@ -413,9 +417,20 @@ static bool capture_tap_block(void *arg, const void *p, size_t n)
 	while (n > 0) {
 		size_t k;
 
-		if (c->buf == NULL)
-			c->buf = xmalloc(CAPTURE_CHUNK);
-		k = CAPTURE_CHUNK - c->len;
+		if (c->len == c->cap) {
+			/* Grown as the bytes come (most pages fit in one
+			 * read): memory follows what was received, with no
+			 * fixed 64 KiB per fetch in flight. */
+			size_t want = c->cap * 2;
+
+			if (want < c->len + n)
+				want = (c->len + n + 4095) & ~(size_t)4095;
+			if (want > CAPTURE_CHUNK)
+				want = CAPTURE_CHUNK;
+			c->buf = xrealloc(c->buf, want);
+			c->cap = want;
+		}
+		k = c->cap - c->len;
 		if (k > n)
 			k = n;
 		memcpy(c->buf + c->len, b, k);
