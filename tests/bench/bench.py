@@ -552,6 +552,10 @@ def gatherd_conf(d, in_flight, per_host, ca=None, extra=None,
              "max_in_flight = %d" % in_flight, "max_per_host = %d" % per_host]
     for k, v in (extra or {}).get("fetch", {}).items():
         lines.append("%s = %s" % (k, v))
+    for sec, kv in (extra or {}).items():
+        if sec != "fetch" and kv:
+            lines.append("[%s]" % sec)
+            lines.extend("%s = %s" % (k, v) for k, v in kv.items())
     if ca:
         lines += ["[tls]", "ca_file = %s" % ca]
     if nameserver:
@@ -593,11 +597,24 @@ def run_dir(ctx, sc, tool, tag):
     return d
 
 
-def run_gatherd(ctx, sc, rnd, urls_file, n, tag=None):
-    d = run_dir(ctx, sc, "gatherd", tag or rnd)
+# gatherd's variants, as tools of their own: the configuration each adds.
+GATHERD_VARIANTS = {
+    "gatherd": {},
+    "gatherd-nodigest": {"capture": {"digest": "none"}},
+    "gatherd-warc": {"capture": {"warc_dir": "{run}/warc"}},
+}
+
+
+def run_gatherd(ctx, sc, rnd, urls_file, n, tag=None, variant="gatherd"):
+    d = run_dir(ctx, sc, variant, tag or rnd)
     shutil.copyfile(urls_file, d / "queue")
+    extra = {sec: {k: v.replace("{run}", str(d)) for k, v in kv.items()}
+             for sec, kv in GATHERD_VARIANTS[variant].items()}
+    if "capture" in extra and "warc_dir" in extra["capture"]:
+        Path(extra["capture"]["warc_dir"]).mkdir(exist_ok=True)
     conf = gatherd_conf(d, sc["in_flight"], sc["per_host"],
                         ctx.ca if sc["scheme"] == "https" else None,
+                        extra=extra,
                         nameserver=("%s:53" % ctx.dns.addr)
                         if sc.get("names") else None)
     r = timed_run([ctx.gatherd, "-c", str(conf), "--once"], d, "gatherd",
@@ -875,8 +892,8 @@ def throughput_scenario(ctx, sc):
     for rnd in range(sc.get("rounds", ctx.rounds)):
         order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
         for t in order:
-            if t == "gatherd":
-                r = run_gatherd(ctx, sc, rnd, urls_file, n)
+            if t in GATHERD_VARIANTS:
+                r = run_gatherd(ctx, sc, rnd, urls_file, n, variant=t)
             elif t == "curl":
                 r = run_curl(ctx, sc, rnd, cfg, n)
             elif t == "wrk":
@@ -967,7 +984,8 @@ def rss_flatness(raw):
 
 def tool_problem(ctx, sc, t):
     """Why tool t cannot run in scenario sc here (None if it can)."""
-    if sc.get("names") and t != "gatherd" and ctx.ns_prefix is None:
+    if sc.get("names") and t not in GATHERD_VARIANTS and \
+            ctx.ns_prefix is None:
         return "no private resolv.conf for peers (%s)" % ctx.ns_problem
     if t == "wget2" and not shutil.which("wget2"):
         return "wget2 not installed"
@@ -1227,8 +1245,8 @@ BOUND_TARGETS = [("latency-1host", 0.9), ("broad-crawl", 0.9),
 # (scenario, most peak RSS in MB)
 RSS_TARGETS = [("broad-crawl", 48), ("broad-crawl-https", 48),
                ("high-concurrency", 64), ("high-concurrency-https", 64)]
-TOOL_ORDER = ["gatherd", "curl", "wrk", "aiohttp", "wget2", "scrapy",
-              "crawlee"]
+TOOL_ORDER = ["gatherd", "gatherd-nodigest", "gatherd-warc", "curl", "wrk",
+              "aiohttp", "wget2", "scrapy", "crawlee"]
 
 
 def fmt(v, f="%.0f"):
@@ -1245,7 +1263,7 @@ def cpu_per_url(s):
 def report(ctx, results):
     rows = []
     lines = []
-    row_fmt = "%-22s %-8s %5s %6s %8s %7s %6s %7s %8s %7s %7s %8s %5s  %s"
+    row_fmt = "%-22s %-16s %5s %6s %8s %7s %6s %7s %8s %7s %7s %8s %5s  %s"
     hdr = row_fmt % (
         "scenario", "tool", "conc", "URLs", "URLs/s", "bound", "/bound",
         "gd/tool", "gd/tool*", "RSS_MB", "CPU_s", "CPUus/URL", "ok", "note")
@@ -1357,6 +1375,30 @@ def report(ctx, results):
         tl.append("%s %-22s gatherd/%-7s = %s (target >= %.1fx)" % (
             verdict(None if r is None else r >= want), sname, peer,
             fmt(r, "%.2fx"), want))
+    # Keeping pages (issue 11): digest on >= 0.9x off; WARC >= 0.7x
+    # without, and its RSS no higher than curl's.
+    g, nd = get("http-1host-digest", "gatherd"), \
+        get("http-1host-digest", "gatherd-nodigest")
+    if g and nd:
+        r = (g["urls_per_s"] / nd["urls_per_s"]
+             if g.get("urls_per_s") and nd.get("urls_per_s") else None)
+        tl.append("%s %-22s digest on/off = %s (target >= 0.90)" % (
+            verdict(None if r is None else r >= 0.9), "http-1host-digest",
+            fmt(r, "%.2f")))
+    g, w, c = (get("http-1host-warc", t)
+               for t in ("gatherd", "gatherd-warc", "curl"))
+    if g and w:
+        r = (w["urls_per_s"] / g["urls_per_s"]
+             if g.get("urls_per_s") and w.get("urls_per_s") else None)
+        tl.append("%s %-22s WARC on/off = %s (target >= 0.70)" % (
+            verdict(None if r is None else r >= 0.7), "http-1host-warc",
+            fmt(r, "%.2f")))
+        if c and w.get("rss_kb") and c.get("rss_kb"):
+            tl.append("%s %-22s WARC peak RSS %s MB vs curl %s MB (target "
+                      "<= curl)" % (verdict(w["rss_kb"] <= c["rss_kb"]),
+                                    "http-1host-warc",
+                                    fmt(w["rss_kb"] / 1024, "%.1f"),
+                                    fmt(c["rss_kb"] / 1024, "%.1f")))
     for sname, want in BOUND_TARGETS:
         s = get(sname, "gatherd")
         if s is None:
@@ -1596,7 +1638,7 @@ def report_from(a):
 
 
 OLD_SCENARIOS = ["http-1host", "http-250hosts", "https-1host",
-                 "https-250hosts"]
+                 "https-250hosts", "http-1host-digest", "http-1host-warc"]
 NEW_SCENARIOS = ["latency-1host", "broad-crawl", "broad-crawl-https",
                  "wide-crawl", "wide-crawl-250", "high-concurrency",
                  "high-concurrency-https", "cpu-per-url"]
@@ -1634,6 +1676,14 @@ def scenario_defs(ctx, want, quick, scale):
             tools += ["scrapy", "crawlee"]
         d[name] = {"scheme": scheme, "hosts": hosts, "in_flight": 64,
                    "per_host": 64, "tools": tools}
+    # What keeping pages costs: the body digest (on by default) against
+    # none, and WARC archiving against the default, with curl for RSS.
+    d["http-1host-digest"] = {"scheme": "http", "hosts": 1, "in_flight": 64,
+                              "per_host": 64,
+                              "tools": ["gatherd", "gatherd-nodigest"]}
+    d["http-1host-warc"] = {"scheme": "http", "hosts": 1, "in_flight": 64,
+                            "per_host": 64,
+                            "tools": ["gatherd", "gatherd-warc", "curl"]}
     # 100,000 URLs (unless --urls): gatherd's rate is URLs over the wall
     # time of the whole process, and at 20,000 URLs (~0.4 s) its fixed
     # costs (exec, opening SQLite, the last commit) weigh against wrk's
