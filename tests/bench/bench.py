@@ -1090,7 +1090,9 @@ def per_connection_scenario(ctx, n_conn, n_hosts=100):
     (d / "queue").write_text("")
     conf = gatherd_conf(d, n_conn, n_conn, extra={"fetch": {
         "connect_timeout_ms": 600000, "idle_timeout_ms": 3600000,
-        "request_timeout_ms": 86400000, "retries": 0}})
+        "request_timeout_ms": 86400000, "retries": 0,
+        # The hold server answers nothing, robots.txt included.
+        "robots": "false"}})
     res = {"in_flight": n_conn, "hosts": n_hosts, "ok": False, "note": ""}
     p = start_bg([ctx.gatherd, "-c", str(conf)],
                  stderr=open(d / "gatherd.stderr", "wb"),
@@ -1158,7 +1160,7 @@ def ingestion_scenario(ctx, n_lines, attach=None):
     (d / "queue").write_text("")
     conf = gatherd_conf(d, 1, 1, extra={"fetch": {
         "idle_timeout_ms": 3600000, "request_timeout_ms": 86400000,
-        "retries": 0}})
+        "retries": 0, "robots": "false"}})
     res = {"lines": n_lines, "ok": False, "note": ""}
     p = start_bg([ctx.gatherd, "-c", str(conf)],
                  stderr=open(d / "gatherd.stderr", "wb"))

@@ -220,7 +220,9 @@ def main():
             nc = a.massif_conns
             conf = bench.gatherd_conf(d, nc, nc, extra={"fetch": {
                 "connect_timeout_ms": 600000, "idle_timeout_ms": 3600000,
-                "request_timeout_ms": 86400000, "retries": 0}})
+                "request_timeout_ms": 86400000, "retries": 0,
+        # The hold server answers nothing, robots.txt included.
+        "robots": "false"}})
             mo = out / "massif.out"
             p = bench.start_bg(["valgrind", "--tool=massif", "--depth=10",
                                 "--threshold=1.0", "--massif-out-file=" +
