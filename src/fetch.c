@@ -68,8 +68,11 @@ struct fetch {
 	enum url_scheme scheme;
 	uint16_t port;
 	bool literal;
-	char host[256];
-	char key[600]; /* pool key: the origin (and the proxy, if any) */
+	/* The host, then the pool key (the origin, and the proxy if any),
+	 * in one allocation of their own size: 10,000 fetches in flight
+	 * would otherwise carry 8 MB of empty buffers. */
+	char *host;
+	char *key;
 	/* What the TCP connection goes to: the origin, or the proxy. */
 	const struct proxy *proxy;
 	const char *dial_host;
@@ -166,6 +169,7 @@ static void fetch_reap_cb(evutil_socket_t fd, short what, void *arg)
 	EVP_MD_CTX_free(f->md);
 	decode_free(f->decoder);
 	free(f->request);
+	free(f->host);
 	free(f);
 }
 
@@ -194,6 +198,7 @@ void fetch_abort(struct fetch *f)
 	EVP_MD_CTX_free(f->md);
 	decode_free(f->decoder);
 	free(f->request);
+	free(f->host);
 	free(f);
 }
 
@@ -999,23 +1004,30 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 	}
 	/* The pool key is the origin (both fit: the host is at most 253
 	 * bytes). */
-	url_ref_host(ref, url, f->host, sizeof f->host);
-	url_ref_origin(ref, url, f->key, sizeof f->key);
-	f->dial_host = f->host;
-	f->dial_port = f->port;
-	f->dial_literal = f->literal;
-	f->proxy = proxies_for(ctx->proxies, f->scheme, f->host);
+	char host[256], key[600];
+	url_ref_host(ref, url, host, sizeof host);
+	url_ref_origin(ref, url, key, sizeof key);
+	f->proxy = proxies_for(ctx->proxies, f->scheme, host);
 	if (f->proxy != NULL) {
 		/* Plain HTTP: one pool of connections to the proxy for every
 		 * origin.  HTTPS: a tunnel per origin. */
-		size_t kl = strlen(f->key);
+		size_t kl = strlen(key);
 
 		if (f->scheme == URL_HTTP)
-			snprintf(f->key, sizeof f->key, "proxy:%s",
-				 f->proxy->name);
+			snprintf(key, sizeof key, "proxy:%s", f->proxy->name);
 		else
-			snprintf(f->key + kl, sizeof f->key - kl, " via %s",
+			snprintf(key + kl, sizeof key - kl, " via %s",
 				 f->proxy->name);
+	}
+	size_t hl = strlen(host) + 1, kl = strlen(key) + 1;
+	f->host = xmalloc(hl + kl);
+	memcpy(f->host, host, hl);
+	f->key = f->host + hl;
+	memcpy(f->key, key, kl);
+	f->dial_host = f->host;
+	f->dial_port = f->port;
+	f->dial_literal = f->literal;
+	if (f->proxy != NULL) {
 		f->dial_host = f->proxy->host;
 		f->dial_port = f->proxy->port;
 		f->dial_literal = f->proxy->literal;

@@ -56,8 +56,8 @@ struct job {
 	struct host *host;
 	struct fetch *fetch;
 	struct capture *cap; /* archiving the fetch in flight */
-	/* Where the final response was archived ("" when it was not). */
-	char warc_file[WARC_FILE_SIZE];
+	/* Where the final response was archived (NULL when it was not). */
+	char *warc_file;
 	int64_t warc_offset;
 	struct event *retry_ev; /* while asleep before a retry */
 	struct sched *s;
@@ -65,7 +65,9 @@ struct job {
 	int loaded_attempts; /* of those, made before this run (stored) */
 	int redirects;
 	bool requeue;    /* with the batcher only to store `attempts` */
-	struct fetch_result res;
+	/* The outcome of the last attempt, NULL before there is one: a job
+	 * waiting in the window costs no result's worth of memory. */
+	struct fetch_result *res;
 };
 TAILQ_HEAD(job_list, job);
 
@@ -208,8 +210,11 @@ static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 static void job_free_result(struct job *j)
 {
-	fetch_result_free(&j->res);
-	memset(&j->res, 0, sizeof j->res);
+	if (j->res == NULL)
+		return;
+	fetch_result_free(j->res);
+	free(j->res);
+	j->res = NULL;
 }
 
 static void job_free(struct job *j)
@@ -219,6 +224,7 @@ static void job_free(struct job *j)
 	free((char *)j->cond.last_modified);
 	free(j->prev_sha256);
 	free(j->prev_warc_file);
+	free(j->warc_file);
 	if (j->retry_ev != NULL)
 		event_free(j->retry_ev);
 	free(j->cur);
@@ -232,9 +238,10 @@ static void job_free(struct job *j)
  * unknown. */
 static void job_fail(struct job *j, enum errkind kind, char *detail)
 {
-	struct fetch_result *r = &j->res;
+	struct fetch_result *r;
 
 	job_free_result(j);
+	r = j->res = xcalloc(1, sizeof *j->res);
 	r->ok = false;
 	r->error = kind;
 	r->error_detail = detail;
@@ -304,40 +311,40 @@ static void sched_add_result(struct sched *s, struct job *j)
 		batcher_add(s->batcher, &r, j);
 		return;
 	}
-	r.state = j->res.ok ? STORE_DONE : STORE_FAILED;
-	r.status = j->res.ok ? j->res.status : 0;
-	r.length = j->res.ok ? j->res.length : -1;
-	r.error = j->res.error;
-	r.error_detail = j->res.error_detail;
-	r.attempts = j->res.attempts;
+	r.state = j->res->ok ? STORE_DONE : STORE_FAILED;
+	r.status = j->res->ok ? j->res->status : 0;
+	r.length = j->res->ok ? j->res->length : -1;
+	r.error = j->res->error;
+	r.error_detail = j->res->error_detail;
+	r.attempts = j->res->attempts;
 	/* Stored only when it differs (the view fills it in).  A fetch
 	 * gives NULL for a URL that was already in its normal form. */
-	const char *final = j->res.final_url;
+	const char *final = j->res->final_url;
 	if (final == NULL)
 		final = j->cur != NULL ? j->cur : j->ascii;
 	r.final_url = final != NULL && strcmp(final, j->url) == 0 ? NULL
 								  : final;
-	r.redirects = j->res.redirects;
-	r.content_type = j->res.content_type;
-	r.fetched_at_ms = j->res.fetched_at_ms;
-	r.elapsed_ms = j->res.elapsed_ms;
-	r.connect_ms = j->res.connect_ms;
-	r.tls_ms = j->res.tls_ms;
-	r.etag = j->res.etag;
-	r.last_modified = j->res.last_modified;
-	r.body_sha256 = j->res.ok && j->res.body_sha256[0] != '\0'
-				? j->res.body_sha256
+	r.redirects = j->res->redirects;
+	r.content_type = j->res->content_type;
+	r.fetched_at_ms = j->res->fetched_at_ms;
+	r.elapsed_ms = j->res->elapsed_ms;
+	r.connect_ms = j->res->connect_ms;
+	r.tls_ms = j->res->tls_ms;
+	r.etag = j->res->etag;
+	r.last_modified = j->res->last_modified;
+	r.body_sha256 = j->res->ok && j->res->body_sha256[0] != '\0'
+				? j->res->body_sha256
 				: NULL;
-	r.warc_file = j->warc_file[0] != '\0' ? j->warc_file : NULL;
-	r.warc_offset = j->warc_file[0] != '\0' ? j->warc_offset : -1;
-	r.not_modified = j->res.ok ? j->res.not_modified : -1;
-	r.decoded_length = j->res.ok ? j->res.decoded_length : -1;
-	r.dns_ms = j->res.dns_ms;
-	r.ttfb_ms = j->res.ttfb_ms;
-	r.remote_ip = j->res.remote_ip[0] != '\0' ? j->res.remote_ip : NULL;
-	r.tls_version = j->res.tls_version;
-	r.tls_resumed = j->res.tls_resumed;
-	if (j->res.ok && j->res.not_modified) {
+	r.warc_file = j->warc_file;
+	r.warc_offset = j->warc_file != NULL ? j->warc_offset : -1;
+	r.not_modified = j->res->ok ? j->res->not_modified : -1;
+	r.decoded_length = j->res->ok ? j->res->decoded_length : -1;
+	r.dns_ms = j->res->dns_ms;
+	r.ttfb_ms = j->res->ttfb_ms;
+	r.remote_ip = j->res->remote_ip[0] != '\0' ? j->res->remote_ip : NULL;
+	r.tls_version = j->res->tls_version;
+	r.tls_resumed = j->res->tls_resumed;
+	if (j->res->ok && j->res->not_modified) {
 		/* A 304 confirms the earlier response: its digest, and its
 		 * validators where the 304 repeats none. */
 		r.body_sha256 = j->prev_sha256;
@@ -445,7 +452,8 @@ static void sched_captured_cb(void *arg, struct capture_written *w)
 
 	s->n_capturing--;
 	if (w->file[0] != '\0') {
-		memcpy(j->warc_file, w->file, sizeof j->warc_file);
+		free(j->warc_file);
+		j->warc_file = xstrdup(w->file);
 		j->warc_offset = w->offset;
 	} else {
 		int64_t now = util_mono_ms();
@@ -467,7 +475,7 @@ static void sched_captured_cb(void *arg, struct capture_written *w)
 static bool sched_capture_end(struct sched *s, struct job *j, bool final)
 {
 	struct capture *c = j->cap;
-	const struct fetch_result *r = &j->res;
+	const struct fetch_result *r = j->res;
 
 	j->cap = NULL;
 	if (c == NULL)
@@ -500,7 +508,7 @@ static bool sched_capture_end(struct sched *s, struct job *j, bool final)
 static void sched_after_attempt(struct sched *s, struct job *j)
 {
 	const struct config *cfg = s->cfg;
-	struct fetch_result *r = &j->res;
+	struct fetch_result *r = j->res;
 
 	if (r->fd_exhausted) {
 		/* Not the URL's fault: put it back.  Idle pooled connections
@@ -575,7 +583,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 			 util_printf("more than %d redirects; the last went "
 				     "to %s",
 				     cfg->max_redirects, last));
-		r->final_url = xstrdup(job_url(j));
+		j->res->final_url = xstrdup(job_url(j));
 		free(last);
 		break;
 	}
@@ -614,6 +622,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 	case POLICY_FINAL:
 		break;
 	}
+	r = j->res; /* a new one when the job failed of itself above */
 	r->attempts = j->attempts;
 	r->redirects = j->redirects;
 	if (!sched_capture_end(s, j, true))
@@ -627,7 +636,8 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	struct sched *s = h->s;
 
 	j->fetch = NULL;
-	j->res = *res; /* takes the strings */
+	j->res = xmalloc(sizeof *j->res);
+	*j->res = *res; /* takes the strings */
 	TAILQ_REMOVE(&s->in_flight_jobs, j, link);
 	s->n_in_flight--;
 	h->in_flight--;
@@ -690,10 +700,10 @@ static bool sched_robots_allow(struct sched *s, struct job *j, struct host *h,
 	}
 	j->host = NULL;
 	job_fail(j, ERR_ROBOTS, why);
-	j->res.attempts = j->attempts;
-	j->res.redirects = j->redirects;
+	j->res->attempts = j->attempts;
+	j->res->redirects = j->redirects;
 	if (j->cur != NULL)
-		j->res.final_url = xstrdup(j->cur);
+		j->res->final_url = xstrdup(j->cur);
 	sched_add_result(s, j);
 	return false;
 }
@@ -815,7 +825,7 @@ static void sched_add_row(struct sched *s, struct store_row *r)
 		 * rules could have queued this. */
 		job_fail(j, ERR_INVALID_URL,
 			 xstrdup("not a valid http(s) URL"));
-		j->res.redirects = -1;
+		j->res->redirects = -1;
 		sched_add_result(s, j);
 	}
 }
@@ -885,19 +895,19 @@ static void sched_written_cb(void *arg, void **owners, size_t n)
 
 		if (j->requeue) {
 			s->n_requeued++;
-		} else if (j->res.ok) {
-			int c = j->res.status / 100;
+		} else if (j->res->ok) {
+			int c = j->res->status / 100;
 
 			s->n_done++;
 			s->counters.by_error[ERR_NONE]++;
 			s->counters.by_class[c >= 1 && c <= 5 ? c : 0]++;
-			if (j->res.length > 0)
-				s->counters.bytes += (uint64_t)j->res.length;
+			if (j->res->length > 0)
+				s->counters.bytes += (uint64_t)j->res->length;
 		} else {
 			s->n_failed++;
-			if ((int)j->res.error > ERR_NONE &&
-			    j->res.error < ERR_KIND_COUNT)
-				s->counters.by_error[j->res.error]++;
+			if ((int)j->res->error > ERR_NONE &&
+			    j->res->error < ERR_KIND_COUNT)
+				s->counters.by_error[j->res->error]++;
 		}
 		job_free(j);
 	}
