@@ -171,7 +171,7 @@ static void app_raise_nofile(void)
 	}
 }
 
-/* How many idle keep-alive connections to keep.  Twice max_in_flight (at
+/* How many idle keep-alive connections to keep.  4 x max_in_flight (at
  * least 256) covers the hosts that have work in the scheduler's window
  * (a host without work lets its connections go soon: sched_fetch_done);
  * more would only hold slots on other people's servers and slow the
