@@ -196,6 +196,7 @@ static struct host *host_get(struct sched *s, const char *key)
 static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct host *h = arg;
+	struct sched *s = h->s; /* h may be freed below */
 
 	(void)fd;
 	(void)what;
@@ -203,7 +204,7 @@ static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 	h->delay_ev = NULL;
 	host_make_ready(h);
 	host_maybe_free(h);
-	sched_dispatch(h->s);
+	sched_dispatch(s);
 }
 
 static void job_free_result(struct job *j)
