@@ -354,7 +354,7 @@ static void app_signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 struct app_open_job {
-	const char *path;
+	struct store_conf sc;
 	struct store *store;
 	struct store_queue_state qs;
 	int64_t queued;
@@ -369,7 +369,7 @@ static void app_open_store_work(void *arg)
 {
 	struct app_open_job *j = arg;
 
-	j->rc = store_open(j->path, &j->store, &j->cause);
+	j->rc = store_open(&j->sc, &j->store, &j->cause);
 	if (j->rc == 0)
 		j->rc = store_get_queue_state(j->store, &j->qs, &j->cause);
 	if (j->rc == 0)
@@ -413,7 +413,7 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
-	oj.path = a->cfg.database;
+	store_conf_init(&oj.sc, &a->cfg);
 	oj.want_counts = a->cfg.metrics_listen[0] != '\0';
 	thread_call(a->worker, app_open_store_work, &oj);
 	if (oj.rc != 0) {

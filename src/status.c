@@ -266,11 +266,12 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 	struct store_status st;
 	struct status_daemon d;
 	char *cause = NULL;
+	struct store_conf sc;
 	int64_t now = util_wall_ms();
 	int rc;
 
-	if (store_read_status(cfg->database, now, o->hosts, &st, &cause) !=
-	    0) {
+	store_conf_init(&sc, cfg);
+	if (store_read_status(&sc, now, o->hosts, &st, &cause) != 0) {
 		if (o->check && o->json) {
 			printf("{\"healthy\": false, \"reason\": ");
 			status_json_str(cause);

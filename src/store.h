@@ -1,7 +1,21 @@
-/* The SQLite store.  Every function here except the migration table runs
- * on the worker thread only (see thread.h): the event loop never calls
- * SQLite.  The interface is kept narrow so another engine (PostgreSQL with
- * SKIP LOCKED) can stand behind it as one new module. */
+/* The store: where queued rows and results live.  gatherd talks to it
+ * only through this interface; the engine behind it is a backend
+ * (store_backend.h), chosen when a connection is opened:
+ *   store_sqlite.c         SQLite, the embedded default: the daemon's side
+ *   store_sqlite_status.c  SQLite: what `gatherd status` reads
+ *   store_sqlite_tools.c   SQLite: refetch, prune and cat's lookup
+ *
+ * Dispatch is a table of function pointers per backend (struct
+ * store_backend), reached from the connection itself: the functions below
+ * are one-line forwarders in store.c, so callers never name a backend, a
+ * backend is one self-contained set of files, and the cost is one indirect
+ * call per batch, not per row.
+ *
+ * The daemon's functions (store_open() to store_count_queued()) run on
+ * the worker thread only (see thread.h): the event loop never makes a
+ * blocking database call.  The tools' functions (store_read_status() and
+ * after) open a connection of their own, from any thread or process,
+ * beside a running daemon. */
 #ifndef GATHERD_STORE_H
 #define GATHERD_STORE_H
 
@@ -11,6 +25,7 @@
 
 #include "errkind.h"
 
+struct config;
 struct store;
 
 /* Row states as stored (the view renders them as text). */
@@ -20,14 +35,19 @@ enum store_state {
 	STORE_FAILED = 2,
 };
 
-/* One embedded migration (generated from migrations/NNNN_name.sql). */
-struct store_migration {
-	int version;
-	const char *name;
-	const char *sql;
+/* Which database, and how to reach it. */
+enum store_kind {
+	STORE_SQLITE = 0,
 };
-extern const struct store_migration store_migrations[];
-extern const int store_migrations_count;
+
+struct store_conf {
+	enum store_kind kind;
+	const char *database; /* SQLite: the database file */
+};
+
+/* The store settings of a loaded configuration (the strings stay
+ * cfg's). */
+void store_conf_init(struct store_conf *sc, const struct config *cfg);
 
 /* Identity of a queue file and how far it has been ingested. */
 struct store_queue_pos {
@@ -103,9 +123,9 @@ struct store_result {
 	int tls_resumed;        /* < 0 = NULL */
 };
 
-/* Open (creating if needed) the database at path in WAL mode and apply the
- * pending migrations, each in its own transaction. */
-int store_open(const char *path, struct store **out, char **cause)
+/* Open (creating if needed) the database and apply the pending
+ * migrations, each in its own transaction (SQLite: in WAL mode). */
+int store_open(const struct store_conf *sc, struct store **out, char **cause)
 	__attribute__((warn_unused_result));
 void store_close(struct store *s);
 
@@ -131,6 +151,47 @@ int store_load_queued(struct store *s, int64_t after_id, int limit,
 int store_put_results(struct store *s, const struct store_result *res,
 		      size_t n, char **cause)
 	__attribute__((warn_unused_result));
+
+/* A host with fetches in flight. */
+struct store_host_load {
+	const char *key; /* "host:port" */
+	int in_flight;
+};
+
+/* The daemon's heartbeat (its table row, and the hosts with the most
+ * fetches in flight), for `gatherd status`. */
+struct store_heartbeat {
+	int64_t pid;
+	const char *host;    /* the machine's name */
+	const char *version;
+	int64_t started_ms;  /* Unix ms */
+	int64_t now_ms;
+	int interval_s;
+	int64_t in_flight;
+	int64_t robots_fetches; /* robots.txt requests this run */
+	int64_t robots_origins; /* origins whose rules are cached */
+	bool stopped;        /* the daemon is exiting cleanly */
+	const struct store_host_load *hosts;
+	size_t n_hosts;
+};
+
+/* Write the heartbeat, in one transaction. */
+int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
+		    char **cause) __attribute__((warn_unused_result));
+
+/* Finished rows per error kind ([ERR_NONE]: done), for the metrics: a
+ * scan of the table, at start-up only. */
+int store_count_results(struct store *s, int64_t *by_error, char **cause)
+	__attribute__((warn_unused_result));
+
+/* Number of rows in state queued, and the id of the first (when none is
+ * queued, the id the next row will get).  A scan of the table: for
+ * start-up only. */
+int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
+		       char **cause) __attribute__((warn_unused_result));
+
+/* The command-line tools' side: each call opens a connection of its own
+ * and closes it before it returns. */
 
 /* What `gatherd status` shows.  Filled by store_read_status(), which opens
  * the database read-only in its own connection (any thread, any process):
@@ -171,8 +232,8 @@ struct store_status {
 
 /* hosts_max: how many hosts to report (0: none); the caller frees
  * st->hosts. */
-int store_read_status(const char *path, int64_t now_ms, size_t hosts_max,
-		      struct store_status *st, char **cause)
+int store_read_status(const struct store_conf *sc, int64_t now_ms,
+		      size_t hosts_max, struct store_status *st, char **cause)
 	__attribute__((warn_unused_result));
 
 /* What `gatherd refetch` selects, by each URL's latest row. */
@@ -187,56 +248,18 @@ struct store_select {
  * fetch; the old rows stay as history), in one transaction, calling
  * `each` with the URL.  The new row names the URL's latest done row, whose
  * validators make the request conditional.  With dry_run nothing changes.
- * *n is how many.  Opens the database itself (a command-line tool, any
- * thread). */
-int store_refetch(const char *path, const struct store_select *sel,
-		  int64_t now_ms, bool dry_run,
+ * *n is how many. */
+int store_refetch(const struct store_conf *sc,
+		  const struct store_select *sel, int64_t now_ms, bool dry_run,
 		  void (*each)(void *arg, const char *url), void *arg,
 		  int64_t *n, char **cause) __attribute__((warn_unused_result));
 
 /* Delete finished rows fetched (or, never fetched, submitted) before
  * before_ms, with keep_latest each URL's latest one excepted, a thousand
  * per transaction.  *n is how many (with dry_run: would be). */
-int store_prune(const char *path, int64_t before_ms, bool keep_latest,
-		bool dry_run, int64_t *n, char **cause)
+int store_prune(const struct store_conf *sc, int64_t before_ms,
+		bool keep_latest, bool dry_run, int64_t *n, char **cause)
 	__attribute__((warn_unused_result));
-
-/* A host with fetches in flight. */
-struct store_host_load {
-	const char *key; /* "host:port" */
-	int in_flight;
-};
-
-/* The daemon's heartbeat (its table row, and the hosts with the most
- * fetches in flight), for `gatherd status`. */
-struct store_heartbeat {
-	int64_t pid;
-	const char *host;    /* the machine's name */
-	const char *version;
-	int64_t started_ms;  /* Unix ms */
-	int64_t now_ms;
-	int interval_s;
-	int64_t in_flight;
-	int64_t robots_fetches; /* robots.txt requests this run */
-	int64_t robots_origins; /* origins whose rules are cached */
-	bool stopped;        /* the daemon is exiting cleanly */
-	const struct store_host_load *hosts;
-	size_t n_hosts;
-};
-
-int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
-		    char **cause) __attribute__((warn_unused_result));
-
-/* Finished rows per error kind ([ERR_NONE]: done), for the metrics: a
- * scan of the table, at start-up only. */
-int store_count_results(struct store *s, int64_t *by_error, char **cause)
-	__attribute__((warn_unused_result));
-
-/* Number of rows in state queued, and the id of the first (when none is
- * queued, the id the next row will get).  A scan of the table: for
- * start-up only. */
-int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
-		       char **cause) __attribute__((warn_unused_result));
 
 /* A WARC record that holds a row's payload (gatherd cat). */
 struct store_record {
@@ -251,7 +274,7 @@ struct store_record {
  * record's payload is in one of them).  *n is 0, with *cause saying why,
  * when the row does not exist or has no record.  Read-only, beside a
  * running daemon. */
-int store_find_records(const char *path, int64_t id, const char *url,
+int store_find_records(const struct store_conf *sc, int64_t id, const char *url,
 		       struct store_record *out, size_t max, size_t *n,
 		       char **cause) __attribute__((warn_unused_result));
 

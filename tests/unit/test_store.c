@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_sqlite.h"
 #include "tap.h"
 
 static char dir[64];
@@ -27,10 +28,11 @@ static void fresh_db(void)
 
 static struct store *open_ok(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE, .database = path};
 	struct store *s = NULL;
 	char *cause = NULL;
 
-	if (store_open(path, &s, &cause) != 0) {
+	if (store_open(&sc, &s, &cause) != 0) {
 		printf("# store_open: %s\n", cause);
 		free(cause);
 		return NULL;
@@ -259,6 +261,7 @@ static void test_results_exactly_once(void)
 
 static void test_newer_schema_refused(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE, .database = path};
 	struct store *s = NULL;
 	char *cause = NULL;
 	sqlite3 *db;
@@ -270,17 +273,19 @@ static void test_newer_schema_refused(void)
 		 store_migrations_count + 1);
 	TAP_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
-	TAP_CHECK(store_open(path, &s, &cause) != 0);
+	TAP_CHECK(store_open(&sc, &s, &cause) != 0);
 	TAP_CHECK(cause != NULL && strstr(cause, "newer") != NULL);
 	free(cause);
 }
 
 static void test_unwritable_path(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE,
+				.database = "/nonexistent-dir/x.db"};
 	struct store *s = NULL;
 	char *cause = NULL;
 
-	TAP_CHECK(store_open("/nonexistent-dir/x.db", &s, &cause) != 0);
+	TAP_CHECK(store_open(&sc, &s, &cause) != 0);
 	TAP_CHECK(cause != NULL && strstr(cause, "/nonexistent-dir/x.db"));
 	free(cause);
 }
