@@ -3,29 +3,51 @@
 #include "store.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "config.h"
 #include "store_backend.h"
+#include "util.h"
 
 void store_conf_init(struct store_conf *sc, const struct config *cfg)
 {
-	sc->kind = STORE_SQLITE;
+	sc->kind = cfg->store_backend == CONFIG_STORE_POSTGRESQL
+			   ? STORE_POSTGRESQL
+			   : STORE_SQLITE;
 	sc->database = cfg->database;
+	sc->conninfo = cfg->store_conninfo;
+	sc->node_name = cfg->node_name;
+	sc->queue_file = cfg->queue_file;
+	sc->lease_s = cfg->lease_s;
 }
 
-/* The backend a configuration names. */
+/* The backend a configuration names (NULL: not in this build). */
 static const struct store_backend *store_backend_of(const struct store_conf *sc)
 {
 	switch (sc->kind) {
 	case STORE_SQLITE:
+		return &store_sqlite_backend;
+	case STORE_POSTGRESQL:
 		break;
 	}
-	return &store_sqlite_backend;
+	return NULL;
 }
+
+/* The backend of sc in `be`, or return the error (the outputs were set
+ * to nothing before). */
+#define STORE_TOOL_BACKEND(sc, be, cause)                                   \
+	const struct store_backend *be = store_backend_of(sc);              \
+	if (be == NULL) {                                                     \
+		*(cause) = util_printf("the PostgreSQL store is not "         \
+				       "implemented yet");                    \
+		return -1;                                                    \
+	}
 
 int store_open(const struct store_conf *sc, struct store **out, char **cause)
 {
-	return store_backend_of(sc)->open(sc, out, cause);
+	*out = NULL;
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->open(sc, out, cause);
 }
 
 void store_close(struct store *s)
@@ -79,8 +101,9 @@ int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
 int store_read_status(const struct store_conf *sc, int64_t now_ms,
 		      size_t hosts_max, struct store_status *st, char **cause)
 {
-	return store_backend_of(sc)->read_status(sc, now_ms, hosts_max, st,
-						 cause);
+	memset(st, 0, sizeof *st);
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->read_status(sc, now_ms, hosts_max, st, cause);
 }
 
 int store_refetch(const struct store_conf *sc,
@@ -88,21 +111,24 @@ int store_refetch(const struct store_conf *sc,
 		  void (*each)(void *arg, const char *url), void *arg,
 		  int64_t *n, char **cause)
 {
-	return store_backend_of(sc)->refetch(sc, sel, now_ms, dry_run, each,
-					     arg, n, cause);
+	*n = 0;
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->refetch(sc, sel, now_ms, dry_run, each, arg, n, cause);
 }
 
 int store_prune(const struct store_conf *sc, int64_t before_ms,
 		bool keep_latest, bool dry_run, int64_t *n, char **cause)
 {
-	return store_backend_of(sc)->prune(sc, before_ms, keep_latest, dry_run,
-					   n, cause);
+	*n = 0;
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->prune(sc, before_ms, keep_latest, dry_run, n, cause);
 }
 
 int store_find_records(const struct store_conf *sc, int64_t id,
 		       const char *url, struct store_record *out, size_t max,
 		       size_t *n, char **cause)
 {
-	return store_backend_of(sc)->find_records(sc, id, url, out, max, n,
-						  cause);
+	*n = 0;
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->find_records(sc, id, url, out, max, n, cause);
 }

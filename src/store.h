@@ -38,11 +38,16 @@ enum store_state {
 /* Which database, and how to reach it. */
 enum store_kind {
 	STORE_SQLITE = 0,
+	STORE_POSTGRESQL = 1,
 };
 
 struct store_conf {
 	enum store_kind kind;
 	const char *database; /* SQLite: the database file */
+	const char *conninfo; /* PostgreSQL: the libpq connection string */
+	const char *node_name; /* PostgreSQL: this node ("" = host name) */
+	const char *queue_file; /* PostgreSQL: keys the queue position */
+	int lease_s;          /* PostgreSQL: how long claims hold */
 };
 
 /* The store settings of a loaded configuration (the strings stay
