@@ -100,6 +100,7 @@ struct sched {
 	struct event_base *base;
 	struct worker *worker;
 	struct store *store;
+	bool shared;            /* rows are claimed: never taken directly */
 	const struct config *cfg;
 	struct fetch_ctx fctx;
 	struct captures *caps;  /* NULL: no archive */
@@ -925,6 +926,7 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->base = base;
 	s->worker = w;
 	s->store = st;
+	s->shared = store_shared(st);
 	s->cfg = cfg;
 	s->fctx = *fctx;
 	s->idle_cb = idle_cb;
@@ -971,8 +973,9 @@ void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 	}
 	/* Only when every queued row older than these is in memory (the
 	 * last load found them all and none is under way), so that the
-	 * cursor may jump past them, and when they fit the window. */
-	if (valid == 0 || !s->exhausted || s->loading || s->load_backoff ||
+	 * cursor may jump past them, and when they fit the window.  Never
+	 * in a shared database: a row is this node's once claimed. */
+	if (valid == 0 || s->shared || !s->exhausted || s->loading || s->load_backoff ||
 	    s->draining || first <= s->cursor ||
 	    s->in_mem + valid > sched_window(s)) {
 		sched_kick(s);

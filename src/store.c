@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "build-config.h"
 #include "config.h"
 #include "store_backend.h"
 #include "util.h"
@@ -28,7 +29,11 @@ static const struct store_backend *store_backend_of(const struct store_conf *sc)
 	case STORE_SQLITE:
 		return &store_sqlite_backend;
 	case STORE_POSTGRESQL:
+#if HAVE_LIBPQ
+		return &store_pg_backend;
+#else
 		break;
+#endif
 	}
 	return NULL;
 }
@@ -38,8 +43,8 @@ static const struct store_backend *store_backend_of(const struct store_conf *sc)
 #define STORE_TOOL_BACKEND(sc, be, cause)                                   \
 	const struct store_backend *be = store_backend_of(sc);              \
 	if (be == NULL) {                                                     \
-		*(cause) = util_printf("the PostgreSQL store is not "         \
-				       "implemented yet");                    \
+		*(cause) = util_printf("this gatherd was built without "      \
+				       "PostgreSQL (libpq)");                 \
 		return -1;                                                    \
 	}
 
@@ -54,6 +59,27 @@ void store_close(struct store *s)
 {
 	if (s != NULL)
 		s->be->close(s);
+}
+
+const char *store_describe(struct store *s)
+{
+	return s->be->describe(s);
+}
+
+bool store_shared(const struct store *s)
+{
+	return s->be->shared;
+}
+
+int store_tick_ms(struct store *s)
+{
+	return s->be->tick_ms != NULL ? s->be->tick_ms(s) : 0;
+}
+
+int store_tick(struct store *s, bool *gained, char **cause)
+{
+	*gained = false;
+	return s->be->tick != NULL ? s->be->tick(s, gained, cause) : 0;
 }
 
 int store_get_queue_state(struct store *s, struct store_queue_state *qs,
@@ -131,4 +157,11 @@ int store_find_records(const struct store_conf *sc, int64_t id,
 	*n = 0;
 	STORE_TOOL_BACKEND(sc, be, cause);
 	return be->find_records(sc, id, url, out, max, n, cause);
+}
+
+int store_submit(const struct store_conf *sc, const struct store_line *lines,
+		 size_t n, int64_t now_ms, char **cause)
+{
+	STORE_TOOL_BACKEND(sc, be, cause);
+	return be->submit(sc, lines, n, now_ms, cause);
 }

@@ -134,6 +134,25 @@ int store_open(const struct store_conf *sc, struct store **out, char **cause)
 	__attribute__((warn_unused_result));
 void store_close(struct store *s);
 
+/* What the connection is, for the log: "database PATH" or "PostgreSQL
+ * host:port/db as node NAME (id N)". */
+const char *store_describe(struct store *s);
+
+/* Whether many nodes share the database (PostgreSQL).  Then a row
+ * belongs to this node only once store_load_queued() claimed it: rows
+ * just ingested are not handed to the scheduler directly, and
+ * store_tick() must run every store_tick_ms(). */
+bool store_shared(const struct store *s);
+
+/* How often store_tick() must run, in ms (0: never, SQLite). */
+int store_tick_ms(struct store *s);
+
+/* Periodic upkeep of a shared database: this node's heartbeat, the
+ * renewal of its leases, taking and giving back host shards.  *gained:
+ * it now holds shards it did not (there may be rows to claim). */
+int store_tick(struct store *s, bool *gained, char **cause)
+	__attribute__((warn_unused_result));
+
 /* Read where ingestion stands. */
 int store_get_queue_state(struct store *s, struct store_queue_state *qs,
 			  char **cause) __attribute__((warn_unused_result));
@@ -146,13 +165,16 @@ int store_ingest(struct store *s, struct store_line *lines, size_t n,
 		 char **cause) __attribute__((warn_unused_result));
 
 /* Up to `limit` queued rows with id > after_id, in id order.  *rows is
- * malloc'd (free each url, then the array). */
+ * malloc'd (free each url, then the array).  A shared database claims
+ * them for this node instead (after_id does not matter there: rows
+ * already claimed are not claimed again). */
 int store_load_queued(struct store *s, int64_t after_id, int limit,
 		      struct store_row **rows, size_t *n, char **cause)
 	__attribute__((warn_unused_result));
 
 /* Record results in one transaction.  A row that is no longer queued is
- * left alone, so each row gets exactly one recorded result. */
+ * left alone, so each row gets exactly one recorded result; so is, in a
+ * shared database, a row whose lease this node lost. */
 int store_put_results(struct store *s, const struct store_result *res,
 		      size_t n, char **cause)
 	__attribute__((warn_unused_result));
@@ -224,6 +246,24 @@ struct store_status {
 	int64_t daemon_in_flight;
 	/* robots.txt requests of its run, and origins whose rules it has */
 	int64_t daemon_robots_fetches, daemon_robots_origins;
+	/* A shared database: its nodes (live ones, and those seen in the
+	 * last hour), by name, the latest run of each first.  The daemon
+	 * above is then the latest run of this configuration's node. */
+	bool shared;
+	char where[300]; /* "host:port/dbname" */
+	struct store_node_status {
+		int64_t id;
+		char name[64];
+		char host[256]; /* the machine's name */
+		int64_t pid;
+		char version[32];
+		int64_t started_ms, heartbeat_ms, stopped_ms; /* stopped 0 */
+		int64_t seen_age_s; /* since it last renewed its leases */
+		bool live;          /* it did so within lease_s */
+		int64_t in_flight, claimed, shards;
+	} *nodes;
+	size_t n_nodes;
+	const struct store_node_status *self; /* this node's latest run */
 	/* With hosts_max > 0 (status --hosts): the hosts with the most queued
 	 * rows (then errors), with their counts and median time. */
 	struct store_host_status {
@@ -236,7 +276,7 @@ struct store_status {
 };
 
 /* hosts_max: how many hosts to report (0: none); the caller frees
- * st->hosts. */
+ * st->hosts and st->nodes. */
 int store_read_status(const struct store_conf *sc, int64_t now_ms,
 		      size_t hosts_max, struct store_status *st, char **cause)
 	__attribute__((warn_unused_result));
@@ -264,6 +304,12 @@ int store_refetch(const struct store_conf *sc,
  * per transaction.  *n is how many (with dry_run: would be). */
 int store_prune(const struct store_conf *sc, int64_t before_ms,
 		bool keep_latest, bool dry_run, int64_t *n, char **cause)
+	__attribute__((warn_unused_result));
+
+/* gatherd submit --direct: insert the lines as rows (queued, or failed
+ * invalid_url) at once, without the queue file, in one transaction. */
+int store_submit(const struct store_conf *sc, const struct store_line *lines,
+		 size_t n, int64_t now_ms, char **cause)
 	__attribute__((warn_unused_result));
 
 /* A WARC record that holds a row's payload (gatherd cat). */

@@ -28,11 +28,15 @@ struct store_migration {
 
 struct store_backend {
 	const char *name; /* as [store] backend names it */
+	bool shared;      /* many nodes share it: see store_shared() */
 
 	/* The daemon's connection (worker thread). */
 	int (*open)(const struct store_conf *sc, struct store **out,
 		    char **cause);
 	void (*close)(struct store *s);
+	const char *(*describe)(struct store *s);
+	int (*tick_ms)(struct store *s); /* NULL: no upkeep needed */
+	int (*tick)(struct store *s, bool *gained, char **cause);
 	int (*get_queue_state)(struct store *s, struct store_queue_state *qs,
 			       char **cause);
 	int (*ingest)(struct store *s, struct store_line *lines, size_t n,
@@ -62,8 +66,12 @@ struct store_backend {
 	int (*find_records)(const struct store_conf *sc, int64_t id,
 			    const char *url, struct store_record *out,
 			    size_t max, size_t *n, char **cause);
+	int (*submit)(const struct store_conf *sc,
+		      const struct store_line *lines, size_t n, int64_t now_ms,
+		      char **cause);
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend; /* with libpq only */
 
 #endif

@@ -17,6 +17,7 @@
 struct store_sqlite {
 	struct store base; /* first: store.c dispatches through base.be */
 	sqlite3 *db;
+	char *describe; /* "database PATH" */
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *insert_url, *put_pos, *get_pos, *del_pos;
 	sqlite3_stmt *load_queued, *put_result, *put_attempts, *count_queued;
@@ -158,6 +159,7 @@ static int store_sqlite_open(const struct store_conf *sc, struct store **out,
 	char *err = NULL;
 
 	s->base.be = &store_sqlite_backend;
+	s->describe = util_printf("database %s", path);
 
 	/* Memory statistics take a global mutex on every SQLite allocation,
 	 * which showed in the profile; gatherd does not use them.  Only
@@ -292,6 +294,7 @@ static void store_sqlite_close(struct store *base)
 		sqlite3_finalize(all[i]);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
+	free(s->describe);
 	free(s);
 }
 
@@ -662,10 +665,16 @@ static int store_sqlite_count_results(struct store *base, int64_t *by_error,
 	return 0;
 }
 
+static const char *store_sqlite_describe(struct store *base)
+{
+	return store_sqlite_of(base)->describe;
+}
+
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
 	.open = store_sqlite_open,
 	.close = store_sqlite_close,
+	.describe = store_sqlite_describe,
 	.get_queue_state = store_sqlite_get_queue_state,
 	.ingest = store_sqlite_ingest,
 	.load_queued = store_sqlite_load_queued,
@@ -677,4 +686,5 @@ const struct store_backend store_sqlite_backend = {
 	.refetch = store_sqlite_refetch,
 	.prune = store_sqlite_prune,
 	.find_records = store_sqlite_find_records,
+	.submit = store_sqlite_submit,
 };

@@ -32,5 +32,8 @@ int store_sqlite_prune(const struct store_conf *sc, int64_t before_ms,
 int store_sqlite_find_records(const struct store_conf *sc, int64_t id,
 			      const char *url, struct store_record *out,
 			      size_t max, size_t *n, char **cause);
+int store_sqlite_submit(const struct store_conf *sc,
+			const struct store_line *lines, size_t n,
+			int64_t now_ms, char **cause);
 
 #endif

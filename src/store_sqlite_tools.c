@@ -1,12 +1,14 @@
-/* The SQLite backend: the command-line tools that change or look up rows
- * beside a running daemon (store.h): refetch, prune and cat's lookup of
- * WARC records.  Each opens a connection of its own. */
+/* The SQLite backend: the command-line tools that add, change or look up
+ * rows beside a running daemon (store.h): submit --direct, refetch, prune
+ * and cat's lookup of WARC records.  Each opens a connection of its
+ * own. */
 #include "store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errkind.h"
 #include "util.h"
 
 /* Open the database for a command-line tool (refetch, prune): read-write,
@@ -322,3 +324,49 @@ fail:
 	return -1;
 }
 
+
+int store_sqlite_submit(const struct store_conf *sc,
+			const struct store_line *lines, size_t n,
+			int64_t now_ms, char **cause)
+{
+	const char *path = sc->database;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *ins = NULL;
+
+	if (store_open_tool(path, &db, cause) != 0)
+		return -1;
+	/* One transaction: a running daemon sees all the rows or none (it
+	 * looks past its cursor every second). */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO urls (url, state, error, "
+			       "error_detail, queued_at) VALUES (?1, ?2, ?3, "
+			       "?4, ?5)",
+			       -1, &ins, NULL) != SQLITE_OK)
+		goto fail_db;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_line *l = &lines[i];
+		bool ok = l->invalid_detail == NULL;
+
+		sqlite3_bind_text(ins, 1, l->url, (int)l->len, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 2, ok ? STORE_QUEUED : STORE_FAILED);
+		store_bind_maybe(ins, 3,
+				 ok ? NULL : errkind_name(ERR_INVALID_URL));
+		store_bind_maybe(ins, 4, l->invalid_detail);
+		sqlite3_bind_int64(ins, 5, now_ms);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			goto fail_db;
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+	ins = NULL;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail_db;
+	sqlite3_close(db);
+	return 0;
+fail_db:
+	*cause = util_printf("%s: %s", path, sqlite3_errmsg(db));
+	sqlite3_finalize(ins);
+	sqlite3_close(db); /* rolls back */
+	return -1;
+}
