@@ -34,11 +34,11 @@ const char *store_pg_where(PGconn *c);
 /* Apply the pending migrations, each in its own transaction, under an
  * advisory lock, so that nodes starting together migrate once. */
 int store_pg_migrate(PGconn *c, char **cause)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The schema version (0: not a gatherd database); -1 on error. */
 int store_pg_schema_version(PGconn *c, int *version, char **cause)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* For the tools: connect and check that the schema is this gatherd's (a
  * daemon migrates it, a tool never does). */
@@ -50,8 +50,8 @@ char *store_pg_err(PGconn *c, const char *what);
 /* Run sql (prepared statement `name` when sql is NULL) with n text
  * parameters (NULL = SQL NULL) and check the result status: the result,
  * or NULL with *cause. */
-PGresult *store_pg_exec(PGconn *c, const char *name, const char *sql,
-			int n, const char *const *params, ExecStatusType want,
+PGresult *store_pg_exec(PGconn *c, const char *name, const char *sql, int n,
+			const char *const *params, ExecStatusType want,
 			const char *what, char **cause);
 
 /* A growing text buffer: one parameter, such as an array literal. */
@@ -63,7 +63,7 @@ struct pg_buf {
 void pg_buf_reset(struct pg_buf *b); /* empty it, keeping the memory */
 void pg_buf_free(struct pg_buf *b);
 void pg_buf_printf(struct pg_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 const char *pg_buf_str(struct pg_buf *b); /* NUL-terminated */
 
 /* An array literal: pg_array_open(), the elements, pg_array_close(). */
@@ -91,10 +91,9 @@ int store_pg_refetch(const struct store_conf *sc,
 int store_pg_prune(const struct store_conf *sc, int64_t before_ms,
 		   bool keep_latest, bool dry_run, int64_t *n, char **cause);
 int store_pg_find_records(const struct store_conf *sc, int64_t id,
-			  const char *url, struct store_record *out,
-			  size_t max, size_t *n, char **cause);
-int store_pg_submit(const struct store_conf *sc,
-		    const struct store_line *lines, size_t n, int64_t now_ms,
-		    char **cause);
+			  const char *url, struct store_record *out, size_t max,
+			  size_t *n, char **cause);
+int store_pg_submit(const struct store_conf *sc, const struct store_line *lines,
+		    size_t n, int64_t now_ms, char **cause);
 
 #endif

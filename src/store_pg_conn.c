@@ -41,11 +41,16 @@ PGconn *store_pg_connect(const char *conninfo, char **cause)
 	/* Later keywords win, except that conninfo (the expanded dbname)
 	 * overrides the ones before it: the administrator's keepalive and
 	 * timeout settings are kept, the encoding is always UTF-8. */
-	const char *const keys[] = {
-		"connect_timeout", "keepalives_idle", "keepalives_interval",
-		"keepalives_count", "tcp_user_timeout", "dbname",
-		"fallback_application_name", "client_encoding", NULL};
-	const char *const values[] = {"10", "10", "5", "3", "30000",
+	const char *const keys[] = {"connect_timeout",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "tcp_user_timeout",
+				    "dbname",
+				    "fallback_application_name",
+				    "client_encoding",
+				    NULL};
+	const char *const values[] = {"10",	"10",	   "5",	   "3", "30000",
 				      conninfo, "gatherd", "UTF8", NULL};
 	PGconn *c = PQconnectdbParams(keys, values, 1);
 	PGresult *r;
@@ -56,8 +61,8 @@ PGconn *store_pg_connect(const char *conninfo, char **cause)
 		return NULL;
 	}
 	PQsetNoticeProcessor(c, store_pg_notice, NULL);
-	r = PQexec(c, "SET statement_timeout = '" STORE_PG_STATEMENT_TIMEOUT
-		      "'");
+	r = PQexec(c,
+		   "SET statement_timeout = '" STORE_PG_STATEMENT_TIMEOUT "'");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		*cause = store_pg_err(c, "cannot set statement_timeout");
 		PQclear(r);
@@ -73,13 +78,13 @@ const char *store_pg_where(PGconn *c)
 	static char buf[300];
 	const char *h = PQhost(c), *p = PQport(c), *d = PQdb(c);
 
-	snprintf(buf, sizeof buf, "%s%s%s/%s", h ? h : "",
-		 p && p[0] ? ":" : "", p ? p : "", d ? d : "");
+	snprintf(buf, sizeof buf, "%s%s%s/%s", h ? h : "", p && p[0] ? ":" : "",
+		 p ? p : "", d ? d : "");
 	return buf;
 }
 
-PGresult *store_pg_exec(PGconn *c, const char *name, const char *sql,
-			int n, const char *const *params, ExecStatusType want,
+PGresult *store_pg_exec(PGconn *c, const char *name, const char *sql, int n,
+			const char *const *params, ExecStatusType want,
 			const char *what, char **cause)
 {
 	PGresult *r;
@@ -141,9 +146,9 @@ int store_pg_migrate(PGconn *c, char **cause)
 
 	/* A session lock: held across the transactions below, and released
 	 * by the server if this process dies meanwhile. */
-	if (store_pg_command(c, "SELECT pg_advisory_lock(" STORE_PG_MIGRATE_LOCK
-				")",
-			     "take the migration lock", cause) != 0)
+	if (store_pg_command(
+		c, "SELECT pg_advisory_lock(" STORE_PG_MIGRATE_LOCK ")",
+		"take the migration lock", cause) != 0)
 		return -1;
 	if (store_pg_command(c,
 			     "CREATE TABLE IF NOT EXISTS gatherd_schema ("
@@ -169,7 +174,7 @@ int store_pg_migrate(PGconn *c, char **cause)
 		if (store_pg_command(c, "BEGIN", "begin", &err) != 0 ||
 		    store_pg_command(c, m->sql, "apply", &err) != 0 ||
 		    store_pg_command(c, bump, "record the version", &err) !=
-			    0 ||
+			0 ||
 		    store_pg_command(c, "COMMIT", "commit", &err) != 0) {
 			*cause = util_printf("migration %04d_%s failed: %s",
 					     m->version, m->name, err);
@@ -188,9 +193,9 @@ int store_pg_migrate(PGconn *c, char **cause)
 	}
 	rc = 0;
 out:
-	if (store_pg_command(c, "SELECT pg_advisory_unlock(" STORE_PG_MIGRATE_LOCK
-				")",
-			     "release the migration lock", &err) != 0)
+	if (store_pg_command(
+		c, "SELECT pg_advisory_unlock(" STORE_PG_MIGRATE_LOCK ")",
+		"release the migration lock", &err) != 0)
 		free(err); /* the session ends soon; the lock goes with it */
 	return rc;
 }

@@ -11,8 +11,8 @@
 #include "util.h"
 
 /* Run a query with up to two parameters; NULL with *cause on failure. */
-static PGresult *pg_query(PGconn *c, const char *sql, int n,
-			  const char *p0, const char *p1, char **cause)
+static PGresult *pg_query(PGconn *c, const char *sql, int n, const char *p0,
+			  const char *p1, char **cause)
 {
 	const char *p[2] = {p0, p1};
 
@@ -26,8 +26,8 @@ static int64_t pg_int(PGresult *r, int j, int i)
 }
 
 /* Copy column i of row j into a fixed buffer (truncating). */
-#define PG_COPY(buf, r, j, i)                                                \
-	snprintf((buf), sizeof(buf), "%s",                                   \
+#define PG_COPY(buf, r, j, i)                                                  \
+	snprintf((buf), sizeof(buf), "%s",                                     \
 		 PQgetisnull((r), (j), (i)) ? "" : PQgetvalue((r), (j), (i)))
 
 /* The nodes, and this configuration's own latest run as the daemon. */
@@ -199,8 +199,8 @@ int store_pg_read_status(const struct store_conf *sc, int64_t now_ms,
 	}
 	PQclear(r);
 	snprintf(since, sizeof since, "%lld", (long long)(now_ms - 60000));
-	r = pg_query(c, "SELECT count(*) FROM urls WHERE fetched_at >= $1",
-		     1, since, NULL, cause);
+	r = pg_query(c, "SELECT count(*) FROM urls WHERE fetched_at >= $1", 1,
+		     since, NULL, cause);
 	if (r == NULL)
 		goto fail;
 	out->fetched_last_60s = pg_int(r, 0, 0);

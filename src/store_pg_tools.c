@@ -30,9 +30,8 @@ static int pg_tool_command(PGconn *c, const char *sql, char **cause)
 	return ok ? 0 : -1;
 }
 
-int store_pg_submit(const struct store_conf *sc,
-		    const struct store_line *lines, size_t n, int64_t now_ms,
-		    char **cause)
+int store_pg_submit(const struct store_conf *sc, const struct store_line *lines,
+		    size_t n, int64_t now_ms, char **cause)
 {
 	struct pg_buf col[5] = {{0}};
 	char now[24];
@@ -52,7 +51,8 @@ int store_pg_submit(const struct store_conf *sc,
 		pg_array_text(&col[0], l->url, l->len);
 		pg_array_int(&col[1], ok ? shard_of_url(l->url, l->len) : 0);
 		pg_array_int(&col[2], ok ? STORE_QUEUED : STORE_FAILED);
-		pg_array_str(&col[3], ok ? NULL : errkind_name(ERR_INVALID_URL));
+		pg_array_str(&col[3],
+			     ok ? NULL : errkind_name(ERR_INVALID_URL));
 		pg_array_str(&col[4], l->invalid_detail);
 	}
 	for (int i = 0; i < 5; i++) {
@@ -61,15 +61,16 @@ int store_pg_submit(const struct store_conf *sc,
 	}
 	snprintf(now, sizeof now, "%lld", (long long)now_ms);
 	p[5] = now;
-	r = store_pg_exec(c, NULL,
-			  "INSERT INTO urls (url, shard, state, error, "
-			  "error_detail, queued_at)"
-			  " SELECT l.url, l.shard, l.state, l.error, l.detail, $6"
-			  " FROM unnest($1::text[], $2::int[], $3::smallint[],"
-			  "  $4::text[], $5::text[]) WITH ORDINALITY"
-			  "  AS l(url, shard, state, error, detail, n)"
-			  " ORDER BY l.n",
-			  6, p, PGRES_COMMAND_OK, "insert rows", cause);
+	r = store_pg_exec(
+	    c, NULL,
+	    "INSERT INTO urls (url, shard, state, error, "
+	    "error_detail, queued_at)"
+	    " SELECT l.url, l.shard, l.state, l.error, l.detail, $6"
+	    " FROM unnest($1::text[], $2::int[], $3::smallint[],"
+	    "  $4::text[], $5::text[]) WITH ORDINALITY"
+	    "  AS l(url, shard, state, error, detail, n)"
+	    " ORDER BY l.n",
+	    6, p, PGRES_COMMAND_OK, "insert rows", cause);
 	int rc = r != NULL ? 0 : -1;
 
 	for (int i = 0; i < 5; i++)
@@ -89,27 +90,27 @@ int store_pg_refetch(const struct store_conf *sc,
 	 * latest done row.  The new row takes the old one's shard (same URL,
 	 * same host). */
 	static const char sql[] =
-		"WITH sel AS ("
-		" SELECT id, url, shard, last_done FROM ("
-		"  SELECT id, url, shard, state, error, fetched_at,"
-		"         row_number() OVER w AS rn,"
-		"         sum((state = 0)::int) OVER u AS n_queued,"
-		"         max(CASE WHEN state = 1 THEN id END) OVER u"
-		"             AS last_done"
-		"  FROM urls"
-		"  WINDOW w AS (PARTITION BY url ORDER BY id DESC),"
-		"         u AS (PARTITION BY url)) AS x"
-		" WHERE rn = 1 AND n_queued = 0"
-		"   AND coalesce(error, '') != 'invalid_url'"
-		"   AND ($1::bigint IS NULL OR fetched_at < $1::bigint)"
-		"   AND ($2::text IS NULL OR url ILIKE $2::text)"
-		"   AND ($3::text IS NULL OR error = $3::text)"
-		"   AND (NOT $4::boolean OR state = 2)),"
-		" ins AS ("
-		"  INSERT INTO urls (url, shard, state, queued_at, refetch_of)"
-		"  SELECT url, shard, 0, $5, last_done FROM sel"
-		"  WHERE NOT $6::boolean ORDER BY id)"
-		"SELECT url FROM sel ORDER BY id";
+	    "WITH sel AS ("
+	    " SELECT id, url, shard, last_done FROM ("
+	    "  SELECT id, url, shard, state, error, fetched_at,"
+	    "         row_number() OVER w AS rn,"
+	    "         sum((state = 0)::int) OVER u AS n_queued,"
+	    "         max(CASE WHEN state = 1 THEN id END) OVER u"
+	    "             AS last_done"
+	    "  FROM urls"
+	    "  WINDOW w AS (PARTITION BY url ORDER BY id DESC),"
+	    "         u AS (PARTITION BY url)) AS x"
+	    " WHERE rn = 1 AND n_queued = 0"
+	    "   AND coalesce(error, '') != 'invalid_url'"
+	    "   AND ($1::bigint IS NULL OR fetched_at < $1::bigint)"
+	    "   AND ($2::text IS NULL OR url ILIKE $2::text)"
+	    "   AND ($3::text IS NULL OR error = $3::text)"
+	    "   AND (NOT $4::boolean OR state = 2)),"
+	    " ins AS ("
+	    "  INSERT INTO urls (url, shard, state, queued_at, refetch_of)"
+	    "  SELECT url, shard, 0, $5, last_done FROM sel"
+	    "  WHERE NOT $6::boolean ORDER BY id)"
+	    "SELECT url FROM sel ORDER BY id";
 	char older[24], now[24];
 	const char *p[6];
 	PGconn *c;
@@ -129,10 +130,9 @@ int store_pg_refetch(const struct store_conf *sc,
 	p[4] = now;
 	p[5] = dry_run ? "true" : "false";
 	if (pg_tool_command(c, "BEGIN", cause) != 0 ||
-	    pg_tool_command(c,
-			    "SELECT pg_advisory_xact_lock(" STORE_PG_REFETCH_LOCK
-			    ")",
-			    cause) != 0)
+	    pg_tool_command(
+		c, "SELECT pg_advisory_xact_lock(" STORE_PG_REFETCH_LOCK ")",
+		cause) != 0)
 		goto fail;
 	r = store_pg_exec(c, NULL, sql, 6, p, PGRES_TUPLES_OK, "refetch",
 			  cause);
@@ -171,16 +171,16 @@ int store_pg_prune(const struct store_conf *sc, int64_t before_ms,
 	if (c == NULL)
 		return -1;
 	pick = util_printf(
-		"CREATE TEMP TABLE doomed AS"
-		" SELECT id FROM ("
-		"  SELECT id, state, coalesce(fetched_at, queued_at) AS at,"
-		"         row_number() OVER (PARTITION BY url ORDER BY"
-		"                            state = 0, id DESC) AS rn"
-		"  FROM urls) AS x"
-		" WHERE state != 0 AND at < %lld AND (%s OR rn > 1)"
-		"   AND id NOT IN (SELECT refetch_of FROM urls WHERE state = 0"
-		"                  AND refetch_of IS NOT NULL)",
-		(long long)before_ms, keep_latest ? "false" : "true");
+	    "CREATE TEMP TABLE doomed AS"
+	    " SELECT id FROM ("
+	    "  SELECT id, state, coalesce(fetched_at, queued_at) AS at,"
+	    "         row_number() OVER (PARTITION BY url ORDER BY"
+	    "                            state = 0, id DESC) AS rn"
+	    "  FROM urls) AS x"
+	    " WHERE state != 0 AND at < %lld AND (%s OR rn > 1)"
+	    "   AND id NOT IN (SELECT refetch_of FROM urls WHERE state = 0"
+	    "                  AND refetch_of IS NOT NULL)",
+	    (long long)before_ms, keep_latest ? "false" : "true");
 	if (pg_tool_command(c, pick, cause) != 0) {
 		free(pick);
 		goto fail;
@@ -198,13 +198,14 @@ int store_pg_prune(const struct store_conf *sc, int64_t before_ms,
 		return 0;
 	}
 	for (int64_t left = total; left > 0; left -= 1000) {
-		r = store_pg_exec(c, NULL,
-				  "WITH b AS (DELETE FROM doomed WHERE id IN "
-				  "(SELECT id FROM doomed ORDER BY id LIMIT "
-				  "1000) RETURNING id) "
-				  "DELETE FROM urls WHERE id IN (SELECT id FROM "
-				  "b) AND state != 0",
-				  0, NULL, PGRES_COMMAND_OK, "delete", cause);
+		r = store_pg_exec(
+		    c, NULL,
+		    "WITH b AS (DELETE FROM doomed WHERE id IN "
+		    "(SELECT id FROM doomed ORDER BY id LIMIT "
+		    "1000) RETURNING id) "
+		    "DELETE FROM urls WHERE id IN (SELECT id FROM "
+		    "b) AND state != 0",
+		    0, NULL, PGRES_COMMAND_OK, "delete", cause);
 		if (r == NULL)
 			goto fail;
 		*n += atoll(PQcmdTuples(r));
@@ -218,8 +219,8 @@ fail:
 }
 
 int store_pg_find_records(const struct store_conf *sc, int64_t id,
-			  const char *url, struct store_record *out,
-			  size_t max, size_t *n, char **cause)
+			  const char *url, struct store_record *out, size_t max,
+			  size_t *n, char **cause)
 {
 	char id_txt[24], lim[24];
 	const char *p[3];
@@ -235,12 +236,12 @@ int store_pg_find_records(const struct store_conf *sc, int64_t id,
 	p[0] = url != NULL ? url : id_txt;
 	r = store_pg_exec(c, NULL,
 			  url != NULL
-				  ? "SELECT id, warc_file, warc_offset, "
-				    "body_sha256, state FROM urls WHERE url = $1 "
-				    "AND warc_file IS NOT NULL ORDER BY id DESC "
-				    "LIMIT 1"
-				  : "SELECT id, warc_file, warc_offset, "
-				    "body_sha256, state FROM urls WHERE id = $1",
+			      ? "SELECT id, warc_file, warc_offset, "
+				"body_sha256, state FROM urls WHERE url = $1 "
+				"AND warc_file IS NOT NULL ORDER BY id DESC "
+				"LIMIT 1"
+			      : "SELECT id, warc_file, warc_offset, "
+				"body_sha256, state FROM urls WHERE id = $1",
 			  1, p, PGRES_TUPLES_OK, "find the row", cause);
 	if (r == NULL)
 		goto fail;

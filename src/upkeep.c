@@ -45,9 +45,10 @@ static void upkeep_done(void *arg)
 	if (u->rc != 0) {
 		/* Leases run out if this goes on: say so, once per spell. */
 		if (!u->failing)
-			log_warn("cannot renew this node's leases (will retry): "
-				 "%s",
-				 u->cause);
+			log_warn(
+			    "cannot renew this node's leases (will retry): "
+			    "%s",
+			    u->cause);
 		u->failing = true;
 	} else {
 		if (u->failing)
