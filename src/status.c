@@ -53,7 +53,7 @@ struct status_daemon {
 	pid_t pid;        /* from the lock */
 	int64_t since_ms; /* from the lock */
 	bool healthy;     /* running, and its heartbeat is fresh */
-	char why[200];
+	char why[512];
 };
 
 /* A node of a shared database: its latest run, judged by its own row
@@ -66,8 +66,9 @@ static void status_node(const struct config *cfg,
 
 	if (n == NULL || n->stopped_ms != 0) {
 		d->running = 0;
-		snprintf(d->why, sizeof d->why, "node %s is not running",
-			 n != NULL ? n->name : name);
+		snprintf(d->why, sizeof d->why,
+			 "no gatherd runs as node %.63s on %.300s",
+			 n != NULL ? n->name : name, st->where);
 		return;
 	}
 	if (!n->live) {

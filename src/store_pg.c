@@ -35,6 +35,7 @@
 
 #define PG_BACKOFF_MIN_MS 500
 #define PG_BACKOFF_MAX_MS 30000
+#define STORE_PG_NODE_LOCK_WAIT "5s"
 
 struct store_pg *store_pg_of(struct store *base)
 {
@@ -47,6 +48,12 @@ bool store_pg_broken(struct store_pg *s)
 {
 	if (s->conn == NULL || PQstatus(s->conn) == CONNECTION_OK)
 		return false;
+	store_pg_drop(s);
+	return true;
+}
+
+void store_pg_drop(struct store_pg *s)
+{
 	PQfinish(s->conn);
 	s->conn = NULL;
 	if (s->down_since_ms == 0) {
@@ -58,7 +65,6 @@ bool store_pg_broken(struct store_pg *s)
 		s->next_try_ms = s->down_since_ms + PG_BACKOFF_MIN_MS;
 		s->backoff_ms = PG_BACKOFF_MIN_MS;
 	}
-	return true;
 }
 
 /* Run a prepared statement; NULL with *cause (and the connection
@@ -117,17 +123,24 @@ static int pg_connect(struct store_pg *s, bool prepare, char **cause)
 	snprintf(s->where, sizeof s->where, "%s", store_pg_where(s->conn));
 	k = util_printf("gatherd node %s queue %s", s->node_name, s->queue);
 	key[0] = k;
-	r = store_pg_exec(s->conn, NULL,
-			  "SELECT pg_try_advisory_lock("
-			  "hashtextextended($1, 0))",
-			  1, key, PGRES_TUPLES_OK, "take the node lock", cause);
+	/* Waiting a little: the session of a node killed a moment ago may
+	 * not have ended yet (the server notices the closed socket soon). */
+	r = PQexecParams(s->conn,
+			 "SELECT set_config('lock_timeout', '"
+			 STORE_PG_NODE_LOCK_WAIT "', false), "
+			 "pg_advisory_lock(hashtextextended($1, 0)), "
+			 "set_config('lock_timeout', '0', false)",
+			 1, NULL, key, NULL, NULL, 0);
 	free(k);
-	if (r == NULL)
-		goto fail;
-	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-		*cause = util_printf("another gatherd runs as node %s with "
-				     "queue file %s on %s",
-				     s->node_name, s->queue, s->where);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		if (state != NULL && strcmp(state, "55P03") == 0)
+			*cause = util_printf("another gatherd runs as node %s "
+					     "with queue file %s on %s",
+					     s->node_name, s->queue, s->where);
+		else
+			*cause = store_pg_err(s->conn, "take the node lock");
 		PQclear(r);
 		goto fail;
 	}
@@ -207,6 +220,38 @@ void store_pg_held_array(struct store_pg *s, struct pg_buf *b)
 
 static void store_pg_close(struct store *base);
 
+/* Earlier runs of this node (its name and queue file) that did not stop
+ * cleanly: holding the node lock proves that their sessions are gone, so
+ * their shards and rows are given back now, not when their leases run
+ * out, and they no longer count as live. */
+static int pg_take_over(struct store_pg *s, const char *now_ms, char **cause)
+{
+	const char *p[3] = {s->node_name, s->queue, now_ms};
+	PGresult *r;
+
+	r = store_pg_exec(
+	    s->conn, NULL,
+	    "WITH old AS (UPDATE nodes SET stopped_at = $3::bigint"
+	    "  WHERE name = $1 AND queue = $2 AND stopped_at IS NULL"
+	    "  RETURNING id, pid),"
+	    " s AS (UPDATE shards SET node_id = NULL, lease_until = NULL,"
+	    "  releasing = false WHERE node_id IN (SELECT id FROM old)),"
+	    " u AS (UPDATE urls SET claimed_by = NULL, lease_until = NULL"
+	    "  WHERE state = 0 AND claimed_by IN (SELECT id FROM old))"
+	    "SELECT id, pid FROM old",
+	    3, p, PGRES_TUPLES_OK, "take over from earlier runs", cause);
+	if (r == NULL)
+		return -1;
+	for (int j = 0; j < PQntuples(r); j++)
+		log_info("node %s: the earlier run (id %s, pid %s) ended "
+			 "without giving back its rows and shards: taken back "
+			 "now",
+			 s->node_name, PQgetvalue(r, j, 0),
+			 PQgetvalue(r, j, 1));
+	PQclear(r);
+	return 0;
+}
+
 static int store_pg_open(const struct store_conf *sc, struct store **out,
 			 char **cause)
 {
@@ -227,6 +272,7 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 	s->lease_s = sc->lease_s > 0 ? sc->lease_s : 30;
 	snprintf(s->lease_txt, sizeof s->lease_txt, "%d", s->lease_s);
 	s->held = idset_new();
+	s->analyze_at = PG_ANALYZE_FIRST;
 	s->rnd = (uint64_t)util_wall_ms() ^ ((uint64_t)getpid() << 32) ^
 		 0x9e3779b97f4a7c15ULL;
 
@@ -247,6 +293,8 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 	p[3] = host;
 	p[4] = GATHERD_VERSION;
 	p[5] = started;
+	if (pg_take_over(s, started, cause) != 0)
+		goto fail;
 	r = store_pg_exec(s->conn, NULL,
 			  "INSERT INTO nodes (name, queue, pid, host, version, "
 			  "started_at, heartbeat_at) VALUES ($1, $2, $3, $4, "
@@ -329,7 +377,8 @@ static void store_pg_close(struct store *base)
 		pg_buf_free(&b);
 	}
 	PQfinish(s->conn);
-	for (int i = 0; i < PG_RESULT_COLS; i++)
+	pg_buf_free(&s->active);
+	for (int i = 0; i < PG_SCRATCH; i++)
 		pg_buf_free(&s->col[i]);
 	idset_free(s->held);
 	free(s->conninfo);

@@ -9,7 +9,9 @@
 #include "shard.h"
 #include "store_pg.h"
 
-#define PG_RESULT_COLS 26 /* arrays of the results statement */
+#define PG_SCRATCH 10 /* parameter buffers of the node */
+#define PG_ANALYZE_FIRST 10000
+#define PG_ANALYZE_MAX 1000000
 
 enum { SHARD_NOT_MINE = 0, SHARD_ACTIVE = 1, SHARD_RELEASING = 2 };
 
@@ -36,8 +38,12 @@ struct store_pg {
 	int held_in[SHARD_COUNT];
 	unsigned char shard[SHARD_COUNT];
 	int n_active, n_releasing, live;
+	struct pg_buf active; /* the active shards, an array literal */
+	int64_t claim_from;   /* where the next claim's scan starts */
+	int64_t ingested, analyze_at; /* rows since the last ANALYZE, and
+				       * when the next one is due */
 	uint64_t rnd;
-	struct pg_buf col[PG_RESULT_COLS];
+	struct pg_buf col[PG_SCRATCH];
 };
 
 /* A statement prepared on every connection of the node. */
@@ -60,6 +66,10 @@ int store_pg_ready(struct store_pg *s, char **cause)
 /* A call failed: when the connection is what broke, say so once, drop
  * it, and start reconnecting.  True when it was the connection. */
 bool store_pg_broken(struct store_pg *s);
+
+/* Drop the connection whatever its state (one left unusable), and start
+ * reconnecting as store_pg_broken() does. */
+void store_pg_drop(struct store_pg *s);
 
 /* Run a prepared statement; NULL with *cause (and the connection
  * dropped when it broke) on failure. */

@@ -19,60 +19,57 @@
 const struct pg_statement store_pg_rows_sql[] = {
     /* The next rows of this node's active shards, in id order, that
      * nobody holds: claimed under a lease, with the validators of the
-     * row a re-fetch names. */
+     * row a re-fetch names.  The shards come as a list ($4, what the
+     * last tick found): the scan then stays the partial index's, in id
+     * order, up to the limit, whatever the statistics say (a join with
+     * `shards` made the planner sort every queued row while a fast-
+     * growing table had none); the database's word on them is checked
+     * on the rows claimed.  $5 is where the last claim ended: the rows
+     * before it are done, held, or another node's, and the scan need not
+     * step over them again (store_pg_tick() starts it over, for rows
+     * given back or whose lease ran out). */
     {"claim",
      "WITH c AS ("
      "  SELECT id FROM urls"
      "  WHERE state = 0"
-     "    AND shard IN (SELECT shard FROM shards WHERE node_id = $1"
-     "                  AND NOT releasing AND lease_until > now())"
+     "    AND shard = ANY($4::int[]) AND id > $5"
      "    AND (claimed_by IS NULL OR lease_until < now())"
      "  ORDER BY id LIMIT $2"
      "  FOR UPDATE OF urls SKIP LOCKED),"
      " u AS ("
      "  UPDATE urls SET claimed_by = $1,"
      "         lease_until = now() + $3::float8 * interval '1 second'"
-     "  FROM c WHERE urls.id = c.id"
+     "  WHERE urls.id = ANY(ARRAY(SELECT id FROM c))"
+     "    AND urls.shard = ANY(ARRAY(SELECT shard FROM shards"
+     "      WHERE node_id = $1 AND NOT releasing"
+     "      AND lease_until > now()))"
      "  RETURNING urls.id, urls.url, urls.attempts, urls.shard,"
      "            urls.refetch_of)"
      "SELECT u.id, u.url, u.attempts, u.shard, p.etag, p.last_modified,"
      "       p.body_sha256, p.fetched_at, p.warc_file, p.warc_offset"
-     " FROM u LEFT JOIN urls p ON p.id = u.refetch_of ORDER BY u.id"},
-    /* A batch of results, only for rows this node still holds. */
-    {"results",
-     "UPDATE urls AS u SET state = r.state, status = r.status,"
-     " length = r.length, error = r.error, error_detail = r.error_detail,"
-     " attempts = r.attempts, final_url = r.final_url,"
-     " redirects = r.redirects, content_type = r.content_type,"
-     " fetched_at = r.fetched_at, elapsed_ms = r.elapsed_ms,"
-     " connect_ms = r.connect_ms, tls_ms = r.tls_ms,"
-     " body_sha256 = r.body_sha256, etag = r.etag,"
-     " last_modified = r.last_modified, warc_file = r.warc_file,"
-     " warc_offset = r.warc_offset, not_modified = r.not_modified,"
-     " decoded_length = r.decoded_length, dns_ms = r.dns_ms,"
-     " ttfb_ms = r.ttfb_ms, remote_ip = r.remote_ip,"
-     " tls_version = r.tls_version, tls_resumed = r.tls_resumed,"
-     " lease_until = NULL"
-     " FROM unnest($2::bigint[], $3::smallint[], $4::int[], $5::bigint[],"
-     "  $6::text[], $7::text[], $8::int[], $9::text[], $10::int[],"
-     "  $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],"
-     "  $15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[],"
-     "  $20::bigint[], $21::smallint[], $22::bigint[], $23::bigint[],"
-     "  $24::bigint[], $25::text[], $26::text[], $27::smallint[])"
-     " AS r(id, state, status, length, error, error_detail, attempts,"
-     "  final_url, redirects, content_type, fetched_at, elapsed_ms,"
-     "  connect_ms, tls_ms, body_sha256, etag, last_modified, warc_file,"
-     "  warc_offset, not_modified, decoded_length, dns_ms, ttfb_ms,"
-     "  remote_ip, tls_version, tls_resumed)"
-     " WHERE u.id = r.id AND u.state = 0 AND u.claimed_by = $1"
-     "   AND u.lease_until > now()"
-     " RETURNING u.id"},
-    /* Rows left queued at shutdown: their attempts so far, and the
-     * claim given back so that another node takes them at once. */
-    {"requeue", "UPDATE urls AS u SET attempts = r.attempts, claimed_by = NULL,"
-		" lease_until = NULL"
-		" FROM unnest($2::bigint[], $3::int[]) AS r(id, attempts)"
-		" WHERE u.id = r.id AND u.state = 0 AND u.claimed_by = $1"},
+     " FROM u LEFT JOIN LATERAL (SELECT * FROM urls WHERE id ="
+     "  u.refetch_of) AS p ON true ORDER BY u.id"},
+    /* One result, only for a row this node still holds.  A batch is
+     * many of these in one pipeline (one round trip per 512 rows, one
+     * transaction): a statement per row always finds it by its key,
+     * where a join of the batch with the table depends on statistics a
+     * fast-growing table does not have yet. */
+    {"result",
+     "UPDATE urls SET state = $2, status = $3, length = $4, error = $5,"
+     " error_detail = $6, attempts = $7, final_url = $8, redirects = $9,"
+     " content_type = $10, fetched_at = $11, elapsed_ms = $12,"
+     " connect_ms = $13, tls_ms = $14, body_sha256 = $15, etag = $16,"
+     " last_modified = $17, warc_file = $18, warc_offset = $19,"
+     " not_modified = $20, decoded_length = $21, dns_ms = $22,"
+     " ttfb_ms = $23, remote_ip = $24, tls_version = $25,"
+     " tls_resumed = $26, lease_until = NULL"
+     " WHERE id = $1 AND state = 0 AND claimed_by = $27"
+     "   AND lease_until > now()"},
+    /* A row left queued at shutdown: its attempts so far, and the claim
+     * given back so that another node takes it at once. */
+    {"requeue",
+     "UPDATE urls SET attempts = $2, claimed_by = NULL, lease_until = NULL"
+     " WHERE id = $1 AND state = 0 AND claimed_by = $3"},
     /* Lines of the queue file and its new position, in one statement:
      * nothing is inserted unless the position was still the one this
      * node stored last (seq). */
@@ -146,6 +143,32 @@ int store_pg_get_queue_state(struct store *base, struct store_queue_state *qs,
 	}
 	PQclear(r);
 	return 0;
+}
+
+/* After many new rows, statistics, at once: autovacuum's analyze comes a
+ * minute later at best, and until then the planner takes a table just
+ * filled with 100,000 lines for an empty one (claims then sort every
+ * queued row).  At 10,000 rows this node ingested, then at twice as many
+ * each time, up to every 1,000,000.  Best effort. */
+static void pg_maybe_analyze(struct store_pg *s, size_t n)
+{
+	PGresult *r;
+
+	s->ingested += (int64_t)n;
+	if (s->ingested < s->analyze_at)
+		return;
+	s->ingested = 0;
+	if (s->analyze_at < PG_ANALYZE_MAX)
+		s->analyze_at *= 2;
+	r = PQexec(s->conn, "ANALYZE urls");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char *why = store_pg_err(s->conn, "ANALYZE urls");
+
+		log_debug("%s", why);
+		free(why);
+		store_pg_broken(s);
+	}
+	PQclear(r);
 }
 
 /* The stored seq now: after a failed ingest whose outcome is unknown. */
@@ -269,6 +292,7 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 	 * directly (store_shared()): their ids are not needed. */
 	for (size_t i = 0; i < n; i++)
 		lines[i].id = 0;
+	pg_maybe_analyze(s, n);
 	return 0;
 }
 
@@ -283,7 +307,8 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 {
 	struct store_pg *s = store_pg_of(base);
 	char lim[16];
-	const char *p[3] = {s->node_txt, lim, s->lease_txt};
+	char from[24];
+	const char *p[5] = {s->node_txt, lim, s->lease_txt, NULL, from};
 	struct store_row *out;
 	size_t count = 0;
 	PGresult *r;
@@ -293,9 +318,21 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 	*n = 0;
 	if (store_pg_ready(s, cause) != 0)
 		return -1;
+	if (s->n_active == 0)
+		return 0; /* no shard, nothing to claim (until the next tick) */
 	snprintf(lim, sizeof lim, "%d", limit > 0 ? limit : 1);
-	r = store_pg_run(s, "claim", 3, p, PGRES_TUPLES_OK, "claim queued rows",
+	p[3] = pg_buf_str(&s->active);
+	snprintf(from, sizeof from, "%lld", (long long)s->claim_from);
+	r = store_pg_run(s, "claim", 5, p, PGRES_TUPLES_OK, "claim queued rows",
 			 cause);
+	if (r != NULL && PQntuples(r) == 0 && s->claim_from > 0) {
+		/* Nothing after it: from the start, once. */
+		PQclear(r);
+		s->claim_from = 0;
+		snprintf(from, sizeof from, "0");
+		r = store_pg_run(s, "claim", 5, p, PGRES_TUPLES_OK,
+				 "claim queued rows", cause);
+	}
 	if (r == NULL)
 		return -1;
 	out = xcalloc((size_t)PQntuples(r) + 1, sizeof *out);
@@ -303,6 +340,8 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 		int64_t id = atoll(PQgetvalue(r, j, 0));
 		struct store_row *row = &out[count];
 
+		if (id > s->claim_from)
+			s->claim_from = id;
 		/* This node's own row whose lease had run out, still in
 		 * its memory: claimed again, but not handed over twice. */
 		if (idset_has(s->held, id))
@@ -327,144 +366,213 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 	return 0;
 }
 
-/* Record the results (not the requeued rows) of res[0..n). */
-static int pg_put_final(struct store_pg *s, const struct store_result *res,
-			size_t n, size_t n_final, char **cause)
+#define PG_PIPE_CHUNK 512 /* statements per round trip */
+
+/* A batch in pipeline mode: statements sent, results still to read. */
+struct pg_pipe {
+	struct store_pg *s;
+	int pending;    /* statements sent since the last sync */
+	int64_t counted; /* rows updated by the statements that count */
+	bool count_next[PG_PIPE_CHUNK + 2]; /* per pending statement */
+	char *error;    /* the first error */
+};
+
+/* Read the results of everything sent, up to the sync. */
+static int pg_pipe_sync(struct pg_pipe *pp)
 {
-	struct pg_buf *c = s->col;
-	const char *p[PG_RESULT_COLS + 1];
-	PGresult *r;
-	int recorded;
-
-	for (int i = 0; i < PG_RESULT_COLS; i++)
-		pg_array_open(&c[i]);
-	for (size_t i = 0; i < n; i++) {
-		const struct store_result *x = &res[i];
-
-		if (x->state == STORE_QUEUED)
-			continue;
-		pg_array_int(&c[0], x->id);
-		pg_array_int(&c[1], x->state);
-		pg_array_opt(&c[2], x->status > 0 ? x->status : -1);
-		pg_array_opt(&c[3], x->length);
-		pg_array_str(&c[4], errkind_name(x->error));
-		pg_array_str(&c[5], x->error_detail);
-		pg_array_int(&c[6], x->attempts);
-		pg_array_str(&c[7], x->final_url);
-		pg_array_opt(&c[8], x->redirects);
-		pg_array_str(&c[9], x->content_type);
-		pg_array_int(&c[10], x->fetched_at_ms);
-		pg_array_opt(&c[11], x->elapsed_ms);
-		pg_array_opt(&c[12], x->connect_ms);
-		pg_array_opt(&c[13], x->tls_ms);
-		pg_array_str(&c[14], x->body_sha256);
-		pg_array_str(&c[15], x->etag);
-		pg_array_str(&c[16], x->last_modified);
-		pg_array_str(&c[17], x->warc_file);
-		pg_array_opt(&c[18], x->warc_offset);
-		pg_array_opt(&c[19], x->not_modified);
-		pg_array_opt(&c[20], x->decoded_length);
-		pg_array_opt(&c[21], x->dns_ms);
-		pg_array_opt(&c[22], x->ttfb_ms);
-		pg_array_str(&c[23], x->remote_ip);
-		pg_array_str(&c[24], x->tls_version);
-		pg_array_opt(&c[25], x->tls_resumed);
-	}
-	p[0] = s->node_txt;
-	for (int i = 0; i < PG_RESULT_COLS; i++) {
-		pg_array_close(&c[i]);
-		p[1 + i] = pg_buf_str(&c[i]);
-	}
-	r = store_pg_run(s, "results", PG_RESULT_COLS + 1, p, PGRES_TUPLES_OK,
-			 "record results", cause);
-	if (r == NULL)
-		return -1;
-	recorded = PQntuples(r);
-	PQclear(r);
-	if ((size_t)recorded < n_final)
-		log_warn("%zu results not recorded: their rows are no longer "
-			 "this node's (the lease ran out and another node "
-			 "took them, or they were recorded before)",
-			 n_final - (size_t)recorded);
-	return 0;
-}
-
-/* Store the attempts of rows left queued, and give back their claims. */
-static int pg_put_requeued(struct store_pg *s, const struct store_result *res,
-			   size_t n, char **cause)
-{
-	struct pg_buf *ids = &s->col[0], *att = &s->col[1];
-	const char *p[3];
+	PGconn *c = pp->s->conn;
 	PGresult *r;
 
-	pg_array_open(ids);
-	pg_array_open(att);
-	for (size_t i = 0; i < n; i++) {
-		if (res[i].state != STORE_QUEUED)
-			continue;
-		pg_array_int(ids, res[i].id);
-		pg_array_int(att, res[i].attempts);
-	}
-	pg_array_close(ids);
-	pg_array_close(att);
-	p[0] = s->node_txt;
-	p[1] = pg_buf_str(ids);
-	p[2] = pg_buf_str(att);
-	r = store_pg_run(s, "requeue", 3, p, PGRES_COMMAND_OK,
-			 "record attempts", cause);
-	if (r == NULL)
-		return -1;
-	PQclear(r);
-	return 0;
-}
-
-static int pg_command(struct store_pg *s, const char *sql, char **cause)
-{
-	PGresult *r = PQexec(s->conn, sql);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		*cause = store_pg_err(s->conn, sql);
+	if (PQpipelineSync(c) != 1)
+		goto broken;
+	for (int k = 0; k < pp->pending; k++) {
+		r = PQgetResult(c);
+		if (r == NULL)
+			goto broken;
+		switch (PQresultStatus(r)) {
+		case PGRES_COMMAND_OK:
+			if (pp->count_next[k])
+				pp->counted += atoll(PQcmdTuples(r));
+			break;
+		case PGRES_PIPELINE_ABORTED:
+			break; /* after the error, which is recorded */
+		default:
+			if (pp->error == NULL)
+				pp->error = store_pg_err(c, "record results");
+		}
 		PQclear(r);
-		store_pg_broken(s);
-		return -1;
+		r = PQgetResult(c); /* the end of this statement's results */
+		PQclear(r);
+	}
+	pp->pending = 0;
+	r = PQgetResult(c);
+	if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+		PQclear(r);
+		goto broken;
 	}
 	PQclear(r);
 	return 0;
+broken:
+	if (pp->error == NULL)
+		pp->error = store_pg_err(c, "record results");
+	return -1;
+}
+
+/* Send one statement (prepared `name`, or the SQL of a command); reads
+ * the results every PG_PIPE_CHUNK statements, so that neither side's
+ * buffers fill up. */
+static int pg_pipe_send(struct pg_pipe *pp, const char *name,
+			const char *sql, int n, const char *const *params,
+			bool count)
+{
+	PGconn *c = pp->s->conn;
+	int ok = name != NULL ? PQsendQueryPrepared(c, name, n, params, NULL,
+						    NULL, 0)
+			      : PQsendQueryParams(c, sql, 0, NULL, NULL, NULL,
+						  NULL, 0);
+
+	if (ok != 1) {
+		if (pp->error == NULL)
+			pp->error = store_pg_err(c, "record results");
+		return -1;
+	}
+	pp->count_next[pp->pending++] = count;
+	if (pp->pending >= PG_PIPE_CHUNK)
+		return pg_pipe_sync(pp);
+	return 0;
+}
+
+/* Text t as a parameter: itself when it is valid UTF-8, else a copy with
+ * U+FFFD for the bad bytes (in b). */
+static const char *pg_text_param(struct pg_buf *b, const char *t)
+{
+	if (t == NULL)
+		return NULL;
+	pg_buf_reset(b);
+	pg_buf_utf8(b, t, strlen(t));
+	return strcmp(b->p, t) == 0 ? t : b->p;
+}
+
+/* A number as a parameter, or NULL when v < 0 (unknown). */
+static const char *pg_num_param(char *buf, size_t size, int64_t v)
+{
+	if (v < 0)
+		return NULL;
+	snprintf(buf, size, "%lld", (long long)v);
+	return buf;
+}
+
+/* Send the statement recording result x. */
+static int pg_send_result(struct pg_pipe *pp, const struct store_result *x)
+{
+	struct store_pg *s = pp->s;
+	struct pg_buf *t = s->col;
+	char num[14][24];
+	const char *p[27];
+
+	p[0] = pg_num_param(num[0], sizeof num[0], x->id);
+	p[1] = pg_num_param(num[1], sizeof num[1], x->state);
+	p[2] = pg_num_param(num[2], sizeof num[2], x->status > 0 ? x->status
+								 : -1);
+	p[3] = pg_num_param(num[3], sizeof num[3], x->length);
+	p[4] = errkind_name(x->error);
+	p[5] = pg_text_param(&t[0], x->error_detail);
+	p[6] = pg_num_param(num[4], sizeof num[4], x->attempts);
+	p[7] = pg_text_param(&t[1], x->final_url);
+	p[8] = pg_num_param(num[5], sizeof num[5], x->redirects);
+	p[9] = pg_text_param(&t[2], x->content_type);
+	p[10] = pg_num_param(num[6], sizeof num[6], x->fetched_at_ms);
+	p[11] = pg_num_param(num[7], sizeof num[7], x->elapsed_ms);
+	p[12] = pg_num_param(num[8], sizeof num[8], x->connect_ms);
+	p[13] = pg_num_param(num[9], sizeof num[9], x->tls_ms);
+	p[14] = pg_text_param(&t[3], x->body_sha256);
+	p[15] = pg_text_param(&t[4], x->etag);
+	p[16] = pg_text_param(&t[5], x->last_modified);
+	p[17] = pg_text_param(&t[6], x->warc_file);
+	p[18] = pg_num_param(num[10], sizeof num[10], x->warc_offset);
+	p[19] = x->not_modified < 0 ? NULL : x->not_modified ? "1" : "0";
+	p[20] = pg_num_param(num[11], sizeof num[11], x->decoded_length);
+	p[21] = pg_num_param(num[12], sizeof num[12], x->dns_ms);
+	p[22] = pg_num_param(num[13], sizeof num[13], x->ttfb_ms);
+	p[23] = pg_text_param(&t[7], x->remote_ip);
+	p[24] = pg_text_param(&t[8], x->tls_version);
+	p[25] = x->tls_resumed < 0 ? NULL : x->tls_resumed ? "1" : "0";
+	p[26] = s->node_txt;
+	return pg_pipe_send(pp, "result", NULL, 27, p, true);
+}
+
+/* Send the statement storing requeued row x's attempts. */
+static int pg_send_requeue(struct pg_pipe *pp, const struct store_result *x)
+{
+	char id[24], att[24];
+	const char *p[3] = {id, att, pp->s->node_txt};
+
+	snprintf(id, sizeof id, "%lld", (long long)x->id);
+	snprintf(att, sizeof att, "%d", x->attempts);
+	return pg_pipe_send(pp, "requeue", NULL, 3, p, false);
 }
 
 int store_pg_put_results(struct store *base, const struct store_result *res,
 			 size_t n, char **cause)
 {
 	struct store_pg *s = store_pg_of(base);
+	struct pg_pipe *pp;
 	size_t n_final = 0;
+	int rc = -1;
 
 	if (store_pg_ready(s, cause) != 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (res[i].state != STORE_QUEUED)
-			n_final++;
-	if (n_final == n) {
-		/* The usual batch: one statement, one round trip. */
-		if (pg_put_final(s, res, n, n_final, cause) != 0)
-			return -1;
-	} else {
-		/* Rows left queued come only at shutdown: both kinds in
-		 * one transaction, so a retry repeats neither half. */
-		if (pg_command(s, "BEGIN", cause) != 0)
-			return -1;
-		if ((n_final > 0 &&
-		     pg_put_final(s, res, n, n_final, cause) != 0) ||
-		    pg_put_requeued(s, res, n, cause) != 0 ||
-		    pg_command(s, "COMMIT", cause) != 0) {
-			if (s->conn != NULL) {
-				char *e = NULL;
-
-				if (pg_command(s, "ROLLBACK", &e) != 0)
-					free(e);
-			}
-			return -1;
-		}
+	pp = xcalloc(1, sizeof *pp);
+	pp->s = s;
+	if (PQenterPipelineMode(s->conn) != 1) {
+		*cause = store_pg_err(s->conn, "pipeline mode");
+		free(pp);
+		store_pg_broken(s);
+		return -1;
 	}
+	/* One transaction: a retry after a failure repeats nothing that
+	 * was recorded. */
+	if (pg_pipe_send(pp, NULL, "BEGIN", 0, NULL, false) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		if (res[i].state == STORE_QUEUED) {
+			r = pg_send_requeue(pp, &res[i]);
+		} else {
+			r = pg_send_result(pp, &res[i]);
+			n_final++;
+		}
+		if (r != 0)
+			goto out;
+	}
+	if (pg_pipe_send(pp, NULL, "COMMIT", 0, NULL, false) != 0 ||
+	    pg_pipe_sync(pp) != 0 || pp->error != NULL)
+		goto out;
+	rc = 0;
+out:
+	if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF &&
+	    PQexitPipelineMode(s->conn) != 1)
+		store_pg_drop(s); /* results left unread: of no more use */
+	if (rc != 0) {
+		*cause = pp->error != NULL ? pp->error
+					   : store_pg_err(s->conn,
+							  "record results");
+		pp->error = NULL;
+		if (s->conn != NULL && !store_pg_broken(s)) {
+			PGresult *r = PQexec(s->conn, "ROLLBACK");
+
+			PQclear(r);
+		}
+		free(pp);
+		return -1;
+	}
+	if ((size_t)pp->counted < n_final)
+		log_warn("%zu results not recorded: their rows are no longer "
+			 "this node's (the lease ran out and another node "
+			 "took them, or they were recorded before)",
+			 n_final - (size_t)pp->counted);
+	free(pp);
 	for (size_t i = 0; i < n; i++)
 		store_pg_unhold(s, res[i].id);
 	return 0;

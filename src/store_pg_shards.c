@@ -114,6 +114,16 @@ static int pg_shards_free(struct store_pg *s, char **cause)
 	return 0;
 }
 
+/* The active shards as the list claims take (store_pg_rows.c). */
+static void pg_active_list(struct store_pg *s)
+{
+	pg_array_open(&s->active);
+	for (int i = 0; i < SHARD_COUNT; i++)
+		if (s->shard[i] == SHARD_ACTIVE)
+			pg_array_int(&s->active, i);
+	pg_array_close(&s->active);
+}
+
 /* Renew this node's shards (and learn which they are), then move towards
  * its share: 1024 / live nodes, rounded up. */
 static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
@@ -244,7 +254,11 @@ int store_pg_tick(struct store *base, bool *gained, char **cause)
 			return -1;
 		PQclear(r);
 	}
-	if (pg_shards_balance(s, gained, cause) != 0)
+	int rc = pg_shards_balance(s, gained, cause);
+
+	pg_active_list(s); /* whatever it changed before any failure */
+	s->claim_from = 0; /* rows given back or expired: look again */
+	if (rc != 0)
 		return -1;
 	if (s->n_active != before)
 		log_info("holding %d of %d host shards (%d giving back), %d "
