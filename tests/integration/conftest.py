@@ -532,6 +532,10 @@ class Gatherd:
                 lines.extend("%s = %s" % (k, v) for k, v in kv.items())
                 lines.append("")
             text = "\n".join(lines)
+        elif self.pg is not None and "[store]" not in text:
+            text += "\n[store]\nbackend = postgresql\nconninfo = %s\n" \
+                    "node_name = %s\n" % (self.pg.conninfo(self.pg_db),
+                                           self.node)
         self.conf.write_text(text)
         return self.conf
 
@@ -644,6 +648,8 @@ class Gatherd:
         return self.query("SELECT * FROM results ORDER BY id")
 
     def count(self, where="1", params=()):
+        if where.strip() == "1":
+            where = "1 = 1"  # PostgreSQL wants a boolean
         try:
             return self.query("SELECT count(*) AS n FROM results WHERE "
                               + where, params)[0]["n"]
@@ -668,11 +674,19 @@ def postgres():
     pg.cleanup()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only: in a module with STORE_BACKENDS, a test "
+        "about SQLite itself (its file, lock, CLI): run on SQLite only")
+
+
 def pytest_generate_tests(metafunc):
     """A module that sets STORE_BACKENDS = ("sqlite", "postgresql") runs
-    each of its tests that use the gatherd fixture once per backend."""
+    each of its tests that use the gatherd fixture once per backend,
+    except those marked sqlite_only."""
     backends = getattr(metafunc.module, "STORE_BACKENDS", None)
-    if backends and "store_backend" in metafunc.fixturenames:
+    if (backends and "store_backend" in metafunc.fixturenames and
+            metafunc.definition.get_closest_marker("sqlite_only") is None):
         metafunc.parametrize("store_backend", backends)
 
 

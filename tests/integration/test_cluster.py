@@ -13,6 +13,7 @@ concurrency the server counts (by_ip).
   reconnect, and lose nothing.
 """
 
+import os
 import signal
 import subprocess
 import time
@@ -196,3 +197,78 @@ def test_database_restart(request, gatherd_bin, tmp_path, fault_server):
     assert len(rows) == total
     assert {r["url"] for r in rows} == set(urls + extra)
     assert all(r["state"] == "done" for r in rows)
+
+
+def test_same_node_twice_refused(request, gatherd_bin, tmp_path):
+    """Two processes with one node name and queue file would ingest the
+    file twice: the second is refused (a session lock in the database),
+    while a second node name on the same database is welcome."""
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path, ["s1", "s2"])
+    p1 = a.start()
+    a.wait_ready(p1)
+    twin = Gatherd(gatherd_bin, tmp_path / "twin", pg=pg, pg_db=db,
+                   node="s1")
+    # The same name and the same queue file (the path of a's).
+    twin.write_config(gatherd={"queue_file": str(a.queue)},
+                      store={"node_name": "s1"})
+    t0 = time.monotonic()
+    cp = twin.run("--once", timeout=60)
+    assert cp.returncode == 1, cp.stderr
+    assert "another gatherd runs as node s1" in cp.stderr, cp.stderr
+    assert time.monotonic() - t0 < 30
+    p2 = b.start()
+    b.wait_ready(p2)
+    for g, p in ((a, p1), (b, p2)):
+        rc, _ = g.stop(p)
+        assert rc == 0
+
+
+def test_password_only_from_the_environment(request, gatherd_bin, tmp_path,
+                                            fault_server):
+    """A role that needs a password: gatherd connects with PGPASSWORD from
+    the environment (or a .pgpass file), never writes the password in its
+    log, and refuses a conninfo that holds one without repeating it."""
+    pg, db = pg_database_for(request, gatherd_bin)
+    secret = "Zq7-not-in-any-log-%d" % time.monotonic_ns()
+    role = "pw_%d" % (time.monotonic_ns() % 10**9)
+    pg.psql("postgres", "CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, secret))
+    pg.psql("postgres", "GRANT ALL ON DATABASE %s TO %s" % (db, role))
+    pg.psql(db, "GRANT ALL ON SCHEMA public TO %s" % role)
+    pg.require_password(role)
+    g = Gatherd(gatherd_bin, tmp_path / "pw", pg=pg, pg_db=db, node="pw")
+    conninfo = "host=127.0.0.1 port=%d dbname=%s user=%s" % (pg.port, db,
+                                                             role)
+    g.write_config(store={"conninfo": conninfo})
+    g.write_queue([fault_server.url("/ok?len=5")])
+
+    def run(env_extra):
+        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+        env["PGPASSFILE"] = "/nonexistent"
+        env.update(env_extra)
+        return subprocess.run([gatherd_bin, "--once", "-c", str(g.conf)],
+                              capture_output=True, text=True, timeout=60,
+                              env=env, cwd=g.root)
+
+    cp = run({})
+    assert cp.returncode == 1, cp.stderr
+    assert "password" in cp.stderr.lower() and secret not in cp.stderr
+    cp = run({"PGPASSWORD": secret + "x"})
+    assert cp.returncode == 1 and secret not in cp.stderr, cp.stderr
+    cp = run({"PGPASSWORD": secret})
+    assert cp.returncode == 0, cp.stderr
+    assert secret not in cp.stderr
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("127.0.0.1:%d:%s:%s:%s\n" % (pg.port, db, role,
+                                                    secret))
+    passfile.chmod(0o600)
+    g.write_queue([fault_server.url("/ok?len=6")], mode="a")
+    cp = run({"PGPASSFILE": str(passfile)})
+    assert cp.returncode == 0, cp.stderr
+    assert secret not in cp.stderr
+    assert [r["length"] for r in g.rows()] == [5, 6]
+    # In the configuration: refused at once, and not repeated.
+    g.write_config(store={"conninfo": conninfo + " password=" + secret})
+    cp = g.run("check-config")
+    assert cp.returncode == 2
+    assert "must not hold a password" in cp.stderr
+    assert secret not in cp.stderr and secret not in cp.stdout
