@@ -183,6 +183,7 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 		c->lines[c->n_lines].url = xstrndup(start, tlen);
 		c->lines[c->n_lines].len = tlen;
 		c->lines[c->n_lines].invalid_detail = NULL;
+		c->lines[c->n_lines].take = false;
 		c->n_lines++;
 		c->queued++;
 		if (c->n_lines == CLI_DIRECT_ROWS && !c->write_failed &&

@@ -227,6 +227,14 @@ static void app_gained_cb(void *arg)
 		sched_kick(a->sched);
 }
 
+/* Room in the scheduler for rows a shared store may claim at ingestion. */
+static size_t app_room_cb(void *arg)
+{
+	struct app *a = arg;
+
+	return a->sched != NULL && !a->stopping ? sched_room(a->sched) : 0;
+}
+
 static void app_ingested_cb(void *arg, const struct store_line *lines,
 			    size_t n, size_t n_queued, size_t n_failed)
 {
@@ -488,7 +496,7 @@ static int app_run(struct app *a)
 	a->stats = stats_new(a->base, &a->cfg, a->sched, a->worker, a->store,
 			     oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
-		       &oj.qs, app_ingested_cb, a,
+		       &oj.qs, app_ingested_cb, app_room_cb, a,
 		       &a->queue, &cause) != 0) {
 		log_error("%s", cause);
 		free(cause);

@@ -141,6 +141,10 @@ static size_t sched_window(const struct sched *s)
 {
 	size_t w = (size_t)s->cfg->max_in_flight * 8;
 
+	/* A shared store's claim is a round trip and an UPDATE of each row
+	 * (SQLite's load a read of its file): fewer, larger ones. */
+	if (s->shared)
+		w *= 4;
 	return w < 1024 ? 1024 : w;
 }
 
@@ -960,10 +964,45 @@ void sched_kick(struct sched *s)
 	sched_maybe_load(s);
 }
 
+size_t sched_room(const struct sched *s)
+{
+	size_t w = sched_window(s);
+
+	if (!s->shared || s->draining || s->in_mem >= w)
+		return 0;
+	return w - s->in_mem;
+}
+
+/* The rows a shared store claimed for this node as it inserted them
+ * (sched_room() gave the room): taken as they are, then more are looked
+ * for (the other lines may be this node's to claim too). */
+static void sched_offer_claimed(struct sched *s,
+				const struct store_line *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].id > 0 && lines[i].invalid_detail == NULL) {
+			struct store_row r = {
+				.id = lines[i].id,
+				.url = xstrndup(lines[i].url, lines[i].len),
+			};
+
+			sched_add_row(s, &r);
+		}
+	}
+	sched_kick(s);
+	sched_dispatch(s);
+	sched_notify(s);
+}
+
 void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 {
 	size_t valid = 0;
 	int64_t first = 0;
+
+	if (s->shared) {
+		sched_offer_claimed(s, lines, n);
+		return;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		if (lines[i].invalid_detail == NULL) {
@@ -973,9 +1012,8 @@ void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 	}
 	/* Only when every queued row older than these is in memory (the
 	 * last load found them all and none is under way), so that the
-	 * cursor may jump past them, and when they fit the window.  Never
-	 * in a shared database: a row is this node's once claimed. */
-	if (valid == 0 || s->shared || !s->exhausted || s->loading || s->load_backoff ||
+	 * cursor may jump past them, and when they fit the window. */
+	if (valid == 0 || !s->exhausted || s->loading || s->load_backoff ||
 	    s->draining || first <= s->cursor ||
 	    s->in_mem + valid > sched_window(s)) {
 		sched_kick(s);

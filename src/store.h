@@ -78,7 +78,12 @@ struct store_line {
 	const char *url;
 	size_t len;
 	const char *invalid_detail; /* NULL when valid */
-	int64_t id; /* set by store_ingest(): the row made of it */
+	int64_t id; /* set by store_ingest(): the row made of it (shared
+		     * store: 0 unless it was claimed for this node) */
+	/* In, for a shared store: the scheduler has room for this row, so
+	 * it may be claimed for this node as it is inserted (when its host
+	 * shard is this node's); ignored by SQLite. */
+	bool take;
 };
 
 /* A queued row handed to the scheduler. */

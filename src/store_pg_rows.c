@@ -49,30 +49,55 @@ const struct pg_statement store_pg_rows_sql[] = {
      "       p.body_sha256, p.fetched_at, p.warc_file, p.warc_offset"
      " FROM u LEFT JOIN LATERAL (SELECT * FROM urls WHERE id ="
      "  u.refetch_of) AS p ON true ORDER BY u.id"},
-    /* One result, only for a row this node still holds.  A batch is
-     * many of these in one pipeline (one round trip per 512 rows, one
-     * transaction): a statement per row always finds it by its key,
-     * where a join of the batch with the table depends on statistics a
-     * fast-growing table does not have yet. */
-    {"result",
-     "UPDATE urls SET state = $2, status = $3, length = $4, error = $5,"
-     " error_detail = $6, attempts = $7, final_url = $8, redirects = $9,"
-     " content_type = $10, fetched_at = $11, elapsed_ms = $12,"
-     " connect_ms = $13, tls_ms = $14, body_sha256 = $15, etag = $16,"
-     " last_modified = $17, warc_file = $18, warc_offset = $19,"
-     " not_modified = $20, decoded_length = $21, dns_ms = $22,"
-     " ttfb_ms = $23, remote_ip = $24, tls_version = $25,"
-     " tls_resumed = $26, lease_until = NULL"
-     " WHERE id = $1 AND state = 0 AND claimed_by = $27"
-     "   AND lease_until > now()"},
-    /* A row left queued at shutdown: its attempts so far, and the claim
-     * given back so that another node takes it at once. */
+    /* A batch of results, in one statement, only for rows this node
+     * still holds.  "state NOT IN (1, 2)" says "queued" (see the CHECK
+     * constraint) in words that keep the planner off urls_queued here:
+     * while a fast-growing table has no statistics yet, it takes that
+     * index for nearly empty and would scan it for every row of the
+     * batch; by the primary key, each row is found by its id. */
+    {"results",
+     "UPDATE urls AS u SET state = r.state, status = r.status,"
+     " length = r.length, error = r.error, error_detail = r.error_detail,"
+     " attempts = r.attempts, final_url = r.final_url,"
+     " redirects = r.redirects, content_type = r.content_type,"
+     " fetched_at = r.fetched_at, elapsed_ms = r.elapsed_ms,"
+     " connect_ms = r.connect_ms, tls_ms = r.tls_ms,"
+     " body_sha256 = r.body_sha256, etag = r.etag,"
+     " last_modified = r.last_modified, warc_file = r.warc_file,"
+     " warc_offset = r.warc_offset, not_modified = r.not_modified,"
+     " decoded_length = r.decoded_length, dns_ms = r.dns_ms,"
+     " ttfb_ms = r.ttfb_ms, remote_ip = r.remote_ip,"
+     " tls_version = r.tls_version, tls_resumed = r.tls_resumed,"
+     " lease_until = NULL"
+     " FROM unnest($2::bigint[], $3::smallint[], $4::int[], $5::bigint[],"
+     "  $6::text[], $7::text[], $8::int[], $9::text[], $10::int[],"
+     "  $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],"
+     "  $15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[],"
+     "  $20::bigint[], $21::smallint[], $22::bigint[], $23::bigint[],"
+     "  $24::bigint[], $25::text[], $26::text[], $27::smallint[])"
+     " AS r(id, state, status, length, error, error_detail, attempts,"
+     "  final_url, redirects, content_type, fetched_at, elapsed_ms,"
+     "  connect_ms, tls_ms, body_sha256, etag, last_modified, warc_file,"
+     "  warc_offset, not_modified, decoded_length, dns_ms, ttfb_ms,"
+     "  remote_ip, tls_version, tls_resumed)"
+     " WHERE u.id = r.id AND u.state NOT IN (1, 2) AND u.claimed_by = $1"
+     "   AND u.lease_until > now()"
+     " RETURNING u.id"},
+    /* Rows left queued at shutdown: their attempts so far, and the claim
+     * given back so that another node takes them at once. */
     {"requeue",
-     "UPDATE urls SET attempts = $2, claimed_by = NULL, lease_until = NULL"
-     " WHERE id = $1 AND state = 0 AND claimed_by = $3"},
+     "UPDATE urls AS u SET attempts = r.attempts, claimed_by = NULL,"
+     " lease_until = NULL"
+     " FROM unnest($2::bigint[], $3::int[]) AS r(id, attempts)"
+     " WHERE u.id = r.id AND u.state NOT IN (1, 2) AND u.claimed_by = $1"},
     /* Lines of the queue file and its new position, in one statement:
      * nothing is inserted unless the position was still the one this
-     * node stored last (seq). */
+     * node stored last (seq).  Lines of this node's active shards that
+     * its scheduler has room for ($21) are claimed as they are inserted
+     * (the database's word on the shards decides), which spares claiming
+     * them again: each line's id comes back, 0 for those not claimed, in
+     * the order of the lines (one statement takes its ids in the order
+     * it inserts). */
     {"ingest",
      "WITH pos AS ("
      "  UPDATE queue_position SET seq = seq + 1, has_cur = true,"
@@ -84,15 +109,24 @@ const struct pg_statement store_pg_rows_sql[] = {
      "  RETURNING seq),"
      " ins AS ("
      "  INSERT INTO urls (url, shard, state, error, error_detail,"
-     "                    queued_at)"
-     "  SELECT l.url, l.shard, l.state, l.error, l.detail, $15"
+     "                    queued_at, claimed_by, lease_until)"
+     "  SELECT l.url, l.shard, l.state, l.error, l.detail, $15,"
+     "         CASE WHEN l.take AND l.shard = ANY(mine.s) THEN $22::bigint"
+     "         END,"
+     "         CASE WHEN l.take AND l.shard = ANY(mine.s) THEN"
+     "              now() + $23::float8 * interval '1 second' END"
      "  FROM unnest($16::text[], $17::int[], $18::smallint[],"
-     "              $19::text[], $20::text[]) WITH ORDINALITY"
-     "       AS l(url, shard, state, error, detail, n)"
+     "              $19::text[], $20::text[], $21::boolean[])"
+     "       WITH ORDINALITY"
+     "       AS l(url, shard, state, error, detail, take, n),"
+     "       (SELECT array(SELECT shard FROM shards WHERE node_id = $22"
+     "         AND NOT releasing AND lease_until > now())) AS mine(s)"
      "  WHERE EXISTS (SELECT 1 FROM pos)"
      "  ORDER BY l.n"
-     "  RETURNING 1)"
-     "SELECT (SELECT seq FROM pos), (SELECT count(*) FROM ins)"},
+     "  RETURNING id, claimed_by)"
+     "SELECT (SELECT seq FROM pos),"
+     " (SELECT array_agg(CASE WHEN claimed_by IS NULL THEN 0 ELSE id END"
+     "                   ORDER BY id) FROM ins)"},
     {"qpos", "SELECT seq, has_cur, cur_dev, cur_ino, cur_offset, cur_head_len,"
 	     " cur_head_hash, has_old, old_dev, old_ino, old_offset,"
 	     " old_head_len, old_head_hash"
@@ -191,11 +225,14 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 {
 	struct store_pg *s = store_pg_of(base);
 	struct pg_buf *url = &s->col[0], *shard = &s->col[1],
-		      *state = &s->col[2], *err = &s->col[3], *det = &s->col[4];
+		      *state = &s->col[2], *err = &s->col[3], *det = &s->col[4],
+		      *take = &s->col[5];
 	char num[15][24];
-	const char *p[20];
+	const char *p[23];
 	PGresult *r;
 	int64_t seq;
+	int *shard_of = xcalloc(n + 1, sizeof *shard_of);
+	int rc = -1;
 
 	if (store_pg_ready(s, cause) != 0)
 		return -1;
@@ -210,8 +247,11 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 				 "broke were committed: not storing them "
 				 "twice");
 			s->qseq = seq;
+			/* Rows it claimed (if any) were not handed over: their
+			 * leases run out, and they are claimed again. */
 			for (size_t i = 0; i < n; i++)
 				lines[i].id = 0;
+			free(shard_of);
 			return 0;
 		}
 	}
@@ -220,13 +260,20 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 	pg_array_open(state);
 	pg_array_open(err);
 	pg_array_open(det);
+	pg_array_open(take);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_line *l = &lines[i];
 
+		shard_of[i] = l->invalid_detail == NULL
+				      ? shard_of_url(l->url, l->len)
+				      : 0;
 		pg_array_text(url, l->url, l->len);
-		pg_array_int(shard, l->invalid_detail == NULL
-					? shard_of_url(l->url, l->len)
-					: 0);
+		pg_array_int(shard, shard_of[i]);
+		pg_array_str(take, l->take && l->invalid_detail == NULL &&
+					   s->shard[shard_of[i]] ==
+						   SHARD_ACTIVE
+				       ? "t"
+				       : "f");
 		pg_array_int(state, l->invalid_detail == NULL ? STORE_QUEUED
 							      : STORE_FAILED);
 		pg_array_str(err, l->invalid_detail == NULL
@@ -239,6 +286,7 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 	pg_array_close(state);
 	pg_array_close(err);
 	pg_array_close(det);
+	pg_array_close(take);
 	int64_t v[15] = {s->qseq,
 			 qs->cur.dev,
 			 qs->cur.ino,
@@ -266,34 +314,50 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 	p[17] = pg_buf_str(state);
 	p[18] = pg_buf_str(err);
 	p[19] = pg_buf_str(det);
-	r = store_pg_run(s, "ingest", 20, p, PGRES_TUPLES_OK,
+	p[20] = pg_buf_str(take);
+	p[21] = s->node_txt;
+	p[22] = s->lease_txt;
+	r = store_pg_run(s, "ingest", 23, p, PGRES_TUPLES_OK,
 			 "store queue lines", cause);
 	if (r == NULL) {
 		/* Broken off: committed or not, the next try tells. */
 		if (s->conn == NULL)
 			s->qseq_unsure = true;
-		return -1;
+		goto out;
 	}
 	if (PQgetisnull(r, 0, 0)) {
 		PQclear(r);
 		if (pg_stored_seq(s, &seq, cause) != 0)
-			return -1;
+			goto out;
 		*cause = util_printf("the queue position of node %s for %s "
 				     "moved (%lld stored, %lld expected): "
 				     "another gatherd with the same node "
 				     "name and queue file?",
 				     s->node_name, s->queue, (long long)seq,
 				     (long long)s->qseq);
-		return -1;
+		goto out;
 	}
 	s->qseq = atoll(PQgetvalue(r, 0, 0));
+	/* Each line's id if it was claimed for this node, else 0 (not this
+	 * node's, yet). */
+	const char *ids = PQgetisnull(r, 0, 1) ? "{}" : PQgetvalue(r, 0, 1);
+	for (size_t i = 0; i < n; i++) {
+		struct store_line *l = &lines[i];
+		char *end;
+
+		while (*ids == '{' || *ids == ',')
+			ids++;
+		l->id = strtoll(ids, &end, 10);
+		ids = end;
+		if (l->id > 0)
+			store_pg_hold(s, l->id, shard_of[i]);
+	}
 	PQclear(r);
-	/* Rows of a shared database are claimed, never handed over
-	 * directly (store_shared()): their ids are not needed. */
-	for (size_t i = 0; i < n; i++)
-		lines[i].id = 0;
 	pg_maybe_analyze(s, n);
-	return 0;
+	rc = 0;
+out:
+	free(shard_of);
+	return rc;
 }
 
 /* Column i of row j as a new string, or NULL when it is NULL. */
@@ -366,213 +430,149 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 	return 0;
 }
 
-#define PG_PIPE_CHUNK 512 /* statements per round trip */
-
-/* A batch in pipeline mode: statements sent, results still to read. */
-struct pg_pipe {
-	struct store_pg *s;
-	int pending;    /* statements sent since the last sync */
-	int64_t counted; /* rows updated by the statements that count */
-	bool count_next[PG_PIPE_CHUNK + 2]; /* per pending statement */
-	char *error;    /* the first error */
-};
-
-/* Read the results of everything sent, up to the sync. */
-static int pg_pipe_sync(struct pg_pipe *pp)
+/* Record the results (not the requeued rows) of res[0..n); *recorded
+ * is how many rows took them. */
+static int pg_put_final(struct store_pg *s, const struct store_result *res,
+			size_t n, int *recorded, char **cause)
 {
-	PGconn *c = pp->s->conn;
+	struct pg_buf c[26];
+	const char *p[27];
 	PGresult *r;
 
-	if (PQpipelineSync(c) != 1)
-		goto broken;
-	for (int k = 0; k < pp->pending; k++) {
-		r = PQgetResult(c);
-		if (r == NULL)
-			goto broken;
-		switch (PQresultStatus(r)) {
-		case PGRES_COMMAND_OK:
-			if (pp->count_next[k])
-				pp->counted += atoll(PQcmdTuples(r));
-			break;
-		case PGRES_PIPELINE_ABORTED:
-			break; /* after the error, which is recorded */
-		default:
-			if (pp->error == NULL)
-				pp->error = store_pg_err(c, "record results");
-		}
-		PQclear(r);
-		r = PQgetResult(c); /* the end of this statement's results */
-		PQclear(r);
+	memset(c, 0, sizeof c);
+	for (int i = 0; i < 26; i++)
+		pg_array_open(&c[i]);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_result *x = &res[i];
+
+		if (x->state == STORE_QUEUED)
+			continue;
+		pg_array_int(&c[0], x->id);
+		pg_array_int(&c[1], x->state);
+		pg_array_opt(&c[2], x->status > 0 ? x->status : -1);
+		pg_array_opt(&c[3], x->length);
+		pg_array_str(&c[4], errkind_name(x->error));
+		pg_array_str(&c[5], x->error_detail);
+		pg_array_int(&c[6], x->attempts);
+		pg_array_str(&c[7], x->final_url);
+		pg_array_opt(&c[8], x->redirects);
+		pg_array_str(&c[9], x->content_type);
+		pg_array_int(&c[10], x->fetched_at_ms);
+		pg_array_opt(&c[11], x->elapsed_ms);
+		pg_array_opt(&c[12], x->connect_ms);
+		pg_array_opt(&c[13], x->tls_ms);
+		pg_array_str(&c[14], x->body_sha256);
+		pg_array_str(&c[15], x->etag);
+		pg_array_str(&c[16], x->last_modified);
+		pg_array_str(&c[17], x->warc_file);
+		pg_array_opt(&c[18], x->warc_offset);
+		pg_array_opt(&c[19], x->not_modified);
+		pg_array_opt(&c[20], x->decoded_length);
+		pg_array_opt(&c[21], x->dns_ms);
+		pg_array_opt(&c[22], x->ttfb_ms);
+		pg_array_str(&c[23], x->remote_ip);
+		pg_array_str(&c[24], x->tls_version);
+		pg_array_opt(&c[25], x->tls_resumed);
 	}
-	pp->pending = 0;
-	r = PQgetResult(c);
-	if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+	p[0] = s->node_txt;
+	for (int i = 0; i < 26; i++) {
+		pg_array_close(&c[i]);
+		p[1 + i] = pg_buf_str(&c[i]);
+	}
+	r = store_pg_run(s, "results", 27, p, PGRES_TUPLES_OK,
+			 "record results", cause);
+	for (int i = 0; i < 26; i++)
+		pg_buf_free(&c[i]);
+	if (r == NULL)
+		return -1;
+	*recorded = PQntuples(r);
+	PQclear(r);
+	return 0;
+}
+
+/* Store the attempts of the rows of res[0..n) left queued, and give back
+ * their claims. */
+static int pg_put_requeued(struct store_pg *s, const struct store_result *res,
+			   size_t n, char **cause)
+{
+	struct pg_buf *ids = &s->col[0], *att = &s->col[1];
+	const char *p[3];
+	PGresult *r;
+
+	pg_array_open(ids);
+	pg_array_open(att);
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].state != STORE_QUEUED)
+			continue;
+		pg_array_int(ids, res[i].id);
+		pg_array_int(att, res[i].attempts);
+	}
+	pg_array_close(ids);
+	pg_array_close(att);
+	p[0] = s->node_txt;
+	p[1] = pg_buf_str(ids);
+	p[2] = pg_buf_str(att);
+	r = store_pg_run(s, "requeue", 3, p, PGRES_COMMAND_OK,
+			 "record attempts", cause);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+/* A command on the node's connection (BEGIN, COMMIT, ROLLBACK). */
+static int pg_command(struct store_pg *s, const char *sql, char **cause)
+{
+	PGresult *r = PQexec(s->conn, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*cause = store_pg_err(s->conn, sql);
 		PQclear(r);
-		goto broken;
+		store_pg_broken(s);
+		return -1;
 	}
 	PQclear(r);
 	return 0;
-broken:
-	if (pp->error == NULL)
-		pp->error = store_pg_err(c, "record results");
-	return -1;
-}
-
-/* Send one statement (prepared `name`, or the SQL of a command); reads
- * the results every PG_PIPE_CHUNK statements, so that neither side's
- * buffers fill up. */
-static int pg_pipe_send(struct pg_pipe *pp, const char *name,
-			const char *sql, int n, const char *const *params,
-			bool count)
-{
-	PGconn *c = pp->s->conn;
-	int ok = name != NULL ? PQsendQueryPrepared(c, name, n, params, NULL,
-						    NULL, 0)
-			      : PQsendQueryParams(c, sql, 0, NULL, NULL, NULL,
-						  NULL, 0);
-
-	if (ok != 1) {
-		if (pp->error == NULL)
-			pp->error = store_pg_err(c, "record results");
-		return -1;
-	}
-	pp->count_next[pp->pending++] = count;
-	if (pp->pending >= PG_PIPE_CHUNK)
-		return pg_pipe_sync(pp);
-	return 0;
-}
-
-/* Text t as a parameter: itself when it is valid UTF-8, else a copy with
- * U+FFFD for the bad bytes (in b). */
-static const char *pg_text_param(struct pg_buf *b, const char *t)
-{
-	if (t == NULL)
-		return NULL;
-	pg_buf_reset(b);
-	pg_buf_utf8(b, t, strlen(t));
-	return strcmp(b->p, t) == 0 ? t : b->p;
-}
-
-/* A number as a parameter, or NULL when v < 0 (unknown). */
-static const char *pg_num_param(char *buf, size_t size, int64_t v)
-{
-	if (v < 0)
-		return NULL;
-	snprintf(buf, size, "%lld", (long long)v);
-	return buf;
-}
-
-/* Send the statement recording result x. */
-static int pg_send_result(struct pg_pipe *pp, const struct store_result *x)
-{
-	struct store_pg *s = pp->s;
-	struct pg_buf *t = s->col;
-	char num[14][24];
-	const char *p[27];
-
-	p[0] = pg_num_param(num[0], sizeof num[0], x->id);
-	p[1] = pg_num_param(num[1], sizeof num[1], x->state);
-	p[2] = pg_num_param(num[2], sizeof num[2], x->status > 0 ? x->status
-								 : -1);
-	p[3] = pg_num_param(num[3], sizeof num[3], x->length);
-	p[4] = errkind_name(x->error);
-	p[5] = pg_text_param(&t[0], x->error_detail);
-	p[6] = pg_num_param(num[4], sizeof num[4], x->attempts);
-	p[7] = pg_text_param(&t[1], x->final_url);
-	p[8] = pg_num_param(num[5], sizeof num[5], x->redirects);
-	p[9] = pg_text_param(&t[2], x->content_type);
-	p[10] = pg_num_param(num[6], sizeof num[6], x->fetched_at_ms);
-	p[11] = pg_num_param(num[7], sizeof num[7], x->elapsed_ms);
-	p[12] = pg_num_param(num[8], sizeof num[8], x->connect_ms);
-	p[13] = pg_num_param(num[9], sizeof num[9], x->tls_ms);
-	p[14] = pg_text_param(&t[3], x->body_sha256);
-	p[15] = pg_text_param(&t[4], x->etag);
-	p[16] = pg_text_param(&t[5], x->last_modified);
-	p[17] = pg_text_param(&t[6], x->warc_file);
-	p[18] = pg_num_param(num[10], sizeof num[10], x->warc_offset);
-	p[19] = x->not_modified < 0 ? NULL : x->not_modified ? "1" : "0";
-	p[20] = pg_num_param(num[11], sizeof num[11], x->decoded_length);
-	p[21] = pg_num_param(num[12], sizeof num[12], x->dns_ms);
-	p[22] = pg_num_param(num[13], sizeof num[13], x->ttfb_ms);
-	p[23] = pg_text_param(&t[7], x->remote_ip);
-	p[24] = pg_text_param(&t[8], x->tls_version);
-	p[25] = x->tls_resumed < 0 ? NULL : x->tls_resumed ? "1" : "0";
-	p[26] = s->node_txt;
-	return pg_pipe_send(pp, "result", NULL, 27, p, true);
-}
-
-/* Send the statement storing requeued row x's attempts. */
-static int pg_send_requeue(struct pg_pipe *pp, const struct store_result *x)
-{
-	char id[24], att[24];
-	const char *p[3] = {id, att, pp->s->node_txt};
-
-	snprintf(id, sizeof id, "%lld", (long long)x->id);
-	snprintf(att, sizeof att, "%d", x->attempts);
-	return pg_pipe_send(pp, "requeue", NULL, 3, p, false);
 }
 
 int store_pg_put_results(struct store *base, const struct store_result *res,
 			 size_t n, char **cause)
 {
 	struct store_pg *s = store_pg_of(base);
-	struct pg_pipe *pp;
 	size_t n_final = 0;
-	int rc = -1;
+	int recorded = 0;
 
 	if (store_pg_ready(s, cause) != 0)
 		return -1;
-	pp = xcalloc(1, sizeof *pp);
-	pp->s = s;
-	if (PQenterPipelineMode(s->conn) != 1) {
-		*cause = store_pg_err(s->conn, "pipeline mode");
-		free(pp);
-		store_pg_broken(s);
-		return -1;
-	}
-	/* One transaction: a retry after a failure repeats nothing that
-	 * was recorded. */
-	if (pg_pipe_send(pp, NULL, "BEGIN", 0, NULL, false) != 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		int r;
-
-		if (res[i].state == STORE_QUEUED) {
-			r = pg_send_requeue(pp, &res[i]);
-		} else {
-			r = pg_send_result(pp, &res[i]);
+	for (size_t i = 0; i < n; i++)
+		if (res[i].state != STORE_QUEUED)
 			n_final++;
-		}
-		if (r != 0)
-			goto out;
-	}
-	if (pg_pipe_send(pp, NULL, "COMMIT", 0, NULL, false) != 0 ||
-	    pg_pipe_sync(pp) != 0 || pp->error != NULL)
-		goto out;
-	rc = 0;
-out:
-	if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF &&
-	    PQexitPipelineMode(s->conn) != 1)
-		store_pg_drop(s); /* results left unread: of no more use */
-	if (rc != 0) {
-		*cause = pp->error != NULL ? pp->error
-					   : store_pg_err(s->conn,
-							  "record results");
-		pp->error = NULL;
-		if (s->conn != NULL && !store_pg_broken(s)) {
-			PGresult *r = PQexec(s->conn, "ROLLBACK");
+	if (n_final == n) {
+		/* The usual batch: one statement, one round trip. */
+		if (pg_put_final(s, res, n, &recorded, cause) != 0)
+			return -1;
+	} else {
+		/* Rows left queued come only at shutdown: both kinds in
+		 * one transaction, so a retry repeats neither half. */
+		if (pg_command(s, "BEGIN", cause) != 0)
+			return -1;
+		if ((n_final > 0 &&
+		     pg_put_final(s, res, n, &recorded, cause) != 0) ||
+		    pg_put_requeued(s, res, n, cause) != 0 ||
+		    pg_command(s, "COMMIT", cause) != 0) {
+			if (s->conn != NULL) {
+				PGresult *r = PQexec(s->conn, "ROLLBACK");
 
-			PQclear(r);
+				PQclear(r);
+			}
+			return -1;
 		}
-		free(pp);
-		return -1;
 	}
-	if ((size_t)pp->counted < n_final)
+	if ((size_t)recorded < n_final)
 		log_warn("%zu results not recorded: their rows are no longer "
 			 "this node's (the lease ran out and another node "
 			 "took them, or they were recorded before)",
-			 n_final - (size_t)pp->counted);
-	free(pp);
+			 n_final - (size_t)recorded);
 	for (size_t i = 0; i < n; i++)
 		store_pg_unhold(s, res[i].id);
 	return 0;

@@ -124,6 +124,14 @@ static void pg_active_list(struct store_pg *s)
 	pg_array_close(&s->active);
 }
 
+/* This node's share of the shards. */
+static int pg_target(const struct store_pg *s)
+{
+	int live = s->live > 0 ? s->live : 1;
+
+	return (SHARD_COUNT + live - 1) / live;
+}
+
 /* Renew this node's shards (and learn which they are), then move towards
  * its share: 1024 / live nodes, rounded up. */
 static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
@@ -133,15 +141,6 @@ static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
 	PGresult *r;
 	int target, list[SHARD_COUNT], n = 0;
 
-	p[0] = s->lease_txt;
-	r = store_pg_run(s, "live", 1, p, PGRES_TUPLES_OK, "count live nodes",
-			 cause);
-	if (r == NULL)
-		return -1;
-	s->live = atoi(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	if (s->live < 1)
-		s->live = 1;
 	p[0] = s->node_txt;
 	p[1] = s->lease_txt;
 	r = store_pg_run(s, "shards_renew", 2, p, PGRES_TUPLES_OK,
@@ -164,7 +163,7 @@ static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
 	}
 	PQclear(r);
 
-	target = (SHARD_COUNT + s->live - 1) / s->live;
+	target = pg_target(s);
 	if (s->n_active < target) {
 		/* Keep what was being given back first, then take free ones. */
 		for (int i = 0; i < SHARD_COUNT && s->n_active + n < target;
@@ -223,6 +222,12 @@ static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
 	return pg_shards_free(s, cause);
 }
 
+/* Every second: say this node lives, and count the live ones.  Every
+ * lease_s / 3, and at once when the count changed or this node is not
+ * at its share yet: renew the leases of its rows and shards, and take or
+ * give back shards.  So nodes that join or leave are balanced within a
+ * second or two, while the renewals (an UPDATE of every row held) stay
+ * rare. */
 int store_pg_tick(struct store *base, bool *gained, char **cause)
 {
 	struct store_pg *s = store_pg_of(base);
@@ -230,7 +235,8 @@ int store_pg_tick(struct store *base, bool *gained, char **cause)
 	char count[24];
 	const char *p[3];
 	PGresult *r;
-	int before = s->n_active;
+	int before = s->n_active, live;
+	int64_t now = util_mono_ms();
 
 	*gained = false;
 	if (store_pg_ready(s, cause) != 0)
@@ -243,6 +249,22 @@ int store_pg_tick(struct store *base, bool *gained, char **cause)
 	if (r == NULL)
 		return -1;
 	PQclear(r);
+	p[0] = s->lease_txt;
+	r = store_pg_run(s, "live", 1, p, PGRES_TUPLES_OK, "count live nodes",
+			 cause);
+	if (r == NULL)
+		return -1;
+	live = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (live < 1)
+		live = 1;
+	if (live == s->live && s->n_releasing == 0 &&
+	    s->n_active == pg_target(s) &&
+	    now - s->renewed_ms < (int64_t)s->lease_s * 1000 / 3)
+		return 0;
+	s->live = live;
+	s->renewed_ms = now;
+	p[0] = s->node_txt;
 	if (idset_count(s->held) > 0) {
 		store_pg_held_array(s, &b);
 		p[1] = pg_buf_str(&b);

@@ -121,9 +121,9 @@ static void test_ingest_and_position(void)
 {
 	struct store *s;
 	struct store_line lines[3] = {
-		{"http://a/1", 10, NULL, 0},
-		{"ftp://bad", 9, "unsupported scheme", 0},
-		{"http://a/2", 10, NULL, 0},
+		{"http://a/1", 10, NULL, 0, false},
+		{"ftp://bad", 9, "unsupported scheme", 0, false},
+		{"http://a/2", 10, NULL, 0, false},
 	};
 	struct store_queue_state qs = {.has_cur = true,
 				       .cur = {7, 42, 123, 100, -5}},
@@ -170,7 +170,7 @@ static void test_ingest_and_position(void)
 static void test_load_window(void)
 {
 	struct store *s;
-	struct store_line l = {"http://h/x", 10, NULL, 0};
+	struct store_line l = {"http://h/x", 10, NULL, 0, false};
 	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_row *rows = NULL;
 	size_t n = 0;
@@ -197,8 +197,8 @@ static void test_load_window(void)
 static void test_results_exactly_once(void)
 {
 	struct store *s;
-	struct store_line l[2] = {{"http://h/a", 10, NULL, 0},
-				  {"http://h/b", 10, NULL, 0}};
+	struct store_line l[2] = {{"http://h/a", 10, NULL, 0, false},
+				  {"http://h/b", 10, NULL, 0, false}};
 	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
