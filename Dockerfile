@@ -31,7 +31,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	build-essential meson ninja-build pkg-config python3 \
 	libevent-dev libssl-dev libsqlite3-dev libinih-dev node-llhttp \
-	libsystemd-dev zlib1g-dev libidn2-dev \
+	libsystemd-dev zlib1g-dev libidn2-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the build reads (not local build directories).  meson.build
@@ -63,7 +63,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
 	libevent-pthreads-2.1-7 libevent-openssl-2.1-7 \
-	libssl3 libsqlite3-0 libinih1 libsystemd0 zlib1g libidn2-0 \
+	libssl3 libsqlite3-0 libinih1 libsystemd0 zlib1g libidn2-0 libpq5 \
 	sqlite3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

@@ -18,7 +18,7 @@ _gatherd_options() {
 	case $1 in
 	daemon) echo "$common --set --once -V --version" ;;
 	check-config) echo "$common --set" ;;
-	submit) echo "$common" ;;
+	submit) echo "$common --direct" ;;
 	status) echo "$common --json --hosts --check" ;;
 	refetch) echo "$common --older-than --url-like --error --state --dry-run" ;;
 	prune) echo "$common --older-than --keep-latest --dry-run" ;;

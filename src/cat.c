@@ -18,6 +18,7 @@
 int cat_main(const struct config *cfg, const char *what)
 {
 	struct store_record rec[CAT_MAX_RECORDS];
+	struct store_conf sc;
 	size_t n = 0;
 	char *cause = NULL, *end;
 	long long id = 0;
@@ -38,8 +39,9 @@ int cat_main(const struct config *cfg, const char *what)
 			"configuration: there is no archive to read\n");
 		return 2;
 	}
-	if (store_find_records(cfg->database, id, url, rec, CAT_MAX_RECORDS,
-			       &n, &cause) != 0) {
+	store_conf_init(&sc, cfg);
+	if (store_find_records(&sc, id, url, rec, CAT_MAX_RECORDS, &n,
+			       &cause) != 0) {
 		fprintf(stderr, "gatherd cat: %s\n", cause);
 		free(cause);
 		return 1;

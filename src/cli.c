@@ -16,9 +16,15 @@
 #include "util.h"
 
 #define CLI_FLUSH_BYTES (1024 * 1024)
+#define CLI_DIRECT_ROWS 10000 /* rows per transaction with --direct */
 
 struct cli_submit {
 	const char *path;
+	/* --direct: rows go straight into the database, a batch at a time */
+	bool direct;
+	struct store_conf sc;
+	struct store_line *lines;
+	size_t n_lines;
 	int fd;
 	char *buf;
 	size_t len, cap;
@@ -132,6 +138,29 @@ static int cli_flush(struct cli_submit *c)
 	return 0;
 }
 
+/* --direct: insert the lines gathered so far, in one transaction. */
+static int cli_flush_direct(struct cli_submit *c)
+{
+	char *cause = NULL;
+	int rc = 0;
+
+	if (c->n_lines == 0)
+		return 0;
+	if (store_submit(&c->sc, c->lines, c->n_lines, util_wall_ms(),
+			 &cause) != 0) {
+		fprintf(stderr, "gatherd: cannot insert into the database: %s\n",
+			cause);
+		free(cause);
+		rc = -1;
+	} else {
+		c->flushed += (long)c->n_lines;
+	}
+	for (size_t i = 0; i < c->n_lines; i++)
+		free((char *)c->lines[i].url);
+	c->n_lines = 0;
+	return rc;
+}
+
 static void cli_submit_line(struct cli_submit *c, const char *line,
 			    size_t len, const char *where)
 {
@@ -150,6 +179,18 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 	case QUEUE_LINE_URL:
 		break;
 	}
+	if (c->direct) {
+		c->lines[c->n_lines].url = xstrndup(start, tlen);
+		c->lines[c->n_lines].len = tlen;
+		c->lines[c->n_lines].invalid_detail = NULL;
+		c->lines[c->n_lines].take = false;
+		c->n_lines++;
+		c->queued++;
+		if (c->n_lines == CLI_DIRECT_ROWS && !c->write_failed &&
+		    cli_flush_direct(c) != 0)
+			c->write_failed = true;
+		return;
+	}
 	if (c->len + tlen + 1 > c->cap) {
 		c->cap = c->len + tlen + 1 + CLI_FLUSH_BYTES;
 		c->buf = xrealloc(c->buf, c->cap);
@@ -164,11 +205,12 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 		c->write_failed = true;
 }
 
-int cli_submit(const struct config *cfg, int n, char **urls)
+int cli_submit(const struct config *cfg, int n, char **urls, bool direct)
 {
 	/* buf[0] is kept for the newline that may end an unfinished line
 	 * already in the file (see cli_flush). */
-	struct cli_submit c = {.path = cfg->queue_file, .fd = -1, .len = 1};
+	struct cli_submit c = {.path = cfg->queue_file, .fd = -1, .len = 1,
+			       .direct = direct};
 	int rc;
 
 	if (n == 0) {
@@ -178,6 +220,12 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 	}
 	c.cap = CLI_FLUSH_BYTES;
 	c.buf = xmalloc(c.cap);
+	if (direct) {
+		store_conf_init(&c.sc, cfg);
+		c.path = c.sc.kind == STORE_POSTGRESQL ? "the PostgreSQL database"
+						       : cfg->database;
+		c.lines = xcalloc(CLI_DIRECT_ROWS, sizeof *c.lines);
+	}
 	if (n == 1 && strcmp(urls[0], "-") == 0) {
 		char *line = NULL;
 		size_t cap = 0;
@@ -197,8 +245,12 @@ int cli_submit(const struct config *cfg, int n, char **urls)
 		for (int i = 0; i < n; i++)
 			cli_submit_line(&c, urls[i], strlen(urls[i]), "");
 	}
-	if (!c.write_failed && cli_flush(&c) != 0)
+	if (!c.write_failed &&
+	    (direct ? cli_flush_direct(&c) : cli_flush(&c)) != 0)
 		c.write_failed = true;
+	for (size_t i = 0; i < c.n_lines; i++) /* not inserted after a failure */
+		free((char *)c.lines[i].url);
+	free(c.lines);
 	if (c.write_failed)
 		rc = 1;
 	else

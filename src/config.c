@@ -25,9 +25,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build-config.h"
 #include "log.h"
 #include "proxy.h"
 #include "util.h"
+
+#if HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #ifndef GATHERD_VERSION
 #define GATHERD_VERSION "0.0.0"
@@ -70,6 +75,9 @@ static char *check_nameserver(const char *value);
 
 static const char *const digest_names[] = {"sha256", "none", NULL};
 static const char *const encoding_names[] = {"identity", "gzip", NULL};
+static const char *const store_names[] = {"sqlite", "postgresql", NULL};
+static char *check_conninfo(const char *value);
+static char *check_node_name(const char *value);
 static char *check_header(const char *value);
 static char *check_listen(const char *value);
 static bool port_valid(const char *s);
@@ -172,6 +180,14 @@ static const struct config_opt options[] = {
 
 	OPTION_STR("metrics", "listen", metrics_listen, "", false,
 		   check_listen),
+
+	OPTION_ENUM("store", "backend", store_backend, "sqlite", store_names,
+		    false),
+	OPTION_STR("store", "conninfo", store_conninfo, "", false,
+		   check_conninfo),
+	OPTION_STR("store", "node_name", node_name, "", false,
+		   check_node_name),
+	OPTION_INT("store", "lease_s", lease_s, "30", 3, 3600, false),
 
 	OPTION_STR("dns", "nameserver", dns_nameserver,
 		   "", false, check_nameserver),
@@ -547,6 +563,62 @@ bad:
 	return util_printf("\"%s\" is not an IP address and port (e.g. "
 			   "127.0.0.1:9464 or [::1]:9464)",
 			   value);
+}
+
+/* [store] conninfo: a libpq connection string without a password (the
+ * password comes from ~/.pgpass, PGPASSFILE or PGPASSWORD, so it is never
+ * in a file that check-config prints, nor in a log line).  The value is
+ * not repeated in the reason. */
+static char *check_conninfo(const char *value)
+{
+#if HAVE_LIBPQ
+	PQconninfoOption *opts;
+	char *err = NULL, *why = NULL;
+
+	if (value[0] == '\0')
+		return NULL;
+	opts = PQconninfoParse(value, &err);
+	if (opts == NULL) {
+		why = util_printf("not a libpq connection string (%s)",
+				  err != NULL ? err : "out of memory");
+		if (why[strlen(why) - 2] == '\n') /* libpq ends it so */
+			memmove(why + strlen(why) - 2, ")", 2);
+		PQfreemem(err);
+		return why;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
+		    o->val[0] != '\0')
+			why = util_printf(
+			    "must not hold a password: put it in ~/.pgpass "
+			    "(or the file PGPASSFILE names), or in PGPASSWORD "
+			    "in the environment");
+	}
+	PQconninfoFree(opts);
+	return why;
+#else
+	(void)value;
+	return NULL;
+#endif
+}
+
+/* [store] node_name: letters, digits, ".", "_" and "-", at most 63 ("" =
+ * the machine's name). */
+static char *check_node_name(const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n > 63)
+		return util_printf("longer than 63 characters");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return util_printf("\"%s\": only letters, digits, "
+					   "\".\", \"_\" and \"-\"",
+					   value);
+	}
+	return NULL;
 }
 
 /* For directories gatherd writes into: unset, or an existing directory. */
@@ -1039,6 +1111,8 @@ static int load_validate(struct load_state *st)
 		    o->check == check_parent_dir &&
 		    strcmp(o->key, "database") != 0)
 			continue; /* status: the queue file does not matter */
+		if (i == db && cfg->store_backend != CONFIG_STORE_SQLITE)
+			continue; /* no SQLite database is used */
 		value = *(char *const *)field_cptr(cfg, o);
 		why = o->check(value);
 		if (why == NULL)
@@ -1054,7 +1128,19 @@ static int load_validate(struct load_state *st)
 		free(why);
 		return -1;
 	}
-	if (strcmp(cfg->queue_file, cfg->database) == 0) {
+	if (cfg->store_backend == CONFIG_STORE_POSTGRESQL && !HAVE_LIBPQ) {
+		int b = option_find("store", "backend");
+
+		prefix = origin_prefix(st, b);
+		load_fail(st, 0,
+			  "%s[store] backend: this gatherd was built without "
+			  "PostgreSQL (libpq)",
+			  prefix);
+		free(prefix);
+		return -1;
+	}
+	if (cfg->store_backend == CONFIG_STORE_SQLITE &&
+	    strcmp(cfg->queue_file, cfg->database) == 0) {
 		prefix = origin_prefix(st, db);
 		load_fail(st, 0,
 			  "%s[gatherd] database: must differ from queue_file "

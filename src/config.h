@@ -60,6 +60,12 @@ struct config {
 	bool dedup;
 	/* [metrics] */
 	char *metrics_listen; /* "" = no endpoint */
+	/* [store] */
+	int store_backend;    /* enum config_store */
+	char *store_conninfo; /* libpq connection string ("" = libpq's
+			       * defaults, from the environment) */
+	char *node_name;      /* "" = the machine's name */
+	int lease_s;          /* how long a node's claims and shards hold */
 	/* [dns] */
 	char *dns_nameserver; /* "" = use /etc/resolv.conf */
 	int dns_timeout_ms;
@@ -70,6 +76,12 @@ struct config {
 enum config_encoding {
 	CONFIG_ENCODING_IDENTITY = 0,
 	CONFIG_ENCODING_GZIP = 1,
+};
+
+/* [store] backend */
+enum config_store {
+	CONFIG_STORE_SQLITE = 0,
+	CONFIG_STORE_POSTGRESQL = 1,
 };
 
 /* [capture] digest */

@@ -32,6 +32,7 @@
 #include "store.h"
 #include "thread.h"
 #include "tls.h"
+#include "upkeep.h"
 #include "util.h"
 
 #if HAVE_LIBSYSTEMD
@@ -73,6 +74,7 @@ struct app {
 	struct conn_pool *pool;
 	struct stats *stats;
 	struct metrics *metrics;
+	struct upkeep *upkeep; /* NULL: the store needs none */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	struct event *ev_watchdog;
 };
@@ -82,7 +84,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: gatherd [-c FILE] [--set section.key=value]... "
 		"[--once]\n"
-		"       gatherd submit [-c FILE] URL... | -\n"
+		"       gatherd submit [-c FILE] [--direct] URL... | -\n"
 		"       gatherd status [-c FILE] [--json] [--hosts [N]] "
 		"[--check]\n"
 		"       gatherd refetch [-c FILE] [--older-than DURATION] "
@@ -104,6 +106,11 @@ static void usage(FILE *f)
 		"  --once              ingest the queue file, fetch everything "
 		"queued,\n"
 		"                      then exit\n"
+		"  --direct            (submit) insert into the database, not "
+		"the queue\n"
+		"                      file (with [store] backend = "
+		"postgresql: from any\n"
+		"                      machine that can reach it)\n"
 		"  --json              (status) print JSON\n"
 		"  --hosts [N]         (status) the N hosts with the most "
 		"queued rows\n"
@@ -213,6 +220,23 @@ static void app_check_finish(struct app *a)
 static void app_idle_cb(void *arg)
 {
 	app_check_finish(arg);
+}
+
+/* A shared store's node took more host shards: there may be rows. */
+static void app_gained_cb(void *arg)
+{
+	struct app *a = arg;
+
+	if (a->sched != NULL && !a->stopping)
+		sched_kick(a->sched);
+}
+
+/* Room in the scheduler for rows a shared store may claim at ingestion. */
+static size_t app_room_cb(void *arg)
+{
+	struct app *a = arg;
+
+	return a->sched != NULL && !a->stopping ? sched_room(a->sched) : 0;
 }
 
 static void app_ingested_cb(void *arg, const struct store_line *lines,
@@ -358,7 +382,7 @@ static void app_signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 struct app_open_job {
-	const char *path;
+	struct store_conf sc;
 	struct store *store;
 	struct store_queue_state qs;
 	int64_t queued;
@@ -373,7 +397,7 @@ static void app_open_store_work(void *arg)
 {
 	struct app_open_job *j = arg;
 
-	j->rc = store_open(j->path, &j->store, &j->cause);
+	j->rc = store_open(&j->sc, &j->store, &j->cause);
 	if (j->rc == 0)
 		j->rc = store_get_queue_state(j->store, &j->qs, &j->cause);
 	if (j->rc == 0)
@@ -396,8 +420,11 @@ static int app_run(struct app *a)
 	int rc = 1;
 
 	/* Before anything touches the database or the queue file: a second
-	 * daemon must not ingest or fetch a single line. */
-	if (lock_acquire(a->cfg.database, &a->lock, &cause) != 0) {
+	 * daemon must not ingest or fetch a single line.  (A node of a
+	 * shared PostgreSQL database takes a lock there instead, keyed by
+	 * its name and queue file: store_pg.c.) */
+	if (a->cfg.store_backend == CONFIG_STORE_SQLITE &&
+	    lock_acquire(a->cfg.database, &a->lock, &cause) != 0) {
 		log_error("%s", cause);
 		free(cause);
 		return 1;
@@ -417,7 +444,7 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
-	oj.path = a->cfg.database;
+	store_conf_init(&oj.sc, &a->cfg);
 	oj.want_counts = a->cfg.metrics_listen[0] != '\0';
 	thread_call(a->worker, app_open_store_work, &oj);
 	if (oj.rc != 0) {
@@ -473,7 +500,7 @@ static int app_run(struct app *a)
 	a->stats = stats_new(a->base, &a->cfg, a->sched, a->worker, a->store,
 			     oj.queued);
 	if (queue_open(a->base, a->worker, a->store, a->cfg.queue_file,
-		       &oj.qs, app_ingested_cb, a,
+		       &oj.qs, app_ingested_cb, app_room_cb, a,
 		       &a->queue, &cause) != 0) {
 		log_error("%s", cause);
 		free(cause);
@@ -507,9 +534,12 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
-	log_info("gatherd %s ready: queue %s, database %s, %lld queued, "
+	a->upkeep = upkeep_start(a->base, a->worker, a->store, app_gained_cb,
+				 a);
+	log_info("gatherd %s ready: queue %s, %s, %lld queued, "
 		 "max_in_flight %d, max_per_host %d%s",
-		 GATHERD_VERSION, a->cfg.queue_file, a->cfg.database,
+		 GATHERD_VERSION, a->cfg.queue_file,
+		 store_describe(a->store),
 		 (long long)oj.queued, a->cfg.max_in_flight,
 		 a->cfg.max_per_host, a->once ? ", --once" : "");
 	app_notify("READY=1\nSTATUS=ready");
@@ -532,6 +562,8 @@ out:
 		queue_stop(a->queue);
 	if (a->sched != NULL)
 		sched_drain(a->sched);
+	upkeep_free(a->upkeep);
+	a->upkeep = NULL;
 	/* Let the worker finish what it was given, and run the completions,
 	 * before the objects they refer to are freed. */
 	while (a->worker != NULL && thread_pending(a->worker) > 0)
@@ -598,6 +630,7 @@ static const struct {
 	 ONLY(CMD_RUN) | ONLY(CMD_CHECK)},
 	{{"once", no_argument, NULL, 'o'}, ONLY(CMD_RUN)},
 	{{"json", no_argument, NULL, 'j'}, ONLY(CMD_STATUS)},
+	{{"direct", no_argument, NULL, 'd'}, ONLY(CMD_SUBMIT)},
 	{{"check", no_argument, NULL, 'k'}, ONLY(CMD_STATUS)},
 	{{"hosts", optional_argument, NULL, 'H'}, ONLY(CMD_STATUS)},
 	{{"older-than", required_argument, NULL, 'O'},
@@ -623,7 +656,7 @@ int main(int argc, char **argv)
 	struct status_opts so = {0};
 	struct app a;
 	enum app_cmd cmd = CMD_RUN;
-	bool json = false;
+	bool json = false, direct = false;
 	char *cause = NULL;
 	int c, rc;
 
@@ -672,6 +705,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'd':
+			direct = true;
 			break;
 		case 'k':
 			so.check = true;
@@ -745,7 +781,9 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	if (config_load_ex(&a.cfg, a.cfg_path, a.ov, a.n_ov,
-			   cmd == CMD_STATUS ? CONFIG_LOAD_DB_ONLY : 0,
+			   cmd == CMD_STATUS || (cmd == CMD_SUBMIT && direct)
+				   ? CONFIG_LOAD_DB_ONLY
+				   : 0,
 			   &cause) != 0) {
 		if (cmd == CMD_STATUS && json) {
 			/* Scripts read status --json: JSON even for this. */
@@ -768,7 +806,7 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case CMD_SUBMIT:
-		rc = cli_submit(&a.cfg, argc - optind, argv + optind);
+		rc = cli_submit(&a.cfg, argc - optind, argv + optind, direct);
 		break;
 	case CMD_STATUS:
 		so.json = json;

@@ -65,6 +65,7 @@ static void maint_print_url(void *arg, const char *url)
 int maint_refetch(const struct config *cfg, const struct maint_args *a)
 {
 	struct store_select sel = {0};
+	struct store_conf sc;
 	enum errkind kind;
 	char *cause = NULL;
 	int64_t n = 0;
@@ -92,7 +93,8 @@ int maint_refetch(const struct config *cfg, const struct maint_args *a)
 	sel.url_like = a->url_like;
 	sel.error = a->error;
 	sel.failed_only = a->state != NULL;
-	if (store_refetch(cfg->database, &sel, util_wall_ms(), a->dry_run,
+	store_conf_init(&sc, cfg);
+	if (store_refetch(&sc, &sel, util_wall_ms(), a->dry_run,
 			  a->dry_run ? maint_print_url : NULL, NULL, &n,
 			  &cause) != 0) {
 		fprintf(stderr, "gatherd refetch: %s\n", cause);
@@ -109,6 +111,7 @@ int maint_refetch(const struct config *cfg, const struct maint_args *a)
 
 int maint_prune(const struct config *cfg, const struct maint_args *a)
 {
+	struct store_conf sc;
 	char *cause = NULL;
 	int64_t older, n = 0;
 
@@ -118,7 +121,8 @@ int maint_prune(const struct config *cfg, const struct maint_args *a)
 	}
 	if (!maint_older_than("prune", a, &older))
 		return 2;
-	if (store_prune(cfg->database, util_wall_ms() - older, a->keep_latest,
+	store_conf_init(&sc, cfg);
+	if (store_prune(&sc, util_wall_ms() - older, a->keep_latest,
 			a->dry_run, &n, &cause) != 0) {
 		fprintf(stderr, "gatherd prune: %s\n", cause);
 		free(cause);

@@ -106,6 +106,7 @@ struct queue {
 	bool gone_logged; /* nothing at the path any more, and it was said */
 	bool partial_warned;
 	queue_ingested_cb cb;
+	queue_room_cb room_cb;
 	void *cb_arg;
 };
 
@@ -177,6 +178,7 @@ static void queue_emit_cb(void *ctx, const char *line, size_t len,
 	b->offs[b->n] = b->blob_len;
 	b->lines[b->n].len = tlen;
 	b->lines[b->n].invalid_detail = detail;
+	b->lines[b->n].take = false; /* queue_submit() decides */
 	b->blob_len += tlen;
 	b->n++;
 	if (kind == QUEUE_LINE_URL)
@@ -344,6 +346,13 @@ static void queue_submit(struct queue *q, struct queue_batch *b)
 							   : q->old.commit_off);
 	if (!b->from_old)
 		q->reset_pending = false;
+	size_t room = q->room_cb != NULL ? q->room_cb(q->cb_arg) : 0;
+	for (size_t i = 0; i < b->n && room > 0; i++) {
+		if (b->lines[i].invalid_detail == NULL) {
+			b->lines[i].take = true;
+			room--;
+		}
+	}
 	q->in_flight = true;
 	to_thread(q->worker, queue_ingest_work, b, queue_ingest_done);
 }
@@ -752,8 +761,8 @@ static void queue_resume(struct queue *q, const struct store_queue_state *qs)
 
 int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	       const char *path, const struct store_queue_state *qs,
-	       queue_ingested_cb cb, void *arg, struct queue **out,
-	       char **cause)
+	       queue_ingested_cb cb, queue_room_cb room, void *arg,
+	       struct queue **out, char **cause)
 {
 	struct queue *q = xcalloc(1, sizeof *q);
 	char *tmp;
@@ -765,6 +774,7 @@ int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	qfile_init(&q->old);
 	q->ifd = -1;
 	q->cb = cb;
+	q->room_cb = room;
 	q->cb_arg = arg;
 	q->path = xstrdup(path);
 	const char *slash = strrchr(q->path, '/');

@@ -25,12 +25,17 @@ struct queue;
 typedef void (*queue_ingested_cb)(void *arg, const struct store_line *lines,
 				  size_t n, size_t n_queued, size_t n_failed);
 
+/* How many of the next lines the scheduler has room for (a shared store
+ * claims those for this node as it inserts them: store_line.take). */
+typedef size_t (*queue_room_cb)(void *arg);
+
 /* Open (creating if needed) the queue file at `path` and start watching
- * it, resuming from the stored state `qs`. */
+ * it, resuming from the stored state `qs`.  room may be NULL (none). */
 int queue_open(struct event_base *base, struct worker *w, struct store *st,
 	       const char *path, const struct store_queue_state *qs,
-	       queue_ingested_cb cb, void *arg, struct queue **out,
-	       char **cause) __attribute__((warn_unused_result));
+	       queue_ingested_cb cb, queue_room_cb room, void *arg,
+	       struct queue **out, char **cause)
+	__attribute__((warn_unused_result));
 
 /* True when every complete line written so far is committed and nothing
  * is being read or ingested. */

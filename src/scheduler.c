@@ -102,6 +102,7 @@ struct sched {
 	struct event_base *base;
 	struct worker *worker;
 	struct store *store;
+	bool shared;            /* rows are claimed: never taken directly */
 	const struct config *cfg;
 	struct fetch_ctx fctx;
 	struct captures *caps;  /* NULL: no archive */
@@ -142,6 +143,10 @@ static size_t sched_window(const struct sched *s)
 {
 	size_t w = (size_t)s->cfg->max_in_flight * 8;
 
+	/* A shared store's claim is a round trip and an UPDATE of each row
+	 * (SQLite's load a read of its file): fewer, larger ones. */
+	if (s->shared)
+		w *= 4;
 	return w < 1024 ? 1024 : w;
 }
 
@@ -935,6 +940,7 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->base = base;
 	s->worker = w;
 	s->store = st;
+	s->shared = store_shared(st);
 	s->cfg = cfg;
 	s->fctx = *fctx;
 	s->idle_cb = idle_cb;
@@ -968,10 +974,45 @@ void sched_kick(struct sched *s)
 	sched_maybe_load(s);
 }
 
+size_t sched_room(const struct sched *s)
+{
+	size_t w = sched_window(s);
+
+	if (!s->shared || s->draining || s->in_mem >= w)
+		return 0;
+	return w - s->in_mem;
+}
+
+/* The rows a shared store claimed for this node as it inserted them
+ * (sched_room() gave the room): taken as they are, then more are looked
+ * for (the other lines may be this node's to claim too). */
+static void sched_offer_claimed(struct sched *s,
+				const struct store_line *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].id > 0 && lines[i].invalid_detail == NULL) {
+			struct store_row r = {
+				.id = lines[i].id,
+				.url = xstrndup(lines[i].url, lines[i].len),
+			};
+
+			sched_add_row(s, &r);
+		}
+	}
+	sched_kick(s);
+	sched_dispatch(s);
+	sched_notify(s);
+}
+
 void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 {
 	size_t valid = 0;
 	int64_t first = 0;
+
+	if (s->shared) {
+		sched_offer_claimed(s, lines, n);
+		return;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		if (lines[i].invalid_detail == NULL) {

@@ -56,8 +56,15 @@ void sched_kick(struct sched *s);
 /* Rows were just ingested (`lines`, with their ids; invalid ones are
  * skipped): take them directly when the window has room and every older
  * queued row is already loaded, which spares reading them back from the
- * database; else load them in turn (as sched_kick). */
+ * database; else load them in turn (as sched_kick).  From a shared store
+ * it takes exactly the rows claimed for this node as they were inserted
+ * (those with an id; see sched_room), and looks for more. */
 void sched_offer(struct sched *s, const struct store_line *lines, size_t n);
+
+/* How many rows a shared store may claim for this node as it ingests
+ * them: the window's room (0 for SQLite, whose rows sched_offer takes by
+ * their ids anyway). */
+size_t sched_room(const struct sched *s);
 
 /* Nothing loaded, nothing in flight, nothing to write, and the last load
  * found no more queued rows. */

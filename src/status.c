@@ -53,15 +53,47 @@ struct status_daemon {
 	pid_t pid;        /* from the lock */
 	int64_t since_ms; /* from the lock */
 	bool healthy;     /* running, and its heartbeat is fresh */
-	char why[200];
+	char why[512];
 };
+
+/* A node of a shared database: its latest run, judged by its own row
+ * (there is no lock file to look at on another machine). */
+static void status_node(const struct config *cfg,
+			const struct store_status *st, struct status_daemon *d)
+{
+	const struct store_node_status *n = st->self;
+	const char *name = cfg->node_name[0] ? cfg->node_name : "this host";
+
+	if (n == NULL || n->stopped_ms != 0) {
+		d->running = 0;
+		snprintf(d->why, sizeof d->why,
+			 "no gatherd runs as node %.63s on %.300s",
+			 n != NULL ? n->name : name, st->where);
+		return;
+	}
+	if (!n->live) {
+		/* Killed, or cut off from the database: either way its
+		 * leases are gone. */
+		d->running = 0;
+		snprintf(d->why, sizeof d->why,
+			 "node %s (pid %ld) last renewed its leases %lld s ago",
+			 n->name, (long)n->pid, (long long)n->seen_age_s);
+		return;
+	}
+	d->running = 1;
+	d->pid = (pid_t)n->pid;
+	d->since_ms = n->started_ms;
+}
 
 static void status_daemon(const struct config *cfg,
 			  const struct store_status *st, int64_t now,
 			  struct status_daemon *d)
 {
 	memset(d, 0, sizeof *d);
-	d->running = lock_probe(cfg->database, &d->pid, &d->since_ms);
+	if (st->shared)
+		status_node(cfg, st, d);
+	else
+		d->running = lock_probe(cfg->database, &d->pid, &d->since_ms);
 	if (d->running < 0) {
 		snprintf(d->why, sizeof d->why,
 			 "cannot tell whether a daemon runs (no access to "
@@ -70,8 +102,9 @@ static void status_daemon(const struct config *cfg,
 		return;
 	}
 	if (d->running == 0) {
-		snprintf(d->why, sizeof d->why, "no gatherd runs on %s",
-			 cfg->database);
+		if (!st->shared)
+			snprintf(d->why, sizeof d->why,
+				 "no gatherd runs on %s", cfg->database);
 		return;
 	}
 	if (!st->has_daemon || st->daemon_pid != d->pid) {
@@ -119,7 +152,7 @@ static void status_print_json(const struct config *cfg,
 			      int64_t partial, int64_t now)
 {
 	printf("{\"database\": ");
-	status_json_str(cfg->database);
+	status_json_str(st->shared ? st->where : cfg->database);
 	printf(", \"schema_version\": %d, \"daemon\": ", st->schema_version);
 	if (d->running == 1) {
 		printf("{\"running\": true, \"pid\": %ld, \"uptime_s\": %lld, "
@@ -169,6 +202,33 @@ static void status_print_json(const struct config *cfg,
 		printf(", \"queue_partial_bytes\": %lld", (long long)partial);
 	else
 		printf(", \"queue_partial_bytes\": null");
+	if (st->shared) {
+		printf(", \"nodes\": [");
+		for (size_t i = 0; i < st->n_nodes; i++) {
+			const struct store_node_status *n = &st->nodes[i];
+
+			printf("%s{\"id\": %lld, \"name\": ", i ? ", " : "",
+			       (long long)n->id);
+			status_json_str(n->name);
+			printf(", \"host\": ");
+			status_json_str(n->host);
+			printf(", \"pid\": %lld, \"version\": ",
+			       (long long)n->pid);
+			status_json_str(n->version);
+			printf(", \"running\": %s, \"live\": %s, "
+			       "\"started_ms\": %lld, \"heartbeat_ms\": %lld, "
+			       "\"seen_age_s\": %lld, \"in_flight\": %lld, "
+			       "\"claimed\": %lld, \"shards\": %lld}",
+			       n->stopped_ms == 0 ? "true" : "false",
+			       n->live ? "true" : "false",
+			       (long long)n->started_ms,
+			       (long long)n->heartbeat_ms,
+			       (long long)n->seen_age_s,
+			       (long long)n->in_flight, (long long)n->claimed,
+			       (long long)n->shards);
+		}
+		printf("]");
+	}
 	if (st->hosts != NULL) {
 		printf(", \"hosts\": [");
 		for (size_t i = 0; i < st->n_hosts; i++) {
@@ -191,6 +251,33 @@ static void status_print_json(const struct config *cfg,
 	printf("}\n");
 }
 
+/* Every node of a shared database, one line each. */
+static void status_print_nodes(const struct store_status *st, int64_t now)
+{
+	size_t live = 0;
+
+	for (size_t i = 0; i < st->n_nodes; i++)
+		live += st->nodes[i].live;
+	printf("nodes     %zu live\n", live);
+	if (st->n_nodes == 0)
+		return;
+	printf("  %-20s %-20s %8s %-8s %9s %9s %8s %6s\n", "name", "host",
+	       "pid", "state", "heartbeat", "in_flight", "claimed", "shards");
+	for (size_t i = 0; i < st->n_nodes; i++) {
+		const struct store_node_status *n = &st->nodes[i];
+		char hb[32];
+
+		status_duration(now - n->heartbeat_ms, hb, sizeof hb);
+		printf("  %-20s %-20s %8lld %-8s %9s %9lld %8lld %6lld\n",
+		       n->name, n->host, (long long)n->pid,
+		       n->stopped_ms != 0 ? "stopped"
+		       : n->live	  ? "running"
+					  : "lost",
+		       hb, (long long)n->in_flight, (long long)n->claimed,
+		       (long long)n->shards);
+	}
+}
+
 static void status_print_text(const struct config *cfg,
 			      const struct store_status *st,
 			      const struct status_daemon *d, double rate,
@@ -198,8 +285,12 @@ static void status_print_text(const struct config *cfg,
 {
 	char up[32], hb[32];
 
-	printf("database  %s (schema %d)\n", cfg->database,
-	       st->schema_version);
+	if (st->shared)
+		printf("database  PostgreSQL %s (schema %d)\n", st->where,
+		       st->schema_version);
+	else
+		printf("database  %s (schema %d)\n", cfg->database,
+		       st->schema_version);
 	if (d->running == 1) {
 		status_duration(d->since_ms > 0 ? now - d->since_ms : 0, up,
 				sizeof up);
@@ -217,6 +308,8 @@ static void status_print_text(const struct config *cfg,
 	} else {
 		printf("daemon    unknown (%s)\n", d->why);
 	}
+	if (st->shared)
+		status_print_nodes(st, now);
 	printf("queued    %lld\n", (long long)st->queued);
 	printf("done      %lld\n", (long long)st->done);
 	printf("failed    %lld\n", (long long)st->failed);
@@ -266,11 +359,12 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 	struct store_status st;
 	struct status_daemon d;
 	char *cause = NULL;
+	struct store_conf sc;
 	int64_t now = util_wall_ms();
 	int rc;
 
-	if (store_read_status(cfg->database, now, o->hosts, &st, &cause) !=
-	    0) {
+	store_conf_init(&sc, cfg);
+	if (store_read_status(&sc, now, o->hosts, &st, &cause) != 0) {
 		if (o->check && o->json) {
 			printf("{\"healthy\": false, \"reason\": ");
 			status_json_str(cause);
@@ -281,6 +375,7 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 		}
 		free(cause);
 		free(st.hosts);
+		free(st.nodes);
 		return rc;
 	}
 	status_daemon(cfg, &st, now, &d);
@@ -300,6 +395,7 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 			printf("healthy: gatherd pid %ld\n", (long)d.pid);
 		}
 		free(st.hosts);
+		free(st.nodes);
 		return rc;
 	}
 	double rate = (double)st.fetched_last_60s / 60.0;
@@ -320,5 +416,6 @@ int status_main(const struct config *cfg, const struct status_opts *o)
 	else
 		status_print_text(cfg, &st, &d, rate, partial, now);
 	free(st.hosts);
+	free(st.nodes);
 	return 0;
 }

@@ -1,7 +1,21 @@
-/* The SQLite store.  Every function here except the migration table runs
- * on the worker thread only (see thread.h): the event loop never calls
- * SQLite.  The interface is kept narrow so another engine (PostgreSQL with
- * SKIP LOCKED) can stand behind it as one new module. */
+/* The store: where queued rows and results live.  gatherd talks to it
+ * only through this interface; the engine behind it is a backend
+ * (store_backend.h), chosen when a connection is opened:
+ *   store_sqlite.c         SQLite, the embedded default: the daemon's side
+ *   store_sqlite_status.c  SQLite: what `gatherd status` reads
+ *   store_sqlite_tools.c   SQLite: refetch, prune and cat's lookup
+ *
+ * Dispatch is a table of function pointers per backend (struct
+ * store_backend), reached from the connection itself: the functions below
+ * are one-line forwarders in store.c, so callers never name a backend, a
+ * backend is one self-contained set of files, and the cost is one indirect
+ * call per batch, not per row.
+ *
+ * The daemon's functions (store_open() to store_count_queued()) run on
+ * the worker thread only (see thread.h): the event loop never makes a
+ * blocking database call.  The tools' functions (store_read_status() and
+ * after) open a connection of their own, from any thread or process,
+ * beside a running daemon. */
 #ifndef GATHERD_STORE_H
 #define GATHERD_STORE_H
 
@@ -11,6 +25,7 @@
 
 #include "errkind.h"
 
+struct config;
 struct store;
 
 /* Row states as stored (the view renders them as text). */
@@ -20,14 +35,24 @@ enum store_state {
 	STORE_FAILED = 2,
 };
 
-/* One embedded migration (generated from migrations/NNNN_name.sql). */
-struct store_migration {
-	int version;
-	const char *name;
-	const char *sql;
+/* Which database, and how to reach it. */
+enum store_kind {
+	STORE_SQLITE = 0,
+	STORE_POSTGRESQL = 1,
 };
-extern const struct store_migration store_migrations[];
-extern const int store_migrations_count;
+
+struct store_conf {
+	enum store_kind kind;
+	const char *database; /* SQLite: the database file */
+	const char *conninfo; /* PostgreSQL: the libpq connection string */
+	const char *node_name; /* PostgreSQL: this node ("" = host name) */
+	const char *queue_file; /* PostgreSQL: keys the queue position */
+	int lease_s;          /* PostgreSQL: how long claims hold */
+};
+
+/* The store settings of a loaded configuration (the strings stay
+ * cfg's). */
+void store_conf_init(struct store_conf *sc, const struct config *cfg);
 
 /* Identity of a queue file and how far it has been ingested. */
 struct store_queue_pos {
@@ -53,7 +78,12 @@ struct store_line {
 	const char *url;
 	size_t len;
 	const char *invalid_detail; /* NULL when valid */
-	int64_t id; /* set by store_ingest(): the row made of it */
+	int64_t id; /* set by store_ingest(): the row made of it (shared
+		     * store: 0 unless it was claimed for this node) */
+	/* In, for a shared store: the scheduler has room for this row, so
+	 * it may be claimed for this node as it is inserted (when its host
+	 * shard is this node's); ignored by SQLite. */
+	bool take;
 };
 
 /* A queued row handed to the scheduler. */
@@ -103,11 +133,30 @@ struct store_result {
 	int tls_resumed;        /* < 0 = NULL */
 };
 
-/* Open (creating if needed) the database at path in WAL mode and apply the
- * pending migrations, each in its own transaction. */
-int store_open(const char *path, struct store **out, char **cause)
+/* Open (creating if needed) the database and apply the pending
+ * migrations, each in its own transaction (SQLite: in WAL mode). */
+int store_open(const struct store_conf *sc, struct store **out, char **cause)
 	__attribute__((warn_unused_result));
 void store_close(struct store *s);
+
+/* What the connection is, for the log: "database PATH" or "PostgreSQL
+ * host:port/db as node NAME (id N)". */
+const char *store_describe(struct store *s);
+
+/* Whether many nodes share the database (PostgreSQL).  Then a row
+ * belongs to this node only once store_load_queued() claimed it: rows
+ * just ingested are not handed to the scheduler directly, and
+ * store_tick() must run every store_tick_ms(). */
+bool store_shared(const struct store *s);
+
+/* How often store_tick() must run, in ms (0: never, SQLite). */
+int store_tick_ms(struct store *s);
+
+/* Periodic upkeep of a shared database: this node's heartbeat, the
+ * renewal of its leases, taking and giving back host shards.  *gained:
+ * it now holds shards it did not (there may be rows to claim). */
+int store_tick(struct store *s, bool *gained, char **cause)
+	__attribute__((warn_unused_result));
 
 /* Read where ingestion stands. */
 int store_get_queue_state(struct store *s, struct store_queue_state *qs,
@@ -121,16 +170,60 @@ int store_ingest(struct store *s, struct store_line *lines, size_t n,
 		 char **cause) __attribute__((warn_unused_result));
 
 /* Up to `limit` queued rows with id > after_id, in id order.  *rows is
- * malloc'd (free each url, then the array). */
+ * malloc'd (free each url, then the array).  A shared database claims
+ * them for this node instead (after_id does not matter there: rows
+ * already claimed are not claimed again). */
 int store_load_queued(struct store *s, int64_t after_id, int limit,
 		      struct store_row **rows, size_t *n, char **cause)
 	__attribute__((warn_unused_result));
 
 /* Record results in one transaction.  A row that is no longer queued is
- * left alone, so each row gets exactly one recorded result. */
+ * left alone, so each row gets exactly one recorded result; so is, in a
+ * shared database, a row whose lease this node lost. */
 int store_put_results(struct store *s, const struct store_result *res,
 		      size_t n, char **cause)
 	__attribute__((warn_unused_result));
+
+/* A host with fetches in flight. */
+struct store_host_load {
+	const char *key; /* "host:port" */
+	int in_flight;
+};
+
+/* The daemon's heartbeat (its table row, and the hosts with the most
+ * fetches in flight), for `gatherd status`. */
+struct store_heartbeat {
+	int64_t pid;
+	const char *host;    /* the machine's name */
+	const char *version;
+	int64_t started_ms;  /* Unix ms */
+	int64_t now_ms;
+	int interval_s;
+	int64_t in_flight;
+	int64_t robots_fetches; /* robots.txt requests this run */
+	int64_t robots_origins; /* origins whose rules are cached */
+	bool stopped;        /* the daemon is exiting cleanly */
+	const struct store_host_load *hosts;
+	size_t n_hosts;
+};
+
+/* Write the heartbeat, in one transaction. */
+int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
+		    char **cause) __attribute__((warn_unused_result));
+
+/* Finished rows per error kind ([ERR_NONE]: done), for the metrics: a
+ * scan of the table, at start-up only. */
+int store_count_results(struct store *s, int64_t *by_error, char **cause)
+	__attribute__((warn_unused_result));
+
+/* Number of rows in state queued, and the id of the first (when none is
+ * queued, the id the next row will get).  A scan of the table: for
+ * start-up only. */
+int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
+		       char **cause) __attribute__((warn_unused_result));
+
+/* The command-line tools' side: each call opens a connection of its own
+ * and closes it before it returns. */
 
 /* What `gatherd status` shows.  Filled by store_read_status(), which opens
  * the database read-only in its own connection (any thread, any process):
@@ -158,6 +251,24 @@ struct store_status {
 	int64_t daemon_in_flight;
 	/* robots.txt requests of its run, and origins whose rules it has */
 	int64_t daemon_robots_fetches, daemon_robots_origins;
+	/* A shared database: its nodes (live ones, and those seen in the
+	 * last hour), by name, the latest run of each first.  The daemon
+	 * above is then the latest run of this configuration's node. */
+	bool shared;
+	char where[300]; /* "host:port/dbname" */
+	struct store_node_status {
+		int64_t id;
+		char name[64];
+		char host[256]; /* the machine's name */
+		int64_t pid;
+		char version[32];
+		int64_t started_ms, heartbeat_ms, stopped_ms; /* stopped 0 */
+		int64_t seen_age_s; /* since it last renewed its leases */
+		bool live;          /* it did so within lease_s */
+		int64_t in_flight, claimed, shards;
+	} *nodes;
+	size_t n_nodes;
+	const struct store_node_status *self; /* this node's latest run */
 	/* With hosts_max > 0 (status --hosts): the hosts with the most queued
 	 * rows (then errors), with their counts and median time. */
 	struct store_host_status {
@@ -170,9 +281,9 @@ struct store_status {
 };
 
 /* hosts_max: how many hosts to report (0: none); the caller frees
- * st->hosts. */
-int store_read_status(const char *path, int64_t now_ms, size_t hosts_max,
-		      struct store_status *st, char **cause)
+ * st->hosts and st->nodes. */
+int store_read_status(const struct store_conf *sc, int64_t now_ms,
+		      size_t hosts_max, struct store_status *st, char **cause)
 	__attribute__((warn_unused_result));
 
 /* What `gatherd refetch` selects, by each URL's latest row. */
@@ -187,56 +298,24 @@ struct store_select {
  * fetch; the old rows stay as history), in one transaction, calling
  * `each` with the URL.  The new row names the URL's latest done row, whose
  * validators make the request conditional.  With dry_run nothing changes.
- * *n is how many.  Opens the database itself (a command-line tool, any
- * thread). */
-int store_refetch(const char *path, const struct store_select *sel,
-		  int64_t now_ms, bool dry_run,
+ * *n is how many. */
+int store_refetch(const struct store_conf *sc,
+		  const struct store_select *sel, int64_t now_ms, bool dry_run,
 		  void (*each)(void *arg, const char *url), void *arg,
 		  int64_t *n, char **cause) __attribute__((warn_unused_result));
 
 /* Delete finished rows fetched (or, never fetched, submitted) before
  * before_ms, with keep_latest each URL's latest one excepted, a thousand
  * per transaction.  *n is how many (with dry_run: would be). */
-int store_prune(const char *path, int64_t before_ms, bool keep_latest,
-		bool dry_run, int64_t *n, char **cause)
+int store_prune(const struct store_conf *sc, int64_t before_ms,
+		bool keep_latest, bool dry_run, int64_t *n, char **cause)
 	__attribute__((warn_unused_result));
 
-/* A host with fetches in flight. */
-struct store_host_load {
-	const char *key; /* "host:port" */
-	int in_flight;
-};
-
-/* The daemon's heartbeat (its table row, and the hosts with the most
- * fetches in flight), for `gatherd status`. */
-struct store_heartbeat {
-	int64_t pid;
-	const char *host;    /* the machine's name */
-	const char *version;
-	int64_t started_ms;  /* Unix ms */
-	int64_t now_ms;
-	int interval_s;
-	int64_t in_flight;
-	int64_t robots_fetches; /* robots.txt requests this run */
-	int64_t robots_origins; /* origins whose rules are cached */
-	bool stopped;        /* the daemon is exiting cleanly */
-	const struct store_host_load *hosts;
-	size_t n_hosts;
-};
-
-int store_heartbeat(struct store *s, const struct store_heartbeat *hb,
-		    char **cause) __attribute__((warn_unused_result));
-
-/* Finished rows per error kind ([ERR_NONE]: done), for the metrics: a
- * scan of the table, at start-up only. */
-int store_count_results(struct store *s, int64_t *by_error, char **cause)
+/* gatherd submit --direct: insert the lines as rows (queued, or failed
+ * invalid_url) at once, without the queue file, in one transaction. */
+int store_submit(const struct store_conf *sc, const struct store_line *lines,
+		 size_t n, int64_t now_ms, char **cause)
 	__attribute__((warn_unused_result));
-
-/* Number of rows in state queued, and the id of the first (when none is
- * queued, the id the next row will get).  A scan of the table: for
- * start-up only. */
-int store_count_queued(struct store *s, int64_t *count, int64_t *first_id,
-		       char **cause) __attribute__((warn_unused_result));
 
 /* A WARC record that holds a row's payload (gatherd cat). */
 struct store_record {
@@ -251,7 +330,7 @@ struct store_record {
  * record's payload is in one of them).  *n is 0, with *cause saying why,
  * when the row does not exist or has no record.  Read-only, beside a
  * running daemon. */
-int store_find_records(const char *path, int64_t id, const char *url,
+int store_find_records(const struct store_conf *sc, int64_t id, const char *url,
 		       struct store_record *out, size_t max, size_t *n,
 		       char **cause) __attribute__((warn_unused_result));
 

@@ -487,10 +487,16 @@ RESULT_COLUMNS = ("id", "url", "state", "status", "length", "error",
 
 
 class Gatherd:
-    """One gatherd instance: its directory, config, queue and database."""
+    """One gatherd instance: its directory, config, queue and database.
+    With a Postgres (pg_helpers.py) it uses [store] backend = postgresql,
+    a database of its own in that cluster (pg_db), and query() goes to
+    it through psql."""
 
-    def __init__(self, binary, root):
+    def __init__(self, binary, root, pg=None, pg_db=None, node="node1"):
         self.bin = binary
+        self.pg = pg
+        self.pg_db = pg_db
+        self.node = node
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.conf = self.root / "gatherd.conf"
@@ -514,6 +520,10 @@ class Gatherd:
                 # would only add requests that tests count.
                 "fetch": {"retries": 0, "robots": "false"},
             }
+            if self.pg is not None:
+                base["store"] = {"backend": "postgresql",
+                                 "conninfo": self.pg.conninfo(self.pg_db),
+                                 "node_name": self.node}
             for sec, kv in sections.items():
                 base.setdefault(sec, {}).update(kv)
             lines = []
@@ -522,6 +532,10 @@ class Gatherd:
                 lines.extend("%s = %s" % (k, v) for k, v in kv.items())
                 lines.append("")
             text = "\n".join(lines)
+        elif self.pg is not None and "[store]" not in text:
+            text += "\n[store]\nbackend = postgresql\nconninfo = %s\n" \
+                    "node_name = %s\n" % (self.pg.conninfo(self.pg_db),
+                                           self.node)
         self.conf.write_text(text)
         return self.conf
 
@@ -618,6 +632,8 @@ class Gatherd:
     # -- database
 
     def query(self, sql, params=()):
+        if self.pg is not None:
+            return self.pg.query(self.pg_db, sql, params)
         if not self.db.exists():
             return []
         con = sqlite3.connect(str(self.db), timeout=30)
@@ -632,16 +648,80 @@ class Gatherd:
         return self.query("SELECT * FROM results ORDER BY id")
 
     def count(self, where="1", params=()):
+        if where.strip() == "1":
+            where = "1 = 1"  # PostgreSQL wants a boolean
         try:
             return self.query("SELECT count(*) AS n FROM results WHERE "
                               + where, params)[0]["n"]
-        except (sqlite3.OperationalError, IndexError):
+        except (sqlite3.OperationalError, IndexError, RuntimeError):
             return 0  # not created yet
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the whole run (pg_helpers.py)."""
+    from pg_helpers import Postgres, ensure_installed
+    ensure_installed()
+    pg = Postgres()
+    try:
+        pg.start()
+    except Exception:
+        pg.cleanup()
+        raise
+    yield pg
+    pg.cleanup()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only: in a module with STORE_BACKENDS, a test "
+        "about SQLite itself (its file, lock, CLI): run on SQLite only")
+
+
+def pytest_generate_tests(metafunc):
+    """A module that sets STORE_BACKENDS = ("sqlite", "postgresql") runs
+    each of its tests that use the gatherd fixture once per backend,
+    except those marked sqlite_only."""
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if (backends and "store_backend" in metafunc.fixturenames and
+            metafunc.definition.get_closest_marker("sqlite_only") is None):
+        metafunc.parametrize("store_backend", backends)
+
+
 @pytest.fixture
-def gatherd(gatherd_bin, tmp_path):
-    g = Gatherd(gatherd_bin, tmp_path / "gd")
+def store_backend():
+    return "sqlite"
+
+
+_pg_checked = {}
+
+
+def pg_database_for(request, gatherd_bin):
+    """A fresh database in the session's cluster, after checking that the
+    binary has the backend at all."""
+    pg = request.getfixturevalue("postgres")
+    if gatherd_bin not in _pg_checked:
+        cp = subprocess.run([gatherd_bin, "check-config", "--set",
+                             "store.backend=postgresql", "--set",
+                             "gatherd.queue_file=/tmp/q"],
+                            capture_output=True, text=True, timeout=30)
+        _pg_checked[gatherd_bin] = cp
+    cp = _pg_checked[gatherd_bin]
+    if cp.returncode != 0:
+        pytest.fail("%s cannot use PostgreSQL: %s" % (gatherd_bin,
+                                                      cp.stderr.strip()))
+    name = "t_%d_%d" % (os.getpid(), time.monotonic_ns())
+    return pg, pg.create_db(name)
+
+
+@pytest.fixture
+def gatherd(gatherd_bin, tmp_path, store_backend, request):
+    pg = db = None
+    if store_backend == "postgresql":
+        pg, db = pg_database_for(request, gatherd_bin)
+    g = Gatherd(gatherd_bin, tmp_path / "gd", pg=pg, pg_db=db)
     yield g
     g.cleanup()
     # A daemon that was left running or crashed still must not have

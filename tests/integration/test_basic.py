@@ -8,6 +8,9 @@ from collections import Counter
 from conftest import (CONTENT_TYPES, DOCROOT_FILES, assert_iso_utc,
                       parse_iso)
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 N_URLS = 3200
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
 

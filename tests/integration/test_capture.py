@@ -17,6 +17,9 @@ import pytest
 from conftest import DOCROOT_FILES, wait_for
 from ops_helpers import run_cli
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()

@@ -5,6 +5,9 @@ import re
 
 import pytest
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def test_version(gatherd):
     cp = gatherd.run("--version", config=False)
@@ -108,6 +111,7 @@ def test_unknown_section(gatherd):
     assert "nosuch" in cp.stderr, cp.stderr
 
 
+@pytest.mark.sqlite_only  # the database file's directory
 def test_missing_database_directory(gatherd):
     gatherd.write_config(gatherd={"database": "no/such/dir/results.db"})
     cp = gatherd.run("check-config")
@@ -313,6 +317,7 @@ def test_status_daemon_hosts_and_check(gatherd, fault_server):
     assert js["daemon"] == {"running": False}
 
 
+@pytest.mark.sqlite_only  # a missing database file
 def test_status_needs_only_the_database(gatherd, tmp_path):
     """status reads the database only: a queue file directory that does
     not exist (a config made for another machine) does not stop it; and

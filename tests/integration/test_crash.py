@@ -25,6 +25,9 @@ from ops_helpers import (SCALE, assert_all_lines_valid_urls,
                          expected_length, kill9, make_rng, queue_file_lines,
                          scaled, submit)
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
 FILES = ["one.txt", "page.html", "empty.txt", "one.txt", "page.html"]
 CONFIG = {"gatherd": {"stats_interval_s": 1},

@@ -7,13 +7,19 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
+
 from conftest import wait_for
+
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def all_done(g, n):
     return g.count("state = 'done'") == n
 
 
+@pytest.mark.sqlite_only  # reads with the sqlite3 CLI meanwhile
 def test_follow_append_rotate_truncate(gatherd, fault_server):
     f = fault_server
     seq = iter(range(1, 100000))

@@ -19,6 +19,9 @@ from pathlib import Path
 from conftest import check_sanitizers, wait_for
 from ops_helpers import run_cli, submit
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def tok(name):
     return "%s-%d" % (name, time.time_ns())
@@ -109,6 +112,7 @@ def test_retry_budget_spans_restarts(gatherd, fsrv):
 # A failing migration
 # ====================================================================
 
+@pytest.mark.sqlite_only  # a broken SQLite file; see migrations/postgresql
 def test_failing_migration_is_a_clear_error(gatherd):
     """A migration that fails (here: a database whose schema was changed
     by hand, so that migration 0004's DROP VIEW finds no view) is reported
@@ -145,6 +149,7 @@ def error_lines(text):
     return [l for l in text.splitlines() if " error: " in l]
 
 
+@pytest.mark.sqlite_only  # the lock file (PostgreSQL: test_cluster.py)
 def test_second_daemon_refused(gatherd, nginx, tmp_path):
     """A second gatherd on the same database (an admin running it by hand
     while the service runs; two containers on one volume) exits 1 at once
@@ -260,6 +265,7 @@ STARTUP_FAILURES = {
 }
 
 
+@pytest.mark.sqlite_only  # its cases are about the SQLite file
 @pytest.mark.parametrize("mode", ["once", "daemon"])
 @pytest.mark.parametrize("case", sorted(STARTUP_FAILURES))
 def test_startup_failure_exits_cleanly(gatherd, tmp_path, case, mode):

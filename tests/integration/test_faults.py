@@ -9,6 +9,9 @@ import pytest
 
 from conftest import Gatherd, free_tcp_port
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 CONNECT_MS = 1000
 IDLE_MS = 1500
 REQUEST_MS = 3000

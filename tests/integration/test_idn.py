@@ -7,6 +7,9 @@ import pytest
 from conftest import Dnsmasq
 from ops_helpers import run_cli
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 @pytest.fixture(scope="module")
 def idn_dns(tmp_path_factory):

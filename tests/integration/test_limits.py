@@ -6,6 +6,9 @@ import time
 
 from conftest import parse_iso, wait_for
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
 
 

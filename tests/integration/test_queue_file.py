@@ -1,7 +1,12 @@
 """Queue-file rules: comments, blank lines, trimming, partial last lines,
 over-long lines, invalid URLs and fragments."""
 
+import pytest
+
 from conftest import RESULT_COLUMNS, assert_iso_utc, parse_iso
+
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def test_comments_blank_lines_and_trimming(gatherd, fault_server):
@@ -160,6 +165,7 @@ def test_fragment_is_not_sent_but_url_kept(gatherd, fault_server):
     assert targets == {"/ok?len=7": 1, "/ok?len=9": 1, "/ok": 1}, targets
 
 
+@pytest.mark.sqlite_only  # the database file and its journal mode
 def test_queue_file_created_when_missing(gatherd, fault_server):
     gatherd.write_config()
     assert not gatherd.queue.exists()

@@ -25,6 +25,9 @@ from conftest import (Dnsmasq, FaultServer, Gatherd, binary_has_asan,
                       check_sanitizers, dns_query, free_tcp_port, kill_group,
                       proc_cpu_seconds, proc_status_kb, wait_for)
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def tok(name):
     return "%s-%d" % (name, time.time_ns())
@@ -723,6 +726,7 @@ def wait_queries(d, name, n):
     return d.queries(name)
 
 
+@pytest.mark.sqlite_only  # counts queries at a dnsmasq the module shares
 def test_dns_cache_serves_repeated_lookups(gatherd, dns_env):
     """Twenty URLs of one name, one at a time, each on a new connection
     (/close ends every connection): one query, 19 answers from the cache."""
@@ -741,6 +745,7 @@ def test_dns_cache_serves_repeated_lookups(gatherd, dns_env):
     assert m and int(m.group(1)) == 20, err[-1000:]
 
 
+@pytest.mark.sqlite_only  # counts queries at a dnsmasq the module shares
 def test_dns_cache_ttl(gatherd, dns_env):
     """cache_ttl_s 1 with lookups 1.2 s apart: every lookup is a query;
     cache_ttl_s 0: no cache at all."""
@@ -768,6 +773,7 @@ def test_dns_cache_ttl(gatherd, dns_env):
     assert dns_summary(err) == (5, 0)
 
 
+@pytest.mark.sqlite_only  # counts queries at a dnsmasq the module shares
 def test_dns_concurrent_lookups_coalesced(gatherd, dns_env):
     f, d = dns_env["f"], dns_env["d"]
     urls = ["http://coal.test:%d/slow?ms=200&len=%d" % (f.port, i + 1)

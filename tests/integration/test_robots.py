@@ -15,6 +15,7 @@ import pytest
 from conftest import (NGINX, free_tcp_port, kill_group, nginx_conf_head,
                       port_open, prepare_nginx_dirs)
 
+
 ROBOTS = """# a comment
 User-agent: otherbot
 Disallow: /

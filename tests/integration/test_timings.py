@@ -11,6 +11,9 @@ import subprocess
 
 import pytest
 
+# Run on both stores (conftest.py: pytest_generate_tests).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 THINK_MS = 300
 
 

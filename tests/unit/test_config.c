@@ -198,7 +198,7 @@ static void test_table(void)
 		TAP_CHECK(config_option_default(n) != NULL);
 		n++;
 	}
-	TAP_CHECK(n == 39);
+	TAP_CHECK(n == 43);
 	TAP_CHECK(config_option_name(-1) == NULL);
 	TAP_CHECK(config_option_default(n) == NULL);
 	TAP_CHECK_STR(config_option_name(0), "gatherd.queue_file");
@@ -497,6 +497,54 @@ static void test_nameserver(void)
 			 bad[i]);
 		EXPECT_ERROR(text, NULL, 3,
 			     "[dns] nameserver: ", "bad nameserver", bad[i]);
+	}
+}
+
+/* [store]: the backend, a connection string that never holds a password
+ * (nor shows it in the error), the node name. */
+static void test_store(void)
+{
+	struct config cfg;
+
+	TAP_CHECK(load("", &cfg) == 0);
+	TAP_CHECK(cfg.store_backend == CONFIG_STORE_SQLITE);
+	TAP_CHECK_STR(cfg.store_conninfo, "");
+	TAP_CHECK_STR(cfg.node_name, "");
+	TAP_CHECK(cfg.lease_s == 30);
+	config_free(&cfg);
+	TAP_CHECK(load("[store]\nbackend = postgresql\nconninfo = host=127.0.0.1 "
+		       "port=5433 dbname=g user=u\nnode_name = node-1.a_b\n"
+		       "lease_s = 3\n",
+		       &cfg) == 0);
+	TAP_CHECK(cfg.store_backend == CONFIG_STORE_POSTGRESQL);
+	TAP_CHECK_STR(cfg.store_conninfo,
+		      "host=127.0.0.1 port=5433 dbname=g user=u");
+	TAP_CHECK_STR(cfg.node_name, "node-1.a_b");
+	TAP_CHECK(cfg.lease_s == 3);
+	config_free(&cfg);
+	TAP_CHECK(load("[store]\nconninfo = postgresql://u@db.example/g\n",
+		       &cfg) == 0);
+	config_free(&cfg);
+	EXPECT_ERROR("[store]\nbackend = mysql\n", NULL, 2,
+		     "[store] backend: ");
+	EXPECT_ERROR("[store]\n\nconninfo = host=h password=s3cret\n", NULL,
+		     3, "[store] conninfo: ", "must not hold a password",
+		     ".pgpass");
+	EXPECT_ERROR("[store]\nconninfo = postgresql://u:s3cret@h/g\n", NULL,
+		     2, "[store] conninfo: ", "must not hold a password");
+	EXPECT_ERROR("[store]\nconninfo = host\n", NULL, 2,
+		     "[store] conninfo: ", "not a libpq connection string");
+	EXPECT_ERROR("[store]\nnode_name = a b\n", NULL, 2,
+		     "[store] node_name: ");
+	EXPECT_ERROR("[store]\nlease_s = 2\n", NULL, 2, "[store] lease_s: ");
+	/* The password in the file is not repeated in the error. */
+	{
+		char *cause = NULL;
+
+		TAP_CHECK(load_with("[store]\nconninfo = password=s3cret\n",
+				    NULL, 0, &cfg, &cause) == -1);
+		TAP_CHECK(cause != NULL && strstr(cause, "s3cret") == NULL);
+		free(cause);
 	}
 }
 
@@ -1018,6 +1066,7 @@ static const struct tap_test tests[] = {
     {"strings, comments, indentation", test_parse_strings},
     {"dns.nameserver forms", test_nameserver},
     {"tls.ca_file", test_ca_file},
+    {"[store]", test_store},
     {"fetch.user_agent", test_user_agent},
     {"errors in the file name file, line and key", test_errors_file},
     {"unreadable config file", test_errors_open},

@@ -274,8 +274,8 @@ static bool other_value(const struct entry *e, const char *defaults,
 	const char *candidates[] = {
 	    range[0], range[1], "true", "false", "debug", "error", "gzip",
 	    "none", "X-Test: 1", "500,503", "127.0.0.1:5353",
-	    "http://127.0.0.1:3128", "example.org", "test/1.0", dir, file,
-	    path,
+	    "http://127.0.0.1:3128", "example.org", "test/1.0", "postgresql",
+	    "host=127.0.0.1 dbname=gatherd", dir, file, path,
 	};
 	FILE *f;
 

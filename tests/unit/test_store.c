@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_sqlite.h"
 #include "tap.h"
 
 static char dir[64];
@@ -27,10 +28,11 @@ static void fresh_db(void)
 
 static struct store *open_ok(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE, .database = path};
 	struct store *s = NULL;
 	char *cause = NULL;
 
-	if (store_open(path, &s, &cause) != 0) {
+	if (store_open(&sc, &s, &cause) != 0) {
 		printf("# store_open: %s\n", cause);
 		free(cause);
 		return NULL;
@@ -119,9 +121,9 @@ static void test_ingest_and_position(void)
 {
 	struct store *s;
 	struct store_line lines[3] = {
-		{"http://a/1", 10, NULL, 0},
-		{"ftp://bad", 9, "unsupported scheme", 0},
-		{"http://a/2", 10, NULL, 0},
+		{"http://a/1", 10, NULL, 0, false},
+		{"ftp://bad", 9, "unsupported scheme", 0, false},
+		{"http://a/2", 10, NULL, 0, false},
 	};
 	struct store_queue_state qs = {.has_cur = true,
 				       .cur = {7, 42, 123, 100, -5}},
@@ -168,7 +170,7 @@ static void test_ingest_and_position(void)
 static void test_load_window(void)
 {
 	struct store *s;
-	struct store_line l = {"http://h/x", 10, NULL, 0};
+	struct store_line l = {"http://h/x", 10, NULL, 0, false};
 	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_row *rows = NULL;
 	size_t n = 0;
@@ -195,8 +197,8 @@ static void test_load_window(void)
 static void test_results_exactly_once(void)
 {
 	struct store *s;
-	struct store_line l[2] = {{"http://h/a", 10, NULL, 0},
-				  {"http://h/b", 10, NULL, 0}};
+	struct store_line l[2] = {{"http://h/a", 10, NULL, 0, false},
+				  {"http://h/b", 10, NULL, 0, false}};
 	struct store_queue_state pos = {.has_cur = true, .cur = {1, 1, 1, 0, 0}};
 	struct store_result r[2] = {
 		{1, STORE_DONE, 200, 13793, ERR_NONE, NULL, 1, "http://h/a", 0,
@@ -259,6 +261,7 @@ static void test_results_exactly_once(void)
 
 static void test_newer_schema_refused(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE, .database = path};
 	struct store *s = NULL;
 	char *cause = NULL;
 	sqlite3 *db;
@@ -270,17 +273,19 @@ static void test_newer_schema_refused(void)
 		 store_migrations_count + 1);
 	TAP_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
-	TAP_CHECK(store_open(path, &s, &cause) != 0);
+	TAP_CHECK(store_open(&sc, &s, &cause) != 0);
 	TAP_CHECK(cause != NULL && strstr(cause, "newer") != NULL);
 	free(cause);
 }
 
 static void test_unwritable_path(void)
 {
+	struct store_conf sc = {.kind = STORE_SQLITE,
+				.database = "/nonexistent-dir/x.db"};
 	struct store *s = NULL;
 	char *cause = NULL;
 
-	TAP_CHECK(store_open("/nonexistent-dir/x.db", &s, &cause) != 0);
+	TAP_CHECK(store_open(&sc, &s, &cause) != 0);
 	TAP_CHECK(cause != NULL && strstr(cause, "/nonexistent-dir/x.db"));
 	free(cause);
 }

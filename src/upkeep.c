@@ -1,0 +1,109 @@
+/* The shared store's upkeep: see upkeep.h. */
+#include "upkeep.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "store.h"
+#include "thread.h"
+#include "util.h"
+
+struct upkeep {
+	struct store *store;
+	struct worker *worker;
+	struct event *ev;
+	void (*gained_cb)(void *);
+	void *arg;
+	bool busy;    /* a tick is at the worker */
+	bool failing; /* the last tick failed (said once) */
+	bool freed;   /* upkeep_free() came while busy */
+	bool gained;
+	int rc;
+	char *cause;
+};
+
+static void upkeep_work(void *arg)
+{
+	struct upkeep *u = arg;
+
+	u->rc = store_tick(u->store, &u->gained, &u->cause);
+}
+
+static void upkeep_done(void *arg)
+{
+	struct upkeep *u = arg;
+
+	u->busy = false;
+	if (u->freed) {
+		free(u->cause);
+		free(u);
+		return;
+	}
+	if (u->rc != 0) {
+		/* Leases run out if this goes on: say so, once per spell. */
+		if (!u->failing)
+			log_warn(
+			    "cannot renew this node's leases (will retry): "
+			    "%s",
+			    u->cause);
+		u->failing = true;
+	} else {
+		if (u->failing)
+			log_info("leases renewed again");
+		u->failing = false;
+		if (u->gained)
+			u->gained_cb(u->arg);
+	}
+	free(u->cause);
+	u->cause = NULL;
+}
+
+static void upkeep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upkeep *u = arg;
+
+	(void)fd;
+	(void)what;
+	if (u->busy)
+		return; /* the last one is still at it */
+	u->busy = true;
+	to_thread(u->worker, upkeep_work, u, upkeep_done);
+}
+
+struct upkeep *upkeep_start(struct event_base *base, struct worker *w,
+			    struct store *st, void (*gained_cb)(void *),
+			    void *arg)
+{
+	int ms = store_tick_ms(st);
+	struct upkeep *u;
+
+	if (ms <= 0)
+		return NULL;
+	u = xcalloc(1, sizeof *u);
+	u->store = st;
+	u->worker = w;
+	u->gained_cb = gained_cb;
+	u->arg = arg;
+	u->ev = event_new(base, -1, EV_PERSIST, upkeep_timer_cb, u);
+	if (u->ev == NULL)
+		util_oom();
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_add(u->ev, &tv);
+	return u;
+}
+
+void upkeep_free(struct upkeep *u)
+{
+	if (u == NULL)
+		return;
+	event_free(u->ev);
+	if (u->busy) {
+		u->freed = true; /* upkeep_done frees it */
+		return;
+	}
+	free(u->cause);
+	free(u);
+}

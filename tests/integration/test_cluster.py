@@ -1,0 +1,274 @@
+"""Many gatherd nodes sharing one PostgreSQL database ([store] backend =
+postgresql), against a private cluster (pg_helpers.py) and the fault server
+listening on 0.0.0.0, so that 127.0.0.1 .. 127.0.0.200 are 200 hosts whose
+concurrency the server counts (by_ip).
+
+- three nodes, 50,000 URLs over 200 hosts, each node ingesting its own
+  queue file (and some rows submitted with submit --direct): every URL
+  has exactly one result; per-host concurrency never exceeds max_per_host
+  across the cluster; one node killed with SIGKILL mid-run and another
+  restarted: nothing lost, nothing doubled, and the killed node's rows are
+  finished by the others once its lease ran out;
+- PostgreSQL restarted mid-run (pg_ctl restart): the nodes say so,
+  reconnect, and lose nothing.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Gatherd, pg_database_for
+from pg_helpers import wait_until
+
+N_HOSTS = 200
+PER_HOST = 250          # 50,000 URLs
+MAX_PER_HOST = 2
+LEASE_S = 5
+
+
+def make_nodes(request, gatherd_bin, tmp_path, names, **sections):
+    pg, db = pg_database_for(request, gatherd_bin)
+    nodes = []
+    for name in names:
+        g = Gatherd(gatherd_bin, tmp_path / name, pg=pg, pg_db=db, node=name)
+        base = {
+            "gatherd": {"stats_interval_s": 1},
+            "fetch": {"max_in_flight": 64, "max_per_host": MAX_PER_HOST,
+                      "retries": 0, "robots": "false",
+                      "request_timeout_ms": 60000},
+            "store": {"lease_s": LEASE_S},
+        }
+        for sec, kv in sections.items():
+            base.setdefault(sec, {}).update(kv)
+        g.write_config(**base)
+        g.write_queue([])
+        nodes.append(g)
+    request.addfinalizer(lambda: [g.cleanup() for g in nodes])
+    return pg, db, nodes
+
+
+def url(fault, i, ms):
+    host = "127.0.0.%d" % (1 + i % N_HOSTS)
+    return fault.url("/slow?ms=%d&len=100&n=%d" % (ms, i), host=host)
+
+
+def counts(g):
+    return {r["state"]: r["n"] for r in g.query(
+        "SELECT state, count(*) AS n FROM results GROUP BY state")}
+
+
+def node_ids(g, name):
+    return [r["id"] for r in g.query(
+        "SELECT id FROM nodes WHERE name = ? ORDER BY id", (name,))]
+
+
+def test_three_nodes_kill_and_restart(request, gatherd_bin, tmp_path,
+                                      fault_server):
+    pg, db, (a, b, c) = make_nodes(request, gatherd_bin, tmp_path,
+                                   ["n1", "n2", "n3"])
+    procs = {}
+    for g in (a, b, c):
+        procs[g.node] = g.start()
+    for g in (a, b, c):
+        g.wait_ready(procs[g.node])
+    # Every node holds its share of the host shards before work comes.
+    wait_until(lambda: all(r["shards"] >= 300 for r in a.query(
+        "SELECT count(s.shard) AS shards FROM nodes n LEFT JOIN shards s "
+        "ON s.node_id = n.id AND s.lease_until > now() "
+        "WHERE n.stopped_at IS NULL GROUP BY n.id")), 30,
+        "the shards spread over three nodes")
+
+    urls = [url(fault_server, i, 20) for i in range(N_HOSTS * PER_HOST)]
+    # Each node's queue file gets a third; the last 2,000 are submitted
+    # straight into the database.
+    direct = urls[-2000:]
+    rest = urls[:-2000]
+    for k, g in enumerate((a, b, c)):
+        g.write_queue(rest[k::3], mode="a")
+    sub = Gatherd(gatherd_bin, tmp_path / "submitter", pg=pg, pg_db=db,
+                  node="n1")
+    sub.write_config(store={"node_name": "submitter"})
+    cp = subprocess.run([gatherd_bin, "submit", "--direct", "-c",
+                         str(sub.conf), "-"], input="\n".join(direct) + "\n",
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert "queued 2000 URLs" in cp.stderr, cp.stderr
+
+    total = len(urls)
+    # A third of the way: kill n2 outright.
+    wait_until(lambda: counts(a).get("done", 0) >= total // 3, 300,
+               "a third of the rows done")
+    b_id = node_ids(a, "n2")[-1]
+    procs["n2"].send_signal(signal.SIGKILL)
+    procs["n2"].wait(timeout=30)
+    killed_ms = int(time.time() * 1000)
+    # What it held when it died: nobody can take those rows before its
+    # lease runs out, seconds from now.
+    held = {r["id"]: r["url"] for r in a.query(
+        "SELECT id, url FROM urls WHERE state = 0 AND claimed_by = ?",
+        (b_id,))}
+    assert held, "n2 held no rows when it was killed"
+
+    # And restart n3 (a clean stop gives its rows and shards back).
+    wait_until(lambda: counts(a).get("done", 0) >= total // 2, 300,
+               "half the rows done")
+    rc, _ = c.stop(procs["n3"])
+    assert rc == 0
+    procs["n3"] = c.start()
+    c.wait_ready(procs["n3"])
+
+    wait_until(lambda: counts(a).get("done", 0) == total, 600,
+               "every row done")
+    for name in ("n1", "n3"):
+        g = a if name == "n1" else c
+        rc, _ = g.stop(procs[name])
+        assert rc == 0, g.stderr_of(procs[name])[-3000:]
+
+    # Every URL exactly once, all fetched.
+    rows = a.query("SELECT url, state, status FROM results")
+    assert len(rows) == total
+    assert {r["url"] for r in rows} == set(urls)
+    assert all(r["state"] == "done" and r["status"] == 200 for r in rows)
+
+    st = fault_server.stats()
+    # Politeness across the cluster: no host ever saw more than
+    # max_per_host requests at once, whichever nodes sent them.
+    worst = max(s["max_concurrent"] for ip, s in st["by_ip"].items())
+    assert worst <= MAX_PER_HOST, {
+        ip: s for ip, s in st["by_ip"].items()
+        if s["max_concurrent"] > MAX_PER_HOST}
+    # Fetched at least once each; more than once only rows n2 held when
+    # it died (in flight, or fetched with the result not yet written):
+    # the others fetched them again.
+    seen = {t.lstrip("/"): n for t, n in st["by_target"].items()}
+    path = {u: u.split("/", 3)[3] for u in urls}
+    assert all(seen.get(path[u], 0) >= 1 for u in urls)
+    again = {u for u in urls if seen.get(path[u], 0) > 1}
+    assert again <= set(held.values()), again - set(held.values())
+    assert all(seen.get(path[u], 0) == 2 for u in again)
+
+    # n2's rows were finished by the others, once its lease ran out.
+    ids = ",".join(str(i) for i in held)
+    late = a.query("SELECT id, claimed_by, fetched_at FROM urls WHERE id IN "
+                   "(%s)" % ids)
+    taken = [r for r in late if r["claimed_by"] != b_id]
+    assert taken, "no row of n2's was taken over"
+    tick_ms = LEASE_S * 1000 // 3
+    for r in taken:
+        assert r["fetched_at"] >= killed_ms + LEASE_S * 1000 - tick_ms - 1000, \
+            (r, killed_ms)
+
+    # status shows each node.
+    cp = a.run("status")
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout
+    for name in ("n1", "n2", "n3"):
+        assert "  %s " % name in out, out
+    assert "lost" in out and "stopped" in out, out
+
+
+def test_database_restart(request, gatherd_bin, tmp_path, fault_server):
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path, ["r1", "r2"])
+    procs = {g.node: g.start() for g in (a, b)}
+    for g in (a, b):
+        g.wait_ready(procs[g.node])
+    urls = [url(fault_server, i, 10) for i in range(6000)]
+    a.write_queue(urls[0::2], mode="a")
+    b.write_queue(urls[1::2], mode="a")
+    wait_until(lambda: counts(a).get("done", 0) >= 1500, 300,
+               "a quarter of the rows done")
+    pg.restart()
+    # More lines while the nodes reconnect.
+    extra = [url(fault_server, i, 10) for i in range(6000, 7000)]
+    a.write_queue(extra, mode="a")
+    total = len(urls) + len(extra)
+    wait_until(lambda: counts(a).get("done", 0) == total, 300,
+               "every row done after the restart")
+    for g in (a, b):
+        rc, _ = g.stop(procs[g.node])
+        assert rc == 0
+        err = g.stderr_of(procs[g.node])
+        assert "lost the connection to PostgreSQL" in err, err[-3000:]
+        assert "reconnected to PostgreSQL" in err, err[-3000:]
+    rows = a.query("SELECT url, state FROM results")
+    assert len(rows) == total
+    assert {r["url"] for r in rows} == set(urls + extra)
+    assert all(r["state"] == "done" for r in rows)
+
+
+def test_same_node_twice_refused(request, gatherd_bin, tmp_path):
+    """Two processes with one node name and queue file would ingest the
+    file twice: the second is refused (a session lock in the database),
+    while a second node name on the same database is welcome."""
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path, ["s1", "s2"])
+    p1 = a.start()
+    a.wait_ready(p1)
+    twin = Gatherd(gatherd_bin, tmp_path / "twin", pg=pg, pg_db=db,
+                   node="s1")
+    # The same name and the same queue file (the path of a's).
+    twin.write_config(gatherd={"queue_file": str(a.queue)},
+                      store={"node_name": "s1"})
+    t0 = time.monotonic()
+    cp = twin.run("--once", timeout=60)
+    assert cp.returncode == 1, cp.stderr
+    assert "another gatherd runs as node s1" in cp.stderr, cp.stderr
+    assert time.monotonic() - t0 < 30
+    p2 = b.start()
+    b.wait_ready(p2)
+    for g, p in ((a, p1), (b, p2)):
+        rc, _ = g.stop(p)
+        assert rc == 0
+
+
+def test_password_only_from_the_environment(request, gatherd_bin, tmp_path,
+                                            fault_server):
+    """A role that needs a password: gatherd connects with PGPASSWORD from
+    the environment (or a .pgpass file), never writes the password in its
+    log, and refuses a conninfo that holds one without repeating it."""
+    pg, db = pg_database_for(request, gatherd_bin)
+    secret = "Zq7-not-in-any-log-%d" % time.monotonic_ns()
+    role = "pw_%d" % (time.monotonic_ns() % 10**9)
+    pg.psql("postgres", "CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, secret))
+    pg.psql("postgres", "GRANT ALL ON DATABASE %s TO %s" % (db, role))
+    pg.psql(db, "GRANT ALL ON SCHEMA public TO %s" % role)
+    pg.require_password(role)
+    g = Gatherd(gatherd_bin, tmp_path / "pw", pg=pg, pg_db=db, node="pw")
+    conninfo = "host=127.0.0.1 port=%d dbname=%s user=%s" % (pg.port, db,
+                                                             role)
+    g.write_config(store={"conninfo": conninfo})
+    g.write_queue([fault_server.url("/ok?len=5")])
+
+    def run(env_extra):
+        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+        env["PGPASSFILE"] = "/nonexistent"
+        env.update(env_extra)
+        return subprocess.run([gatherd_bin, "--once", "-c", str(g.conf)],
+                              capture_output=True, text=True, timeout=60,
+                              env=env, cwd=g.root)
+
+    cp = run({})
+    assert cp.returncode == 1, cp.stderr
+    assert "password" in cp.stderr.lower() and secret not in cp.stderr
+    cp = run({"PGPASSWORD": secret + "x"})
+    assert cp.returncode == 1 and secret not in cp.stderr, cp.stderr
+    cp = run({"PGPASSWORD": secret})
+    assert cp.returncode == 0, cp.stderr
+    assert secret not in cp.stderr
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("127.0.0.1:%d:%s:%s:%s\n" % (pg.port, db, role,
+                                                    secret))
+    passfile.chmod(0o600)
+    g.write_queue([fault_server.url("/ok?len=6")], mode="a")
+    cp = run({"PGPASSFILE": str(passfile)})
+    assert cp.returncode == 0, cp.stderr
+    assert secret not in cp.stderr
+    assert [r["length"] for r in g.rows()] == [5, 6]
+    # In the configuration: refused at once, and not repeated.
+    g.write_config(store={"conninfo": conninfo + " password=" + secret})
+    cp = g.run("check-config")
+    assert cp.returncode == 2
+    assert "must not hold a password" in cp.stderr
+    assert secret not in cp.stderr and secret not in cp.stdout
