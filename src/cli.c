@@ -180,14 +180,17 @@ static void cli_submit_line(struct cli_submit *c, const char *line,
 		break;
 	}
 	if (c->direct) {
+		if (c->write_failed) { /* counted, not kept: see the end */
+			c->queued++;
+			return;
+		}
 		c->lines[c->n_lines].url = xstrndup(start, tlen);
 		c->lines[c->n_lines].len = tlen;
 		c->lines[c->n_lines].invalid_detail = NULL;
 		c->lines[c->n_lines].take = false;
 		c->n_lines++;
 		c->queued++;
-		if (c->n_lines == CLI_DIRECT_ROWS && !c->write_failed &&
-		    cli_flush_direct(c) != 0)
+		if (c->n_lines == CLI_DIRECT_ROWS && cli_flush_direct(c) != 0)
 			c->write_failed = true;
 		return;
 	}

@@ -565,10 +565,22 @@ bad:
 			   value);
 }
 
-/* [store] conninfo: a libpq connection string without a password (the
- * password comes from ~/.pgpass, PGPASSFILE or PGPASSWORD, so it is never
- * in a file that check-config prints, nor in a log line).  The value is
- * not repeated in the reason. */
+/* Whether `v` is a URI with a password in it ("scheme://user:pw@..."):
+ * libpq would repeat such a value (a dbname, say) in its errors. */
+static bool conninfo_uri_has_password(const char *v)
+{
+	const char *p = strstr(v, "://"), *at, *colon;
+
+	if (p == NULL)
+		return false;
+	p += 3;
+	at = strchr(p, '@');
+	if (at == NULL)
+		return false;
+	colon = memchr(p, ':', (size_t)(at - p));
+	return colon != NULL && memchr(p, '/', (size_t)(at - p)) == NULL;
+}
+
 static char *check_conninfo(const char *value)
 {
 #if HAVE_LIBPQ
@@ -577,18 +589,18 @@ static char *check_conninfo(const char *value)
 
 	if (value[0] == '\0')
 		return NULL;
+	/* libpq's parse errors quote the text they stumbled on, which may
+	 * be the password: they are not passed on. */
 	opts = PQconninfoParse(value, &err);
-	if (opts == NULL) {
-		why = util_printf("not a libpq connection string (%s)",
-				  err != NULL ? err : "out of memory");
-		if (why[strlen(why) - 2] == '\n') /* libpq ends it so */
-			memmove(why + strlen(why) - 2, ")", 2);
-		PQfreemem(err);
-		return why;
-	}
+	PQfreemem(err);
+	if (opts == NULL)
+		return util_printf("not a libpq connection string (key=value "
+				   "pairs or a postgresql:// URI)");
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
-		    o->val[0] != '\0')
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (why == NULL && (strcmp(o->keyword, "password") == 0 ||
+				    conninfo_uri_has_password(o->val)))
 			why = util_printf(
 			    "must not hold a password: put it in ~/.pgpass "
 			    "(or the file PGPASSFILE names), or in PGPASSWORD "

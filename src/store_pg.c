@@ -268,7 +268,16 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 		snprintf(host, sizeof host, "localhost");
 	s->node_name = xstrdup(
 	    sc->node_name != NULL && sc->node_name[0] ? sc->node_name : host);
-	s->queue = xstrdup(sc->queue_file != NULL ? sc->queue_file : "");
+	/* A parameter of text type: a path that is not UTF-8 (a Latin-1
+	 * name) would fail every statement that names it. */
+	{
+		const char *q = sc->queue_file != NULL ? sc->queue_file : "";
+		struct pg_buf b = {0};
+
+		pg_buf_utf8(&b, q, strlen(q));
+		s->queue = xstrdup(pg_buf_str(&b));
+		pg_buf_free(&b);
+	}
 	s->lease_s = sc->lease_s > 0 ? sc->lease_s : 30;
 	snprintf(s->lease_txt, sizeof s->lease_txt, "%d", s->lease_s);
 	s->held = idset_new();

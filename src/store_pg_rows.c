@@ -231,7 +231,7 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 	const char *p[23];
 	PGresult *r;
 	int64_t seq;
-	int *shard_of = xcalloc(n + 1, sizeof *shard_of);
+	int *shard_of;
 	int rc = -1;
 
 	if (store_pg_ready(s, cause) != 0)
@@ -251,10 +251,10 @@ int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,
 			 * leases run out, and they are claimed again. */
 			for (size_t i = 0; i < n; i++)
 				lines[i].id = 0;
-			free(shard_of);
 			return 0;
 		}
 	}
+	shard_of = xcalloc(n + 1, sizeof *shard_of);
 	pg_array_open(url);
 	pg_array_open(shard);
 	pg_array_open(state);

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import Gatherd, pg_database_for
+from conftest import Gatherd, free_tcp_port, pg_database_for
 from pg_helpers import wait_until
 
 N_HOSTS = 200
@@ -272,3 +272,40 @@ def test_password_only_from_the_environment(request, gatherd_bin, tmp_path,
     assert cp.returncode == 2
     assert "must not hold a password" in cp.stderr
     assert secret not in cp.stderr and secret not in cp.stdout
+
+
+def test_submit_direct_database_down(gatherd_bin, tmp_path):
+    """submit --direct with the database out of reach: more URLs than one
+    batch holds (10,000) are counted, not kept (they once overran the
+    batch), and the message says none were queued."""
+    g = Gatherd(gatherd_bin, tmp_path / "down")
+    port = free_tcp_port("127.0.0.1")  # nothing listens there
+    g.write_config(store={"backend": "postgresql",
+                          "conninfo": "host=127.0.0.1 port=%d dbname=x "
+                                      "connect_timeout=5" % port})
+    urls = ["http://127.0.0.1:9/%d" % i for i in range(25000)]
+    cp = subprocess.run([gatherd_bin, "submit", "--direct", "-c",
+                         str(g.conf), "-"], input="\n".join(urls) + "\n",
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 1, cp.stderr
+    assert "queued 0 of 25000 URLs" in cp.stderr, cp.stderr
+    assert "cannot insert into the database" in cp.stderr
+    g.cleanup()
+
+
+def test_queue_path_not_utf8(request, gatherd_bin, tmp_path, fault_server):
+    """A queue file whose name is not UTF-8 (Latin-1 "é"): its path is a
+    text parameter in PostgreSQL, which refuses such bytes, so it is
+    stored repaired, and the node ingests and fetches as usual."""
+    pg, db = pg_database_for(request, gatherd_bin)
+    g = Gatherd(gatherd_bin, tmp_path / "latin1", pg=pg, pg_db=db,
+                node="latin1")
+    qpath = os.path.join(os.fsencode(g.root), b"qu\xe9ue")
+    g.write_config(gatherd={"queue_file": "QUEUE-PATH"})
+    g.conf.write_bytes(g.conf.read_bytes().replace(b"QUEUE-PATH", qpath))
+    with open(qpath, "wb") as f:
+        f.write(fault_server.url("/ok?len=7").encode() + b"\n")
+    cp = g.run("--once", timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert [(r["state"], r["length"]) for r in g.rows()] == [("done", 7)]
+    g.cleanup()

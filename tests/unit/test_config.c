@@ -546,6 +546,22 @@ static void test_store(void)
 		TAP_CHECK(cause != NULL && strstr(cause, "s3cret") == NULL);
 		free(cause);
 	}
+	/* Nor where libpq cannot parse the text (its own message quotes
+	 * it), nor in a dbname that libpq would repeat in its errors. */
+	static const char *const leaky[] = {
+	    "postgresql://u:s3cret@[::1/db",
+	    "host=h password:s3cret",
+	    "dbname='postgresql://u:s3cret@h/g'",
+	};
+	for (size_t i = 0; i < sizeof leaky / sizeof *leaky; i++) {
+		char text[128], *cause = NULL;
+
+		snprintf(text, sizeof text, "[store]\nconninfo = %s\n",
+			 leaky[i]);
+		TAP_CHECK(load_with(text, NULL, 0, &cfg, &cause) == -1);
+		TAP_CHECK(cause != NULL && strstr(cause, "s3cret") == NULL);
+		free(cause);
+	}
 }
 
 static void test_ca_file(void)
