@@ -223,11 +223,17 @@ static void app_idle_cb(void *arg)
 }
 
 /* A shared store's node took more host shards: there may be rows. */
-static void app_gained_cb(void *arg)
+static void app_upkeep_cb(void *arg, const struct upkeep_news *n)
 {
 	struct app *a = arg;
 
-	if (a->sched != NULL && !a->stopping)
+	if (a->sched == NULL)
+		return;
+	if (n->fence_ms != 0)
+		sched_set_fence(a->sched, n->fence_ms);
+	if (n->n_lost > 0)
+		sched_forget(a->sched, n->lost, n->n_lost);
+	if (n->gained && !a->stopping)
 		sched_kick(a->sched);
 }
 
@@ -446,6 +452,9 @@ static int app_run(struct app *a)
 
 	store_conf_init(&oj.sc, &a->cfg);
 	oj.want_counts = a->cfg.metrics_listen[0] != '\0';
+	/* The shards and rows a shared store holds at its start were leased
+	 * after this moment (see upkeep_fence_ms). */
+	int64_t opened_ms = util_mono_ms();
 	thread_call(a->worker, app_open_store_work, &oj);
 	if (oj.rc != 0) {
 		log_error("%s", oj.cause);
@@ -490,6 +499,9 @@ static int app_run(struct app *a)
 				 a->proxies};
 	a->sched = sched_new(a->base, a->worker, a->store, &a->cfg, &fctx,
 			     oj.first_queued - 1, app_idle_cb, a);
+	if (store_shared(a->store))
+		sched_set_fence(a->sched,
+				upkeep_fence_ms(a->cfg.lease_s, opened_ms));
 	if (capture_open(a->base, a->worker, &a->cfg, &a->captures, &cause) !=
 	    0) {
 		log_error("%s", cause);
@@ -534,8 +546,8 @@ static int app_run(struct app *a)
 		goto out;
 	}
 
-	a->upkeep = upkeep_start(a->base, a->worker, a->store, app_gained_cb,
-				 a);
+	a->upkeep = upkeep_start(a->base, a->worker, a->store,
+				 a->cfg.lease_s, app_upkeep_cb, a);
 	log_info("gatherd %s ready: queue %s, %s, %lld queued, "
 		 "max_in_flight %d, max_per_host %d%s",
 		 GATHERD_VERSION, a->cfg.queue_file,

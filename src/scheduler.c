@@ -130,6 +130,8 @@ struct sched {
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
+	int64_t fence_ms;     /* sched_set_fence(); 0: none */
+	bool fenced;          /* dispatch stopped at fence_ms (said once) */
 	uint64_t n_done, n_failed, n_requeued;
 	struct sched_stats counters; /* the since-start part of sched_stats */
 	void (*idle_cb)(void *);
@@ -743,6 +745,13 @@ static void sched_dispatch(struct sched *s)
 	const struct config *cfg = s->cfg;
 	struct host *h;
 
+	if (s->fence_ms != 0 && !s->fenced && util_mono_ms() >= s->fence_ms) {
+		log_warn("this node's leases were not renewed in time: "
+			 "starting no fetch until they are");
+		s->fenced = true;
+	}
+	if (s->fenced)
+		return;
 	while (!s->draining && !s->paused &&
 	       s->n_in_flight + robots_cache_in_flight(s->robots) <
 		       (size_t)cfg->max_in_flight &&
@@ -1039,6 +1048,117 @@ void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 			sched_add_row(s, &r);
 		}
 	}
+	sched_dispatch(s);
+	sched_notify(s);
+}
+
+void sched_set_fence(struct sched *s, int64_t until_ms)
+{
+	s->fence_ms = until_ms;
+	if (s->fenced && (until_ms == 0 || util_mono_ms() < until_ms)) {
+		log_info("leases renewed: starting fetches again");
+		s->fenced = false;
+		sched_dispatch(s);
+	}
+}
+
+static int sched_cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* For sched_forget(): the sorted ids, and the lists to look through. */
+struct sched_forget {
+	const int64_t *ids;
+	size_t n;
+	struct host **hosts;
+	size_t n_hosts;
+	struct job_list dropped;
+};
+
+static bool sched_forget_has(const struct sched_forget *f, int64_t id)
+{
+	return bsearch(&id, f->ids, f->n, sizeof *f->ids, sched_cmp_id) !=
+	       NULL;
+}
+
+static void sched_forget_host(void *arg, const char *key, void *value)
+{
+	struct sched_forget *f = arg;
+
+	(void)key;
+	f->hosts[f->n_hosts++] = value;
+}
+
+/* Move the jobs of `list` that f names to f->dropped; how many. */
+static size_t sched_forget_list(struct sched_forget *f, struct job_list *list)
+{
+	struct job *j, *next;
+	size_t n = 0;
+
+	for (j = TAILQ_FIRST(list); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, link);
+		if (!sched_forget_has(f, j->id))
+			continue;
+		TAILQ_REMOVE(list, j, link);
+		TAILQ_INSERT_TAIL(&f->dropped, j, link);
+		n++;
+	}
+	return n;
+}
+
+static void sched_forget_parked(void *arg, const char *key, void *value)
+{
+	struct sched_parked *p = value;
+
+	(void)key;
+	sched_forget_list(arg, &p->jobs);
+}
+
+void sched_forget(struct sched *s, const int64_t *ids, size_t n)
+{
+	struct sched_forget f = {0};
+	int64_t *sorted;
+	struct job *j;
+	size_t dropped = 0, running = 0;
+
+	if (n == 0)
+		return;
+	sorted = xmalloc(n * sizeof *sorted);
+	memcpy(sorted, ids, n * sizeof *sorted);
+	qsort(sorted, n, sizeof *sorted, sched_cmp_id);
+	f.ids = sorted;
+	f.n = n;
+	TAILQ_INIT(&f.dropped);
+	f.hosts = xmalloc((map_count(s->hosts) + 1) * sizeof *f.hosts);
+	map_foreach(s->hosts, sched_forget_host, &f);
+	for (size_t i = 0; i < f.n_hosts; i++) {
+		struct host *h = f.hosts[i];
+		size_t k = sched_forget_list(&f, &h->waiting);
+
+		h->n_waiting -= (int)k;
+		s->n_waiting -= k;
+		host_maybe_free(h);
+	}
+	map_foreach(s->parked, sched_forget_parked, &f);
+	sched_forget_list(&f, &s->sleeping); /* asleep before a retry */
+	TAILQ_FOREACH(j, &s->in_flight_jobs, link)
+		running += sched_forget_has(&f, j->id);
+	while ((j = TAILQ_FIRST(&f.dropped)) != NULL) {
+		TAILQ_REMOVE(&f.dropped, j, link);
+		s->in_mem--;
+		dropped++;
+		job_free(j);
+	}
+	if (dropped > 0 || running > 0)
+		log_warn("dropped %zu row%s of host shards this node lost "
+			 "(%zu in flight, whose results will not be "
+			 "recorded here)",
+			 dropped, dropped == 1 ? "" : "s", running);
+	free(f.hosts);
+	free(sorted);
 	sched_dispatch(s);
 	sched_notify(s);
 }

@@ -53,6 +53,16 @@ void sched_set_captures(struct sched *s, struct captures *cs);
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);
 
+/* A shared store: start no fetch at or after `until_ms` (util_mono_ms()),
+ * when this node's leases may have run out, until a later call moves it
+ * (see upkeep.h).  0: no such limit (the default). */
+void sched_set_fence(struct sched *s, int64_t until_ms);
+
+/* Rows ids[0..n) are no longer this node's: those not started are
+ * dropped (nothing is recorded for them here); those in flight finish,
+ * and the store refuses their results. */
+void sched_forget(struct sched *s, const int64_t *ids, size_t n);
+
 /* Rows were just ingested (`lines`, with their ids; invalid ones are
  * skipped): take them directly when the window has room and every older
  * queued row is already loaded, which spares reading them back from the

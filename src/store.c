@@ -76,10 +76,10 @@ int store_tick_ms(struct store *s)
 	return s->be->tick_ms != NULL ? s->be->tick_ms(s) : 0;
 }
 
-int store_tick(struct store *s, bool *gained, char **cause)
+int store_tick(struct store *s, struct store_tick_out *out, char **cause)
 {
-	*gained = false;
-	return s->be->tick != NULL ? s->be->tick(s, gained, cause) : 0;
+	memset(out, 0, sizeof *out);
+	return s->be->tick != NULL ? s->be->tick(s, out, cause) : 0;
 }
 
 int store_get_queue_state(struct store *s, struct store_queue_state *qs,

@@ -152,10 +152,20 @@ bool store_shared(const struct store *s);
 /* How often store_tick() must run, in ms (0: never, SQLite). */
 int store_tick_ms(struct store *s);
 
+/* What a store_tick() found. */
+struct store_tick_out {
+	bool gained;   /* holds host shards it did not: rows to claim */
+	bool renewed;  /* the leases of its rows and shards were renewed */
+	/* Rows the scheduler has that are no longer this node's (their
+	 * shard went to another node while the leases could not be renewed):
+	 * malloc'd, for the caller to free. */
+	int64_t *lost;
+	size_t n_lost;
+};
+
 /* Periodic upkeep of a shared database: this node's heartbeat, the
- * renewal of its leases, taking and giving back host shards.  *gained:
- * it now holds shards it did not (there may be rows to claim). */
-int store_tick(struct store *s, bool *gained, char **cause)
+ * renewal of its leases, taking and giving back host shards. */
+int store_tick(struct store *s, struct store_tick_out *out, char **cause)
 	__attribute__((warn_unused_result));
 
 /* Read where ingestion stands. */

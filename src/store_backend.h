@@ -36,7 +36,7 @@ struct store_backend {
 	void (*close)(struct store *s);
 	const char *(*describe)(struct store *s);
 	int (*tick_ms)(struct store *s); /* NULL: no upkeep needed */
-	int (*tick)(struct store *s, bool *gained, char **cause);
+	int (*tick)(struct store *s, struct store_tick_out *out, char **cause);
 	int (*get_queue_state)(struct store *s, struct store_queue_state *qs,
 			       char **cause);
 	int (*ingest)(struct store *s, struct store_line *lines, size_t n,

@@ -260,7 +260,7 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 	const char *p[8];
 	char pid[24], started[24];
 	PGresult *r;
-	bool gained;
+	struct store_tick_out tick = {0};
 
 	s->base.be = &store_pg_backend;
 	s->conninfo = xstrdup(sc->conninfo != NULL ? sc->conninfo : "");
@@ -333,8 +333,9 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 	PQclear(r);
 	/* Hold shards before the first claim (--once would otherwise find
 	 * nothing to claim and stop). */
-	if (store_pg_tick(&s->base, &gained, cause) != 0)
+	if (store_pg_tick(&s->base, &tick, cause) != 0)
 		goto fail;
+	free(tick.lost); /* none: nothing is held yet */
 	log_info("PostgreSQL %s: node %s (id %lld), holding %d of %d host "
 		 "shards, %d node%s live",
 		 s->where, s->node_name, (long long)s->node_id, s->n_active,

@@ -85,7 +85,8 @@ void store_pg_unhold(struct store_pg *s, int64_t id);
 void store_pg_held_array(struct store_pg *s, struct pg_buf *b);
 
 /* The backend's functions of the other two files. */
-int store_pg_tick(struct store *base, bool *gained, char **cause);
+int store_pg_tick(struct store *base, struct store_tick_out *out,
+		  char **cause);
 int store_pg_get_queue_state(struct store *base, struct store_queue_state *qs,
 			     char **cause);
 int store_pg_ingest(struct store *base, struct store_line *lines, size_t n,

@@ -16,9 +16,14 @@
 
 /* Its statements, prepared on each connection (store_pg.c). */
 const struct pg_statement store_pg_shards_sql[] = {
+    /* Only rows of shards this node still holds: a shard that went to
+     * another node while the leases could not be renewed may have its
+     * hosts fetched there, and its rows here are dropped. */
     {"renew_rows",
      "UPDATE urls SET lease_until = now() + $3::float8 * interval '1 second'"
-     " WHERE id = ANY($2::bigint[]) AND claimed_by = $1 AND state = 0"},
+     " WHERE id = ANY($2::bigint[]) AND claimed_by = $1 AND state = 0"
+     "  AND shard IN (SELECT shard FROM shards WHERE node_id = $1)"
+     " RETURNING id"},
     {"seen", "UPDATE nodes SET seen_at = now(), claimed = $2 WHERE id = $1"},
     {"live", "SELECT count(*) FROM nodes WHERE stopped_at IS NULL"
 	     " AND seen_at > now() - $1::float8 * interval '1 second'"},
@@ -222,23 +227,86 @@ static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
 	return pg_shards_free(s, cause);
 }
 
-/* Every second: say this node lives, and count the live ones.  Every
- * lease_s / 3, and at once when the count changed or this node is not
- * at its share yet: renew the leases of its rows and shards, and take or
- * give back shards.  So nodes that join or leave are balanced within a
- * second or two, while the renewals (an UPDATE of every row held) stay
- * rare. */
-int store_pg_tick(struct store *base, bool *gained, char **cause)
+/* The held rows renew_rows did not return. */
+struct pg_lost {
+	const struct idset *kept;
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static void pg_collect_lost(void *arg, int64_t id, int tag)
 {
-	struct store_pg *s = store_pg_of(base);
+	struct pg_lost *l = arg;
+
+	(void)tag;
+	if (idset_has(l->kept, id))
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+	}
+	l->ids[l->n++] = id;
+}
+
+/* Renew the leases of the rows this node holds, after its shards: the
+ * rows of a shard it lost are no longer its own, and go to out->lost. */
+static int pg_renew_rows(struct store_pg *s, struct store_tick_out *out,
+			 char **cause)
+{
 	struct pg_buf b = {0};
-	char count[24];
+	struct pg_lost lost = {0};
 	const char *p[3];
 	PGresult *r;
-	int before = s->n_active, live;
-	int64_t now = util_mono_ms();
 
-	*gained = false;
+	if (idset_count(s->held) == 0)
+		return 0;
+	store_pg_held_array(s, &b);
+	p[0] = s->node_txt;
+	p[1] = pg_buf_str(&b);
+	p[2] = s->lease_txt;
+	r = store_pg_run(s, "renew_rows", 3, p, PGRES_TUPLES_OK,
+			 "renew leases", cause);
+	pg_buf_free(&b);
+	if (r == NULL)
+		return -1;
+	if ((size_t)PQntuples(r) < idset_count(s->held)) {
+		struct idset *kept = idset_new();
+
+		for (int i = 0; i < PQntuples(r); i++)
+			idset_add(kept, atoll(PQgetvalue(r, i, 0)), 0);
+		lost.kept = kept;
+		idset_foreach(s->held, pg_collect_lost, &lost);
+		idset_free(kept);
+		for (size_t i = 0; i < lost.n; i++)
+			store_pg_unhold(s, lost.ids[i]);
+		log_warn("%zu held row%s now belong to another node (this "
+			 "node's leases ran out): not fetching them",
+			 lost.n, lost.n == 1 ? "" : "s");
+	}
+	PQclear(r);
+	out->lost = lost.ids;
+	out->n_lost = lost.n;
+	return 0;
+}
+
+/* Every second: say this node lives, and count the live ones.  While
+ * the count changed or this node is not at its share: renew its shards
+ * and take or give back some, so that nodes that join or leave are
+ * balanced within a second or two.  Every lease_s / 3, or when the count
+ * changed: renew its shards and then the leases of its rows (an UPDATE
+ * of every row held, so not every second), which says up to when it may
+ * start fetches (out->renewed: see upkeep.c). */
+int store_pg_tick(struct store *base, struct store_tick_out *out,
+		  char **cause)
+{
+	struct store_pg *s = store_pg_of(base);
+	char count[24];
+	const char *p[2];
+	PGresult *r;
+	int before = s->n_active, live, rc;
+	int64_t now = util_mono_ms();
+	bool due;
+
 	if (store_pg_ready(s, cause) != 0)
 		return -1;
 	snprintf(count, sizeof count, "%zu", idset_count(s->held));
@@ -258,28 +326,22 @@ int store_pg_tick(struct store *base, bool *gained, char **cause)
 	PQclear(r);
 	if (live < 1)
 		live = 1;
-	if (live == s->live && s->n_releasing == 0 &&
-	    s->n_active == pg_target(s) &&
-	    now - s->renewed_ms < (int64_t)s->lease_s * 1000 / 3)
-		return 0;
+	due = live != s->live ||
+	      now - s->renewed_ms >= (int64_t)s->lease_s * 1000 / 3;
 	s->live = live;
-	s->renewed_ms = now;
-	p[0] = s->node_txt;
-	if (idset_count(s->held) > 0) {
-		store_pg_held_array(s, &b);
-		p[1] = pg_buf_str(&b);
-		p[2] = s->lease_txt;
-		r = store_pg_run(s, "renew_rows", 3, p, PGRES_COMMAND_OK,
-				 "renew leases", cause);
-		pg_buf_free(&b);
-		if (r == NULL)
-			return -1;
-		PQclear(r);
-	}
-	int rc = pg_shards_balance(s, gained, cause);
-
+	if (!due && s->n_releasing == 0 && s->n_active == pg_target(s))
+		return 0;
+	rc = pg_shards_balance(s, &out->gained, cause);
 	pg_active_list(s); /* whatever it changed before any failure */
-	s->claim_from = 0; /* rows given back or expired: look again */
+	if (rc == 0 && due) {
+		rc = pg_renew_rows(s, out, cause);
+		if (rc == 0) {
+			s->renewed_ms = now;
+			out->renewed = true;
+		}
+	}
+	if (due || out->gained)
+		s->claim_from = 0; /* rows given back or expired: look again */
 	if (rc != 0)
 		return -1;
 	if (s->n_active != before)

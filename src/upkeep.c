@@ -15,21 +15,30 @@ struct upkeep {
 	struct store *store;
 	struct worker *worker;
 	struct event *ev;
-	void (*gained_cb)(void *);
+	void (*news_cb)(void *, const struct upkeep_news *);
 	void *arg;
+	int lease_s;
 	bool busy;    /* a tick is at the worker */
 	bool failing; /* the last tick failed (said once) */
 	bool freed;   /* upkeep_free() came while busy */
-	bool gained;
+	int64_t sent_ms; /* when the tick went to the worker */
+	struct store_tick_out out;
 	int rc;
 	char *cause;
 };
+
+int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms)
+{
+	int64_t lease_ms = (int64_t)lease_s * 1000;
+
+	return sent_ms + lease_ms - lease_ms / 6;
+}
 
 static void upkeep_work(void *arg)
 {
 	struct upkeep *u = arg;
 
-	u->rc = store_tick(u->store, &u->gained, &u->cause);
+	u->rc = store_tick(u->store, &u->out, &u->cause);
 }
 
 static void upkeep_done(void *arg)
@@ -38,6 +47,7 @@ static void upkeep_done(void *arg)
 
 	u->busy = false;
 	if (u->freed) {
+		free(u->out.lost);
 		free(u->cause);
 		free(u);
 		return;
@@ -54,9 +64,22 @@ static void upkeep_done(void *arg)
 		if (u->failing)
 			log_info("leases renewed again");
 		u->failing = false;
-		if (u->gained)
-			u->gained_cb(u->arg);
 	}
+	/* Rows found lost are news even when a later statement failed. */
+	if (u->out.gained || u->out.renewed || u->out.n_lost > 0) {
+		struct upkeep_news n = {
+		    .gained = u->out.gained,
+		    .fence_ms = u->out.renewed
+				    ? upkeep_fence_ms(u->lease_s, u->sent_ms)
+				    : 0,
+		    .lost = u->out.lost,
+		    .n_lost = u->out.n_lost,
+		};
+
+		u->news_cb(u->arg, &n);
+	}
+	free(u->out.lost);
+	u->out.lost = NULL;
 	free(u->cause);
 	u->cause = NULL;
 }
@@ -70,11 +93,13 @@ static void upkeep_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (u->busy)
 		return; /* the last one is still at it */
 	u->busy = true;
+	u->sent_ms = util_mono_ms();
 	to_thread(u->worker, upkeep_work, u, upkeep_done);
 }
 
 struct upkeep *upkeep_start(struct event_base *base, struct worker *w,
-			    struct store *st, void (*gained_cb)(void *),
+			    struct store *st, int lease_s,
+			    void (*news_cb)(void *, const struct upkeep_news *),
 			    void *arg)
 {
 	int ms = store_tick_ms(st);
@@ -85,7 +110,8 @@ struct upkeep *upkeep_start(struct event_base *base, struct worker *w,
 	u = xcalloc(1, sizeof *u);
 	u->store = st;
 	u->worker = w;
-	u->gained_cb = gained_cb;
+	u->news_cb = news_cb;
+	u->lease_s = lease_s;
 	u->arg = arg;
 	u->ev = event_new(base, -1, EV_PERSIST, upkeep_timer_cb, u);
 	if (u->ev == NULL)

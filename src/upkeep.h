@@ -5,16 +5,37 @@
 #ifndef GATHERD_UPKEEP_H
 #define GATHERD_UPKEEP_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct event_base;
 struct store;
 struct worker;
 struct upkeep;
 
-/* gained_cb runs on the loop when the node took host shards it did not
- * hold (there may be rows to claim).  Returns NULL when the store needs
- * no upkeep. */
+/* What a tick brought, for the scheduler. */
+struct upkeep_news {
+	bool gained; /* the node took host shards: there may be rows to claim */
+	/* The leases were renewed: start no fetch at or after this time
+	 * (util_mono_ms()) unless a later tick moves it; 0: unchanged. */
+	int64_t fence_ms;
+	/* Rows that are no longer this node's: do not fetch them. */
+	const int64_t *lost;
+	size_t n_lost;
+};
+
+/* Up to when a node whose leases (lease_s long) were renewed by a
+ * statement sent at `sent_ms` (util_mono_ms()) may start fetches: a
+ * sixth of the lease before it ends, so that no host is fetched here
+ * once another node may hold its shard. */
+int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms);
+
+/* news_cb runs on the loop after each tick that brought news.  Returns
+ * NULL when the store needs no upkeep. */
 struct upkeep *upkeep_start(struct event_base *base, struct worker *w,
-			    struct store *st, void (*gained_cb)(void *),
+			    struct store *st, int lease_s,
+			    void (*news_cb)(void *, const struct upkeep_news *),
 			    void *arg);
 
 /* Stop the timer (a tick already at the worker finishes first: call

@@ -14,8 +14,11 @@ concurrency the server counts (by_ip).
 """
 
 import os
+import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -309,3 +312,130 @@ def test_queue_path_not_utf8(request, gatherd_bin, tmp_path, fault_server):
     assert cp.returncode == 0, cp.stderr
     assert [(r["state"], r["length"]) for r in g.rows()] == [("done", 7)]
     g.cleanup()
+
+
+class FreezableProxy:
+    """A TCP forwarder to PostgreSQL for one node: freeze() stops moving
+    bytes both ways (a network partition: the node's statements hang,
+    nothing is refused), thaw() moves them again."""
+
+    def __init__(self, port):
+        self.target = ("127.0.0.1", port)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.moving = threading.Event()
+        self.moving.set()
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping:
+            r, _, _ = select.select([self.lsock], [], [], 0.2)
+            if not r:
+                continue
+            c, _ = self.lsock.accept()
+            u = socket.create_connection(self.target)
+            t = threading.Thread(target=self._pump, args=(c, u),
+                                 daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _pump(self, a, b):
+        peer = {a: b, b: a}
+        try:
+            while not self.stopping:
+                self.moving.wait(0.2)
+                if not self.moving.is_set():
+                    continue
+                r, _, _ = select.select([a, b], [], [], 0.2)
+                for s in r:
+                    if not self.moving.is_set():
+                        break
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    peer[s].sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close()
+            b.close()
+
+    def freeze(self):
+        self.moving.clear()
+
+    def thaw(self):
+        self.moving.set()
+
+    def close(self):
+        self.stopping = True
+        self.moving.set()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.lsock.close()
+
+
+def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
+                                         fault_server):
+    """A node cut off from the database (its connection hangs, as in a
+    network partition) stops starting fetches before its leases can run
+    out, so that when another node takes its host shards no host is
+    fetched by both; when the connection comes back it drops the rows it
+    lost, and every URL still ends as exactly one row."""
+    lease_s = 6
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["p1", "p2"],
+                                fetch={"max_per_host": 1,
+                                       "max_in_flight": 16},
+                                store={"lease_s": lease_s})
+    proxy = FreezableProxy(pg.port)
+    request.addfinalizer(proxy.close)
+    a.write_config(fetch={"max_per_host": 1, "max_in_flight": 16,
+                          "retries": 0, "robots": "false"},
+                   gatherd={"stats_interval_s": 1},
+                   store={"lease_s": lease_s,
+                          "conninfo": pg.conninfo(db).replace(
+                              "port=%d" % pg.port, "port=%d" % proxy.port)})
+    pa, pb = a.start(), b.start()
+    a.wait_ready(pa)
+    b.wait_ready(pb)
+    wait_until(lambda: sorted(r["shards"] for r in a.query(
+        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
+        "ON s.node_id = n.id AND s.lease_until > now() "
+        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
+        "the shards spread over two nodes")
+    hosts, per_host = 24, 200  # 50 ms each: 10 s of work per host
+    urls = [fault_server.url("/slow?ms=50&len=10&n=%d" % i,
+                             host="127.0.0.%d" % (1 + i % hosts))
+            for i in range(hosts * per_host)]
+    a.write_queue(urls, mode="a")
+    wait_until(lambda: counts(a).get("done", 0) >= len(urls) // 10, 120,
+               "a tenth of the rows done")
+    proxy.freeze()
+    frozen = time.monotonic()
+    # p2 takes p1's shards once their leases ran out, and fetches their
+    # rows while p1, which cannot renew, must not.
+    wait_until(lambda: "starting no fetch until they are" in
+               a.stderr_of(pa), lease_s + 5, "p1 stopping its fetches")
+    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+    proxy.thaw()
+    # Its next renewal lets it fetch again (the one that hung through the
+    # partition was sent too long ago to count).
+    wait_until(lambda: "leases renewed: starting fetches again" in
+               a.stderr_of(pa), 3 * lease_s, "p1 fetching again")
+    assert "rows of host shards this node lost" in a.stderr_of(pa)
+    wait_until(lambda: counts(b).get("done", 0) == len(urls), 240,
+               "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    rows = b.query("SELECT url, state FROM results")
+    assert len(rows) == len(urls)
+    assert {r["url"] for r in rows} == set(urls)
+    assert all(r["state"] == "done" for r in rows)
+    st = fault_server.stats()
+    worst = {ip: s["max_concurrent"] for ip, s in st["by_ip"].items()}
+    assert max(worst.values()) <= 1, worst
