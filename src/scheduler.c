@@ -27,6 +27,7 @@
 #include "map.h"
 #include "policy.h"
 #include "robots_fetch.h"
+#include "shard.h"
 #include "store.h"
 #include "thread.h"
 #include "util.h"
@@ -65,6 +66,7 @@ struct job {
 	int loaded_attempts; /* of those, made before this run (stored) */
 	int redirects;
 	bool requeue;    /* with the batcher only to store `attempts` */
+	bool handoff;    /* requeued for another shard's node (a redirect) */
 	/* The outcome of the last attempt, NULL before there is one: a job
 	 * waiting in the window costs no result's worth of memory. */
 	struct fetch_result *res;
@@ -316,6 +318,10 @@ static void sched_add_result(struct sched *s, struct job *j)
 	if (j->requeue) {
 		r.state = STORE_QUEUED;
 		r.attempts = j->attempts;
+		if (j->handoff) {
+			r.final_url = j->cur;
+			r.redirects = j->redirects;
+		}
 		batcher_add(s->batcher, &r, j);
 		return;
 	}
@@ -555,6 +561,11 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 			      s->draining)) {
 	case POLICY_FOLLOW: {
 		char *next = r->location;
+		/* Many nodes: a host of another shard is fetched by the node
+		 * that holds that shard, redirect targets too. */
+		bool handoff = s->shared &&
+			       shard_of_url(next, strlen(next)) !=
+				   shard_of_url(job_url(j), strlen(job_url(j)));
 
 		s->counters.redirects++;
 		r->location = NULL;
@@ -567,6 +578,11 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		/* attempts (and the retry budget) are per URL: a redirect is
 		 * not a failed attempt. */
 		j->attempts = 0;
+		if (handoff) {
+			j->requeue = j->handoff = true;
+			sched_add_result(s, j);
+			return;
+		}
 		if (sched_enqueue(s, j, true) == 0)
 			return;
 		/* Resolved URLs always parse; be safe anyway. */
@@ -828,6 +844,8 @@ static void sched_add_row(struct sched *s, struct store_row *r)
 	j->prev_fetched_ms = r->prev_fetched_ms;
 	j->prev_warc_file = r->prev_warc_file;
 	j->prev_warc_offset = r->prev_warc_offset;
+	j->cur = r->resume_url;
+	j->redirects = r->resume_redirects;
 	j->s = s;
 	s->cursor = id;
 	if (s->draining) {
@@ -904,11 +922,15 @@ static void sched_maybe_load(struct sched *s)
 static void sched_written_cb(void *arg, void **owners, size_t n)
 {
 	struct sched *s = arg;
+	bool handed = false;
 
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = owners[i];
 
-		if (j->requeue) {
+		if (j->handoff) {
+			/* Counted as a redirect already; claimable again. */
+			handed = true;
+		} else if (j->requeue) {
 			s->n_requeued++;
 		} else if (j->res->ok) {
 			int c = j->res->status / 100;
@@ -928,7 +950,10 @@ static void sched_written_cb(void *arg, void **owners, size_t n)
 	}
 	free(owners);
 	s->in_mem -= n;
-	sched_maybe_load(s);
+	if (handed)
+		sched_kick(s); /* this node may hold the shard they went to */
+	else
+		sched_maybe_load(s);
 	sched_notify(s);
 }
 

@@ -99,11 +99,20 @@ struct store_row {
 	int64_t prev_fetched_ms; /* when the earlier row was fetched, or 0 */
 	char *prev_warc_file;    /* where it was archived, or NULL */
 	int64_t prev_warc_offset;
+	/* A shared store: a row handed over at a redirect to a host of
+	 * another shard (see store_result) resumes there.  The URL to fetch
+	 * next (malloc'd; NULL: its own) and the redirects so far. */
+	char *resume_url;
+	int resume_redirects;
 };
 
 /* The recorded outcome of one row (strings may be NULL).  STORE_QUEUED
  * records no outcome: the row stays queued and only `attempts` is stored
- * (a retry left for the next start). */
+ * (a retry left for the next start).  In a shared store, STORE_QUEUED with
+ * `final_url` hands the row over at a redirect: it goes to the shard of
+ * final_url's host, for whichever node holds that shard to resume from
+ * final_url with `redirects` made (so that each host is fetched by one
+ * node, redirect targets too). */
 struct store_result {
 	int64_t id;
 	enum store_state state; /* STORE_DONE, STORE_FAILED or STORE_QUEUED */

@@ -12,6 +12,7 @@
 
 #include "errkind.h"
 #include "log.h"
+#include "shard.h"
 #include "util.h"
 
 /* Its statements, prepared on each connection (store_pg.c).  Parameters
@@ -44,9 +45,10 @@ const struct pg_statement store_pg_rows_sql[] = {
      "      WHERE node_id = $1 AND NOT releasing"
      "      AND lease_until > now()))"
      "  RETURNING urls.id, urls.url, urls.attempts, urls.shard,"
-     "            urls.refetch_of)"
+     "            urls.refetch_of, urls.final_url, urls.redirects)"
      "SELECT u.id, u.url, u.attempts, u.shard, p.etag, p.last_modified,"
-     "       p.body_sha256, p.fetched_at, p.warc_file, p.warc_offset"
+     "       p.body_sha256, p.fetched_at, p.warc_file, p.warc_offset,"
+     "       u.final_url, u.redirects"
      " FROM u LEFT JOIN LATERAL (SELECT * FROM urls WHERE id ="
      "  u.refetch_of) AS p ON true ORDER BY u.id"},
     /* A batch of results, in one statement, only for rows this node
@@ -85,10 +87,17 @@ const struct pg_statement store_pg_rows_sql[] = {
      " RETURNING u.id"},
     /* Rows left queued at shutdown: their attempts so far, and the claim
      * given back so that another node takes them at once. */
+    /* Rows given back with their attempts; a row handed over at a
+     * redirect (final_url set) also moves to the shard of its next
+     * host, where that shard's node claims it and resumes. */
     {"requeue",
      "UPDATE urls AS u SET attempts = r.attempts, claimed_by = NULL,"
-     " lease_until = NULL"
-     " FROM unnest($2::bigint[], $3::int[]) AS r(id, attempts)"
+     " lease_until = NULL,"
+     " final_url = COALESCE(r.final_url, u.final_url),"
+     " redirects = COALESCE(r.redirects, u.redirects),"
+     " shard = COALESCE(r.shard, u.shard)"
+     " FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[],"
+     "  $6::int[]) AS r(id, attempts, final_url, redirects, shard)"
      " WHERE u.id = r.id AND u.state NOT IN (1, 2) AND u.claimed_by = $1"},
     /* Lines of the queue file and its new position, in one statement:
      * nothing is inserted unless the position was still the one this
@@ -422,6 +431,9 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 		row->prev_warc_file = pg_dup(r, j, 8);
 		row->prev_warc_offset =
 		    PQgetisnull(r, j, 9) ? 0 : atoll(PQgetvalue(r, j, 9));
+		row->resume_url = pg_dup(r, j, 10);
+		row->resume_redirects =
+		    PQgetisnull(r, j, 11) ? 0 : atoi(PQgetvalue(r, j, 11));
 		count++;
 	}
 	PQclear(r);
@@ -495,28 +507,53 @@ static int pg_put_final(struct store_pg *s, const struct store_result *res,
 static int pg_put_requeued(struct store_pg *s, const struct store_result *res,
 			   size_t n, char **cause)
 {
-	struct pg_buf *ids = &s->col[0], *att = &s->col[1];
-	const char *p[3];
+	struct pg_buf *ids = &s->col[0], *att = &s->col[1], *next = &s->col[2],
+		      *redir = &s->col[3], *shard = &s->col[4];
+	const char *p[6];
 	PGresult *r;
+	bool handoff = false;
 
 	pg_array_open(ids);
 	pg_array_open(att);
+	pg_array_open(next);
+	pg_array_open(redir);
+	pg_array_open(shard);
 	for (size_t i = 0; i < n; i++) {
-		if (res[i].state != STORE_QUEUED)
+		const struct store_result *x = &res[i];
+
+		if (x->state != STORE_QUEUED)
 			continue;
-		pg_array_int(ids, res[i].id);
-		pg_array_int(att, res[i].attempts);
+		pg_array_int(ids, x->id);
+		pg_array_int(att, x->attempts);
+		pg_array_str(next, x->final_url);
+		if (x->final_url != NULL) {
+			pg_array_int(redir, x->redirects);
+			pg_array_int(shard, shard_of_url(x->final_url,
+							 strlen(x->final_url)));
+			handoff = true;
+		} else {
+			pg_array_null(redir);
+			pg_array_null(shard);
+		}
 	}
 	pg_array_close(ids);
 	pg_array_close(att);
+	pg_array_close(next);
+	pg_array_close(redir);
+	pg_array_close(shard);
 	p[0] = s->node_txt;
 	p[1] = pg_buf_str(ids);
 	p[2] = pg_buf_str(att);
-	r = store_pg_run(s, "requeue", 3, p, PGRES_COMMAND_OK,
+	p[3] = pg_buf_str(next);
+	p[4] = pg_buf_str(redir);
+	p[5] = pg_buf_str(shard);
+	r = store_pg_run(s, "requeue", 6, p, PGRES_COMMAND_OK,
 			 "record attempts", cause);
 	if (r == NULL)
 		return -1;
 	PQclear(r);
+	if (handoff)
+		s->claim_from = 0; /* rows behind the claims' cursor to take */
 	return 0;
 }
 

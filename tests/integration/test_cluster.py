@@ -439,3 +439,54 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     st = fault_server.stats()
     worst = {ip: s["max_concurrent"] for ip, s in st["by_ip"].items()}
     assert max(worst.values()) <= 1, worst
+
+
+def test_redirect_target_fetched_by_its_shards_node(request, gatherd_bin,
+                                                    tmp_path, fault_server):
+    """URLs of 20 hosts, spread over two nodes' shards, all redirect to
+    one host: that host is fetched only by the node that holds its shard
+    (each row is handed over at the redirect), so max_per_host holds for
+    it across the cluster, and every row ends as one result with its
+    redirect."""
+    from urllib.parse import quote
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["r1", "r2"],
+                                fetch={"max_per_host": 1,
+                                       "max_in_flight": 32})
+    pa, pb = a.start(), b.start()
+    a.wait_ready(pa)
+    b.wait_ready(pb)
+    wait_until(lambda: sorted(r["shards"] for r in a.query(
+        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
+        "ON s.node_id = n.id AND s.lease_until > now() "
+        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
+        "the shards spread over two nodes")
+    target = "127.0.0.250"
+    n = 400
+    finals = [fault_server.url("/slow?ms=20&len=9&n=%d" % i, host=target)
+              for i in range(n)]
+    urls = [fault_server.url("/redirect?to=%s" % quote(f, safe=""),
+                             host="127.0.0.%d" % (1 + i % 20))
+            for i, f in enumerate(finals)]
+    a.write_queue(urls[: n // 2], mode="a")
+    b.write_queue(urls[n // 2:], mode="a")
+    wait_until(lambda: counts(a).get("done", 0) == n, 120, "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    rows = a.query("SELECT url, state, status, final_url, redirects "
+                   "FROM results")
+    assert len(rows) == n
+    assert {r["url"] for r in rows} == set(urls)
+    want = dict(zip(urls, finals))
+    for r in rows:
+        assert (r["state"], r["status"], r["redirects"]) == \
+            ("done", 200, 1), r
+        assert r["final_url"] == want[r["url"]], r
+    # Every row now belongs to the target's shard, so the node holding
+    # it recorded them all.
+    assert len({r["claimed_by"] for r in a.query(
+        "SELECT claimed_by FROM urls")}) == 1
+    st = fault_server.stats()
+    assert st["by_ip"][target]["max_concurrent"] <= 1, st["by_ip"][target]
+    assert st["by_ip"][target]["total"] == n, st["by_ip"][target]
