@@ -117,6 +117,10 @@ def max_id(g):
         r = g.query("SELECT max(id) AS m FROM urls")
     except sqlite3.OperationalError:
         return 0                     # schema not created yet
+    except RuntimeError as e:        # the same, in PostgreSQL (psql)
+        if "does not exist" in str(e):
+            return 0
+        raise
     return (r[0]["m"] or 0) if r else 0
 
 
