@@ -1,5 +1,6 @@
 /* Unit tests for the array literals and UTF-8 repair of store_pg_conn.c
  * (no server needed): what PostgreSQL's array input would read back. */
+#include <stdint.h>
 #include <string.h>
 
 #include "store_pg.h"
@@ -21,6 +22,14 @@ static void test_numbers_and_nulls(void)
 	pg_array_str(&b, NULL);
 	pg_array_close(&b);
 	TAP_CHECK_STR(pg_buf_str(&b), "{1,NULL,0,-5,NULL,NULL}");
+	pg_array_open(&b);
+	pg_array_int(&b, INT64_MAX);
+	pg_array_int(&b, INT64_MIN);
+	pg_array_int(&b, 1764370800123);
+	pg_array_int(&b, 10);
+	pg_array_close(&b);
+	TAP_CHECK_STR(pg_buf_str(&b), "{9223372036854775807,"
+				      "-9223372036854775808,1764370800123,10}");
 	pg_buf_free(&b);
 }
 
