@@ -407,8 +407,11 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
         "ON s.node_id = n.id AND s.lease_until > now() "
         "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
         "the shards spread over two nodes")
-    hosts, per_host = 24, 200  # 50 ms each: 10 s of work per host
-    urls = [fault_server.url("/slow?ms=50&len=10&n=%d" % i,
+    # 150 ms each, 15 s of work per host: p1's window (1,024 rows, 12 or
+    # so hosts at one request each) lasts past its fence, so that it
+    # still has fetches to hold back when its leases run out.
+    hosts, per_host = 24, 100
+    urls = [fault_server.url("/slow?ms=150&len=10&n=%d" % i,
                              host="127.0.0.%d" % (1 + i % hosts))
             for i in range(hosts * per_host)]
     a.write_queue(urls, mode="a")
