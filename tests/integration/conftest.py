@@ -243,6 +243,12 @@ class Nginx:
         listen 0.0.0.0:{port} reuseport backlog=4096;
         server_name _;
         root {d}/www;
+        # The same files, slowly (a page in about a second): fetches that
+        # are surely in flight when a test kills gatherd.
+        location /slow/ {{
+            alias {d}/www/;
+            limit_rate 12k;
+        }}
     }}
 }}
 """.format(d=d, port=self.port))

@@ -305,10 +305,18 @@ def test_kill9_while_submitters_append(gatherd, nginx):
     subs = []
 
     def start_round(r):
-        """n_sub more submitters, each with per_sub new URLs."""
+        """n_sub more submitters, each with per_sub new URLs.  One in 200
+        is a slow page (about a second): whatever the speed of the
+        machine and the build, some fetches are in flight at nearly every
+        kill (a kill that interrupts fetching is one of the cases this
+        test needs; with fast pages only, gatherd had caught up at every
+        kill of a run on a loaded machine).  Few enough that they hold a
+        fraction of the 64 slots and the fast pages keep flowing."""
         for s in range(n_sub):
             idx = r * n_sub + s
-            urls = [nginx.url("%s?s%d=%d" % (FILES[i % len(FILES)], idx, i),
+            urls = [nginx.url("%s?s%d=%d" % (
+                        "slow/page.html" if i % 200 == 3
+                        else FILES[i % len(FILES)], idx, i),
                               host=HOSTS[(i + s) % len(HOSTS)])
                     for i in range(per_sub)]
             sub = Submitter(g, idx, urls, random.Random(seed * 31 + idx))
