@@ -20,6 +20,7 @@ void store_conf_init(struct store_conf *sc, const struct config *cfg)
 	sc->node_name = cfg->node_name;
 	sc->queue_file = cfg->queue_file;
 	sc->lease_s = cfg->lease_s;
+	sc->hand_over_gap_ms = cfg->host_delay_ms;
 }
 
 /* The backend a configuration names (NULL: not in this build). */

@@ -48,6 +48,11 @@ struct store_conf {
 	const char *node_name; /* PostgreSQL: this node ("" = host name) */
 	const char *queue_file; /* PostgreSQL: keys the queue position */
 	int lease_s;          /* PostgreSQL: how long claims hold */
+	/* PostgreSQL: a host shard given back is free for another node only
+	 * this long after (host_delay_ms at the start), so that the other
+	 * node's first request to a host keeps the spacing from this node's
+	 * last one. */
+	int hand_over_gap_ms;
 };
 
 /* The store settings of a loaded configuration (the strings stay

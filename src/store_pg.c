@@ -226,20 +226,23 @@ static void store_pg_close(struct store *base);
  * out, and they no longer count as live. */
 static int pg_take_over(struct store_pg *s, const char *now_ms, char **cause)
 {
-	const char *p[3] = {s->node_name, s->queue, now_ms};
+	const char *p[4] = {s->node_name, s->queue, now_ms, s->gap_txt};
 	PGresult *r;
 
+	/* The shards are free after host_delay_ms ($4): the earlier run may
+	 * have sent its last requests just now. */
 	r = store_pg_exec(
 	    s->conn, NULL,
 	    "WITH old AS (UPDATE nodes SET stopped_at = $3::bigint"
 	    "  WHERE name = $1 AND queue = $2 AND stopped_at IS NULL"
 	    "  RETURNING id, pid),"
-	    " s AS (UPDATE shards SET node_id = NULL, lease_until = NULL,"
+	    " s AS (UPDATE shards SET node_id = NULL,"
+	    "  lease_until = now() + $4::float8 * interval '1 millisecond',"
 	    "  releasing = false WHERE node_id IN (SELECT id FROM old)),"
 	    " u AS (UPDATE urls SET claimed_by = NULL, lease_until = NULL"
 	    "  WHERE state = 0 AND claimed_by IN (SELECT id FROM old))"
 	    "SELECT id, pid FROM old",
-	    3, p, PGRES_TUPLES_OK, "take over from earlier runs", cause);
+	    4, p, PGRES_TUPLES_OK, "take over from earlier runs", cause);
 	if (r == NULL)
 		return -1;
 	for (int j = 0; j < PQntuples(r); j++)
@@ -280,6 +283,8 @@ static int store_pg_open(const struct store_conf *sc, struct store **out,
 	}
 	s->lease_s = sc->lease_s > 0 ? sc->lease_s : 30;
 	snprintf(s->lease_txt, sizeof s->lease_txt, "%d", s->lease_s);
+	snprintf(s->gap_txt, sizeof s->gap_txt, "%d",
+		 sc->hand_over_gap_ms > 0 ? sc->hand_over_gap_ms : 0);
 	s->held = idset_new();
 	s->analyze_at = PG_ANALYZE_FIRST;
 	s->rnd = (uint64_t)util_wall_ms() ^ ((uint64_t)getpid() << 32) ^
@@ -357,7 +362,7 @@ static void store_pg_close(struct store *base)
 	    s->node_id > 0) {
 		struct pg_buf b = {0};
 		char now[24];
-		const char *p[3] = {s->node_txt, NULL, NULL};
+		const char *p[4] = {s->node_txt, NULL, NULL, s->gap_txt};
 		PGresult *r;
 
 		store_pg_held_array(s, &b);
@@ -370,11 +375,12 @@ static void store_pg_close(struct store *base)
 		    "lease_until = NULL WHERE id = ANY($2::bigint[]) "
 		    "AND claimed_by = $1 AND state = 0), "
 		    "f AS (UPDATE shards SET node_id = NULL, "
-		    "lease_until = NULL, releasing = false WHERE "
+		    "lease_until = now() + $4::float8 * "
+		    "interval '1 millisecond', releasing = false WHERE "
 		    "node_id = $1) "
 		    "UPDATE nodes SET stopped_at = coalesce("
 		    "stopped_at, $3), claimed = 0 WHERE id = $1",
-		    3, NULL, p, NULL, NULL, 0);
+		    4, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			char *why = store_pg_err(s->conn, "give back");
 

@@ -25,6 +25,7 @@ struct store_pg {
 	int lease_s;
 	int64_t node_id;
 	char node_txt[24], lease_txt[16]; /* as parameters */
+	char gap_txt[16]; /* store_conf's hand_over_gap_ms, a parameter */
 	char where[300];		  /* for the log */
 	/* Reconnecting: since when (monotonic ms; 0 while connected), and
 	 * the next attempt. */

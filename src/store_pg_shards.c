@@ -30,18 +30,20 @@ const struct pg_statement store_pg_shards_sql[] = {
     {"shards_renew",
      "UPDATE shards SET lease_until = now() + $2::float8 * interval '1 second'"
      " WHERE node_id = $1 RETURNING shard, releasing"},
-    /* Free shards (never held, given back, or of a node that stopped
-     * renewing them). */
+    /* Free shards: never held (no lease), or whose lease ran out (a node
+     * that stopped renewing them), or given back host_delay_ms ago (the
+     * lease a give-back leaves, see shards_free). */
     {"shards_take", "UPDATE shards SET node_id = $1, releasing = false,"
 		    " lease_until = now() + $2::float8 * interval '1 second'"
 		    " WHERE shard IN (SELECT shard FROM shards"
-		    "  WHERE node_id IS NULL OR lease_until < now()"
+		    "  WHERE lease_until IS NULL OR lease_until < now()"
 		    "  ORDER BY shard LIMIT $3 FOR UPDATE SKIP LOCKED)"
 		    " RETURNING shard"},
     {"shards_mark", "UPDATE shards SET releasing = $3 WHERE node_id = $1"
 		    " AND shard = ANY($2::int[])"},
     {"shards_free",
-     "UPDATE shards SET node_id = NULL, lease_until = NULL,"
+     "UPDATE shards SET node_id = NULL,"
+     " lease_until = now() + $3::float8 * interval '1 millisecond',"
      " releasing = false WHERE node_id = $1 AND shard = ANY($2::int[])"},
     {NULL, NULL},
 };
@@ -85,7 +87,7 @@ static int pg_shards_mark(struct store_pg *s, const int *list, int n,
 static int pg_shards_free(struct store_pg *s, char **cause)
 {
 	struct pg_buf b = {0};
-	const char *p[2];
+	const char *p[3];
 	int n = 0;
 	PGresult *r;
 
@@ -103,7 +105,8 @@ static int pg_shards_free(struct store_pg *s, char **cause)
 	}
 	p[0] = s->node_txt;
 	p[1] = pg_buf_str(&b);
-	r = store_pg_run(s, "shards_free", 2, p, PGRES_COMMAND_OK,
+	p[2] = s->gap_txt;
+	r = store_pg_run(s, "shards_free", 3, p, PGRES_COMMAND_OK,
 			 "give back shards", cause);
 	pg_buf_free(&b);
 	if (r == NULL)

@@ -93,7 +93,9 @@ CREATE TABLE node_hosts (
 );
 
 -- The host shards and the node that holds each (NULL: none).  A node
--- renews its shards while it lives; a shard whose lease ran out is free.
+-- renews its shards while it lives; a shard is free when it has no lease
+-- or its lease ran out (a node that gives a shard back leaves it a lease
+-- of host_delay_ms, so that the next holder keeps the spacing).
 -- `releasing`: its holder is giving it up (to balance the cluster) and
 -- claims nothing more in it; it lets go once its claimed rows are done.
 CREATE TABLE shards (

@@ -493,3 +493,57 @@ def test_redirect_target_fetched_by_its_shards_node(request, gatherd_bin,
     st = fault_server.stats()
     assert st["by_ip"][target]["max_concurrent"] <= 1, st["by_ip"][target]
     assert st["by_ip"][target]["total"] == n, st["by_ip"][target]
+
+
+def test_host_delay_across_a_hand_over(request, gatherd_bin, tmp_path,
+                                       fault_server):
+    """host_delay_ms holds across nodes: when a node stops and another
+    takes its host shards, the other's first request to each of those
+    hosts comes host_delay_ms or more after the stopped node's last one
+    (a shard given back is free only that long after)."""
+    delay_s = 3.0
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["d1", "d2"],
+                                fetch={"max_per_host": 1,
+                                       "host_delay_ms": int(delay_s * 1000)})
+    pa, pb = a.start(), b.start()
+    a.wait_ready(pa)
+    b.wait_ready(pb)
+    wait_until(lambda: sorted(r["shards"] for r in a.query(
+        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
+        "ON s.node_id = n.id AND s.lease_until > now() "
+        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
+        "the shards spread over two nodes")
+    k = "hd-%d" % time.monotonic_ns()
+    hosts, per_host = 40, 4
+    urls = [fault_server.url("/ok?len=3&key=%s&n=%d" % (k, i),
+                             host="127.0.0.%d" % (1 + i % hosts))
+            for i in range(hosts * per_host)]
+    a.write_queue(urls, mode="a")
+    # d1 claimed its rows as it ingested them and made its first requests
+    # at once; it stops half a second later, well inside the delay (d2
+    # would take its shards at its next tick, a second at most).
+    wait_until(lambda: fault_server.records(k), 30, "a first request")
+    time.sleep(0.5)
+    rc, _ = a.stop(pa)
+    assert rc == 0, a.stderr_of(pa)[-3000:]
+    wait_until(lambda: counts(b).get("done", 0) == len(urls), 120,
+               "every row done")
+    rc, _ = b.stop(pb)
+    assert rc == 0, b.stderr_of(pb)[-3000:]
+    recs = fault_server.records(k)
+    assert len(recs) == len(urls)
+    by_ip = {}
+    for r in recs:
+        by_ip.setdefault(r["ip"], []).append(r["t"])
+    # Some hosts changed hands (d1 held about half of them).
+    fetched_by = {r["url"]: r["claimed_by"] for r in b.query(
+        "SELECT r.url, u.claimed_by FROM results r JOIN urls u "
+        "ON u.id = r.id")}
+    moved = {ip for ip in by_ip
+             if len({fetched_by[u] for u in urls if "//%s:" % ip in u}) > 1}
+    assert moved, "no host changed hands"
+    gaps = {ip: min(y - x for x, y in zip(sorted(t), sorted(t)[1:]))
+            for ip, t in by_ip.items()}
+    assert min(gaps.values()) >= delay_s - 0.05, {
+        ip: g for ip, g in gaps.items() if g < delay_s - 0.05}
