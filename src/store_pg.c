@@ -25,6 +25,8 @@
  * (batcher, queue, scheduler) retry what failed, so nothing is lost. */
 #include "store_pg_node.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +110,57 @@ static int pg_prepare(struct store_pg *s, char **cause)
 	return 0;
 }
 
+/* The session of this node's earlier run may hold the node lock after
+ * its process is gone: killed in the middle of a long statement, it is
+ * noticed by the server only when that statement ends.  When that run was
+ * on this machine (nodes.host) and its process no longer exists, its
+ * session is ended here, so that a restart does not wait for it (the
+ * statement rolls back; its rows stay queued).  On another machine, or
+ * with its pid alive, nothing is done: the lock is then really held. */
+static void pg_end_stale_holder(struct store_pg *s, const char *key)
+{
+	char host[256] = "", backend[24];
+	const char *p[4] = {key, s->node_name, s->queue, host};
+	PGresult *r;
+	long holder;
+	pid_t pid;
+
+	if (gethostname(host, sizeof host - 1) != 0)
+		return;
+	r = PQexecParams(
+	    s->conn,
+	    "SELECT l.pid, n.pid FROM pg_locks l, nodes n"
+	    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+	    "   AND l.database = (SELECT oid FROM pg_database"
+	    "     WHERE datname = current_database())"
+	    "   AND ((l.classid::int8 << 32) | l.objid::int8)"
+	    "     = hashtextextended($1, 0)"
+	    "   AND n.id = (SELECT max(id) FROM nodes"
+	    "     WHERE name = $2 AND queue = $3)"
+	    "   AND n.stopped_at IS NULL AND n.host = $4",
+	    4, NULL, p, NULL, NULL, 0);
+	/* (Before the first migration there is no `nodes`: nothing to do.) */
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		PQclear(r);
+		return;
+	}
+	holder = atol(PQgetvalue(r, 0, 0));
+	pid = (pid_t)atol(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+		return;
+	snprintf(backend, sizeof backend, "%ld", holder);
+	p[0] = backend;
+	r = PQexecParams(s->conn, "SELECT pg_terminate_backend($1::int, 10000)",
+			 1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK &&
+	    strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+		log_warn("node %s: the session of its earlier run (pid %ld, "
+			 "gone) still held the node lock: ended it",
+			 s->node_name, (long)pid);
+	PQclear(r);
+}
+
 /* The connection of this node: connect, make sure no other process is
  * this node on this queue file (a session lock, which goes with the
  * connection), and, with `prepare`, prepare the statements. */
@@ -123,28 +176,42 @@ static int pg_connect(struct store_pg *s, bool prepare, char **cause)
 	snprintf(s->where, sizeof s->where, "%s", store_pg_where(s->conn));
 	k = util_printf("gatherd node %s queue %s", s->node_name, s->queue);
 	key[0] = k;
-	/* Waiting a little: the session of a node killed a moment ago may
-	 * not have ended yet (the server notices the closed socket soon). */
 	r = PQexecParams(s->conn,
-			 "SELECT set_config('lock_timeout', '"
-			 STORE_PG_NODE_LOCK_WAIT "', false), "
-			 "pg_advisory_lock(hashtextextended($1, 0)), "
-			 "set_config('lock_timeout', '0', false)",
+			 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
 			 1, NULL, key, NULL, NULL, 0);
-	free(k);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-		if (state != NULL && strcmp(state, "55P03") == 0)
-			*cause = util_printf("another gatherd runs as node %s "
-					     "with queue file %s on %s",
-					     s->node_name, s->queue, s->where);
-		else
-			*cause = store_pg_err(s->conn, "take the node lock");
-		PQclear(r);
-		goto fail;
-	}
+	bool locked = PQresultStatus(r) == PGRES_TUPLES_OK &&
+		      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
+	if (!locked) {
+		pg_end_stale_holder(s, k);
+		/* Waiting a little: the session of a node killed a moment
+		 * ago may not have ended yet (the server notices the closed
+		 * socket soon). */
+		r = PQexecParams(s->conn,
+				 "SELECT set_config('lock_timeout', '"
+				 STORE_PG_NODE_LOCK_WAIT "', false), "
+				 "pg_advisory_lock(hashtextextended($1, 0)), "
+				 "set_config('lock_timeout', '0', false)",
+				 1, NULL, key, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			const char *state =
+			    PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+			if (state != NULL && strcmp(state, "55P03") == 0)
+				*cause = util_printf(
+				    "another gatherd runs as node %s with "
+				    "queue file %s on %s",
+				    s->node_name, s->queue, s->where);
+			else
+				*cause = store_pg_err(s->conn,
+						      "take the node lock");
+			PQclear(r);
+			free(k);
+			goto fail;
+		}
+		PQclear(r);
+	}
+	free(k);
 	if (prepare && pg_prepare(s, cause) != 0)
 		goto fail;
 	return 0;

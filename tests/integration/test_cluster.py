@@ -547,3 +547,66 @@ def test_host_delay_across_a_hand_over(request, gatherd_bin, tmp_path,
             for ip, t in by_ip.items()}
     assert min(gaps.values()) >= delay_s - 0.05, {
         ip: g for ip, g in gaps.items() if g < delay_s - 0.05}
+
+
+def test_restart_ends_the_dead_runs_session(request, gatherd_bin, tmp_path,
+                                            fault_server):
+    """A node killed in the middle of a long statement leaves its session
+    running (the server notices the closed socket only when the statement
+    ends), and that session holds the node lock: the restarted node must
+    not wait for it, or give up as if another gatherd ran.  Stood in for
+    by a session that holds the lock of a node whose process is gone on
+    this machine: gatherd ends it and starts; a holder whose process
+    lives is left alone (the restart is refused, as before)."""
+    pg, db = pg_database_for(request, gatherd_bin)
+    g = Gatherd(gatherd_bin, tmp_path / "st", pg=pg, pg_db=db, node="st")
+    g.write_config()
+    g.write_queue([fault_server.url("/ok?len=4")])
+    cp = g.run("--once", timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    key = "gatherd node st queue %s" % g.queue
+    host = socket.gethostname()
+
+    def holder(pid):
+        """A psql session that registers node st with `pid` as running
+        on this host, takes its lock and sleeps; returns the process."""
+        pg.psql(db, "INSERT INTO nodes (name, queue, pid, host, "
+                "started_at) VALUES ('st', '%s', %d, '%s', 0)"
+                % (g.queue, pid, host))
+        sql = ("SELECT pg_advisory_lock(hashtextextended('%s', 0));"
+               "SELECT pg_sleep(60);" % key)
+        p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p",
+             str(pg.port), "-U", "gatherd", "-d", db, "-c", sql],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: pg.query(db, (
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted")), 10, "the lock held by psql")
+        return p
+
+    # The holder's process lives (this test's own pid): refused.
+    p = holder(os.getpid())
+    t0 = time.monotonic()
+    cp = g.run("--once", timeout=60)
+    assert cp.returncode == 1, cp.stderr
+    assert "another gatherd runs as node st" in cp.stderr, cp.stderr
+    assert time.monotonic() - t0 >= 4
+    # (Killing psql would not end its session before pg_sleep does: the
+    # very behaviour this test is about.)
+    pg.psql(db, "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND granted")
+    p.wait(timeout=10)
+    pg.psql(db, "UPDATE nodes SET stopped_at = 0 WHERE stopped_at IS NULL")
+    # Its process is gone: the session is ended, and gatherd runs.
+    p = holder(gone.pid)
+    g.write_queue([fault_server.url("/ok?len=5")], mode="a")
+    t0 = time.monotonic()
+    cp = g.run("--once", timeout=60)
+    took = time.monotonic() - t0
+    assert cp.returncode == 0, cp.stderr
+    assert "still held the node lock: ended it" in cp.stderr, cp.stderr
+    assert took < 4, took
+    assert p.wait(timeout=10) != 0  # its session was terminated
+    assert [r["length"] for r in g.rows()] == [4, 5]
