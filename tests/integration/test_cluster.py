@@ -63,6 +63,18 @@ def counts(g):
         "SELECT state, count(*) AS n FROM results GROUP BY state")}
 
 
+def wait_spread(g, n):
+    """Until each of the n live nodes holds its share of the host shards
+    (1024 / n, give or take the rounding)."""
+    def spread():
+        held = [r["shards"] for r in g.query(
+            "SELECT count(s.shard) AS shards FROM nodes n LEFT JOIN shards s "
+            "ON s.node_id = n.id AND s.lease_until > now() "
+            "WHERE n.stopped_at IS NULL GROUP BY n.id")]
+        return len(held) == n and all(h >= 1024 // n - 1 for h in held)
+    wait_until(spread, 30, "the shards spread over %d nodes" % n)
+
+
 def node_ids(g, name):
     return [r["id"] for r in g.query(
         "SELECT id FROM nodes WHERE name = ? ORDER BY id", (name,))]
@@ -78,11 +90,7 @@ def test_three_nodes_kill_and_restart(request, gatherd_bin, tmp_path,
     for g in (a, b, c):
         g.wait_ready(procs[g.node])
     # Every node holds its share of the host shards before work comes.
-    wait_until(lambda: all(r["shards"] >= 300 for r in a.query(
-        "SELECT count(s.shard) AS shards FROM nodes n LEFT JOIN shards s "
-        "ON s.node_id = n.id AND s.lease_until > now() "
-        "WHERE n.stopped_at IS NULL GROUP BY n.id")), 30,
-        "the shards spread over three nodes")
+    wait_spread(a, 3)
 
     urls = [url(fault_server, i, 20) for i in range(N_HOSTS * PER_HOST)]
     # Each node's queue file gets a third; the last 2,000 are submitted
@@ -402,11 +410,7 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     pa, pb = a.start(), b.start()
     a.wait_ready(pa)
     b.wait_ready(pb)
-    wait_until(lambda: sorted(r["shards"] for r in a.query(
-        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
-        "ON s.node_id = n.id AND s.lease_until > now() "
-        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
-        "the shards spread over two nodes")
+    wait_spread(a, 2)
     # 150 ms each, 15 s of work per host: p1's window (1,024 rows, 12 or
     # so hosts at one request each) lasts past its fence, so that it
     # still has fetches to hold back when its leases run out.
@@ -459,11 +463,7 @@ def test_redirect_target_fetched_by_its_shards_node(request, gatherd_bin,
     pa, pb = a.start(), b.start()
     a.wait_ready(pa)
     b.wait_ready(pb)
-    wait_until(lambda: sorted(r["shards"] for r in a.query(
-        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
-        "ON s.node_id = n.id AND s.lease_until > now() "
-        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
-        "the shards spread over two nodes")
+    wait_spread(a, 2)
     target = "127.0.0.250"
     n = 400
     finals = [fault_server.url("/slow?ms=20&len=9&n=%d" % i, host=target)
@@ -509,11 +509,7 @@ def test_host_delay_across_a_hand_over(request, gatherd_bin, tmp_path,
     pa, pb = a.start(), b.start()
     a.wait_ready(pa)
     b.wait_ready(pb)
-    wait_until(lambda: sorted(r["shards"] for r in a.query(
-        "SELECT count(s.shard) AS shards FROM nodes n JOIN shards s "
-        "ON s.node_id = n.id AND s.lease_until > now() "
-        "WHERE n.stopped_at IS NULL GROUP BY n.id")) == [512, 512], 30,
-        "the shards spread over two nodes")
+    wait_spread(a, 2)
     k = "hd-%d" % time.monotonic_ns()
     hosts, per_host = 40, 4
     urls = [fault_server.url("/ok?len=3&key=%s&n=%d" % (k, i),
