@@ -132,13 +132,16 @@ def run(env, gatherd, urls, **fetch):
         fetch=dict({"retries": 0, "max_per_host": 1,
                     "connect_timeout_ms": CONNECT_TIMEOUT_MS}, **fetch),
         dns={"nameserver": env["d"].nameserver, "timeout_ms": 2000},
-        tls={"ca_file": env["ca"]})
+        tls={"ca_file": env["ca"]}, gatherd={"log_level": "debug"})
     gatherd.write_queue(urls)
     cp, _ = env["ns"].call(gatherd.once, timeout=60)
     rows = gatherd.rows()
     assert [r["url"] for r in rows] == list(urls)
     m = SUMMARY.search(cp.stderr)
     assert m, cp.stderr[-2000:]
+    # The first lines of how each fetch went, for a failure to show.
+    env["log"] = [line for line in cp.stderr.splitlines()
+                  if " dial " in line or " fetch " in line][:60]
     return rows, int(m.group(1)), int(m.group(2))
 
 
@@ -167,15 +170,18 @@ def test_silent_first_address(env, gatherd):
     # The first connection paid the delay, and only the delay (without
     # Happy Eyeballs: connect_timeout_ms, then `timeout`).
     slow = [r for r in rows if r["elapsed_ms"] >= DELAY_MS]
-    # (Seen once, in a fresh-clone run on a loaded machine, not since: no
-    # row at all paid the delay.  Say everything that tells why.)
-    assert len(slow) == 1, {
-        "rows (elapsed, dns, connect, remote)": [
+    # (It once took 249 ms: libevent's timer fired 3 ms early by our clock,
+    # under ASan on a loaded machine; dial.c now waits out what is left.
+    # Should it fail again, say everything that tells why.)
+    assert len(slow) == 1, "\n".join([
+        "rows (elapsed, dns, connect, remote): %r" % [
             (r["elapsed_ms"], r["dns_ms"], r["connect_ms"], r["remote_ip"])
             for r in rows],
-        "SYNs dropped for the silent address": blocked(env, SILENT),
-        "answer now": env["ns"].call(dns_query, "127.0.0.1", env["d"].port,
-                                     "he.test")}
+        "SYNs dropped for the silent address: %d" % blocked(env, SILENT),
+        "connections opened: %d" % opened,
+        "answer now: %r" % (env["ns"].call(dns_query, "127.0.0.1",
+                                            env["d"].port, "he.test"),),
+        "gatherd's log:"] + env["log"])
     assert slow[0]["elapsed_ms"] < CONNECT_TIMEOUT_MS / 2, shown(slow[0])
     # One attempt on the silent address in all, n on the live one.
     assert blocked(env, SILENT) >= 1
