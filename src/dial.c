@@ -237,7 +237,8 @@ static void dial_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (left > 0) {
 			log_debug("dial %s: the attempt delay has %lld ms "
-				  "left", dl->key, (long long)left);
+				  "left",
+				  dl->key, (long long)left);
 			dial_arm_timer(dl, left);
 			return;
 		}
