@@ -40,7 +40,7 @@ struct store_pg {
 	unsigned char shard[SHARD_COUNT];
 	int n_active, n_releasing, live;
 	int64_t renewed_ms; /* the last renewal (monotonic) */
-	struct pg_buf active; /* the active shards, an array literal */
+	struct pg_buf active; /* the active shards, a bit string */
 	int64_t claim_from;   /* where the next claim's scan starts */
 	int64_t ingested, analyze_at; /* rows since the last ANALYZE, and
 				       * when the next one is due */

@@ -20,20 +20,22 @@
 const struct pg_statement store_pg_rows_sql[] = {
     /* The next rows of this node's active shards, in id order, that
      * nobody holds: claimed under a lease, with the validators of the
-     * row a re-fetch names.  The shards come as a list ($4, what the
-     * last tick found): the scan then stays the partial index's, in id
-     * order, up to the limit, whatever the statistics say (a join with
-     * `shards` made the planner sort every queued row while a fast-
-     * growing table had none); the database's word on them is checked
-     * on the rows claimed.  $5 is where the last claim ended: the rows
-     * before it are done, held, or another node's, and the scan need not
-     * step over them again (store_pg_tick() starts it over, for rows
-     * given back or whose lease ran out). */
+     * row a re-fetch names.  The shards come as a bit string of 1024
+     * ($4, what the last tick found; a row's bit is one look-up, where
+     * `= ANY` of a list of up to 1024 compared each row with each
+     * shard): the scan then stays the partial index's, in id order, up
+     * to the limit, whatever the statistics say (a join with `shards`
+     * made the planner sort every queued row while a fast-growing table
+     * had none); the database's word on them is checked on the rows
+     * claimed, by their shard's row.  $5 is where the last claim ended:
+     * the rows before it are done, held, or another node's, and the scan
+     * need not step over them again (store_pg_tick() starts it over, for
+     * rows given back or whose lease ran out). */
     {"claim",
      "WITH c AS ("
      "  SELECT id FROM urls"
      "  WHERE state = 0"
-     "    AND shard = ANY($4::int[]) AND id > $5"
+     "    AND get_bit($4::bit(1024), shard) = 1 AND id > $5"
      "    AND (claimed_by IS NULL OR lease_until < now())"
      "  ORDER BY id LIMIT $2"
      "  FOR UPDATE OF urls SKIP LOCKED),"
@@ -41,9 +43,9 @@ const struct pg_statement store_pg_rows_sql[] = {
      "  UPDATE urls SET claimed_by = $1,"
      "         lease_until = now() + $3::float8 * interval '1 second'"
      "  WHERE urls.id = ANY(ARRAY(SELECT id FROM c))"
-     "    AND urls.shard = ANY(ARRAY(SELECT shard FROM shards"
-     "      WHERE node_id = $1 AND NOT releasing"
-     "      AND lease_until > now()))"
+     "    AND EXISTS (SELECT 1 FROM shards h WHERE h.shard = urls.shard"
+     "      AND h.node_id = $1 AND NOT h.releasing"
+     "      AND h.lease_until > now())"
      "  RETURNING urls.id, urls.url, urls.attempts, urls.shard,"
      "            urls.refetch_of, urls.final_url, urls.redirects)"
      "SELECT u.id, u.url, u.attempts, u.shard, p.etag, p.last_modified,"

@@ -122,14 +122,14 @@ static int pg_shards_free(struct store_pg *s, char **cause)
 	return 0;
 }
 
-/* The active shards as the list claims take (store_pg_rows.c). */
+/* The active shards as claims take them (store_pg_rows.c): a bit string,
+ * shard 0 first. */
 static void pg_active_list(struct store_pg *s)
 {
-	pg_array_open(&s->active);
+	pg_buf_reset(&s->active);
 	for (int i = 0; i < SHARD_COUNT; i++)
-		if (s->shard[i] == SHARD_ACTIVE)
-			pg_array_int(&s->active, i);
-	pg_array_close(&s->active);
+		pg_buf_printf(&s->active, "%c",
+			      s->shard[i] == SHARD_ACTIVE ? '1' : '0');
 }
 
 /* This node's share of the shards. */

@@ -1,0 +1,12 @@
+-- Room for the claim in place.  A row is written three times: inserted
+-- (queued), claimed (claimed_by, lease_until: no indexed column changes,
+-- so the new version can stay on its page as a heap-only tuple, HOT,
+-- with no index entry), and recorded (state changes, which the queued-
+-- rows index depends on: a new version with index entries, wherever
+-- there is room).  At fillfactor 80 a page of freshly inserted rows had
+-- room for about a quarter of their claims; the rest moved to other
+-- pages with new entries in both indexes.  With half of each page kept
+-- free by inserts, nearly every claim stays HOT: the claims of a 20,000-
+-- URL run took 70 ms of the server's time instead of 120 ms.  The cost is
+-- pages half full of queued rows until their results fill them.
+ALTER TABLE urls SET (fillfactor = 50);
