@@ -34,6 +34,9 @@
 
 #define SCHED_FD_PAUSE_MS 250  /* dispatch pause when out of descriptors */
 #define SCHED_POLL_MS 1000     /* look for rows added by others */
+/* The same on a shared store, where most rows come from others: each
+ * node's queue file holds lines of every node's host shards. */
+#define SCHED_POLL_SHARED_MS 100
 #define SCHED_HOST_LINGER_MS 2000 /* idle connections of a host without
 				   * work */
 
@@ -148,9 +151,13 @@ static size_t sched_window(const struct sched *s)
 	size_t w = (size_t)s->cfg->max_in_flight * 8;
 
 	/* A shared store's claim is a round trip and an UPDATE of each row
-	 * (SQLite's load a read of its file): fewer, larger ones. */
-	if (s->shared)
+	 * (SQLite's load a read of its file): fewer, larger ones.  And rows
+	 * that fit the window as they are ingested are claimed in the same
+	 * INSERT, with no UPDATE at all: at least 8192 of them (1.5 MiB). */
+	if (s->shared) {
 		w *= 4;
+		return w < 8192 ? 8192 : w;
+	}
 	return w < 1024 ? 1024 : w;
 }
 
@@ -423,8 +430,9 @@ static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Rows can come from outside the queue file too (gatherd refetch adds
- * them straight to the database): once a second, when everything queued
- * is loaded, look past the cursor.  An empty look is one short index
+ * them straight to the database; on a shared store, other nodes and
+ * submit --direct): once a second (ten times on a shared store), when
+ * everything queued is loaded, look past the cursor.  An empty look is one short index
  * probe on the worker. */
 static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -991,7 +999,8 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	if (s->ev_unpause == NULL || s->ev_load_retry == NULL ||
 	    s->ev_poll == NULL)
 		util_oom();
-	struct timeval tv = {SCHED_POLL_MS / 1000, 0};
+	int poll_ms = s->shared ? SCHED_POLL_SHARED_MS : SCHED_POLL_MS;
+	struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
 	event_add(s->ev_poll, &tv);
 	return s;
 }

@@ -85,8 +85,7 @@ const struct pg_statement store_pg_rows_sql[] = {
      "  warc_offset, not_modified, decoded_length, dns_ms, ttfb_ms,"
      "  remote_ip, tls_version, tls_resumed)"
      " WHERE u.id = r.id AND u.state NOT IN (1, 2) AND u.claimed_by = $1"
-     "   AND u.lease_until > now()"
-     " RETURNING u.id"},
+     "   AND u.lease_until > now()"},
     /* Rows left queued at shutdown: their attempts so far, and the claim
      * given back so that another node takes them at once. */
     /* Rows given back with their attempts; a row handed over at a
@@ -122,16 +121,17 @@ const struct pg_statement store_pg_rows_sql[] = {
      "  INSERT INTO urls (url, shard, state, error, error_detail,"
      "                    queued_at, claimed_by, lease_until)"
      "  SELECT l.url, l.shard, l.state, l.error, l.detail, $15,"
-     "         CASE WHEN l.take AND l.shard = ANY(mine.s) THEN $22::bigint"
-     "         END,"
-     "         CASE WHEN l.take AND l.shard = ANY(mine.s) THEN"
+     "         CASE WHEN l.take AND get_bit(mine.s, l.shard) = 1"
+     "              THEN $22::bigint END,"
+     "         CASE WHEN l.take AND get_bit(mine.s, l.shard) = 1 THEN"
      "              now() + $23::float8 * interval '1 second' END"
      "  FROM unnest($16::text[], $17::int[], $18::smallint[],"
      "              $19::text[], $20::text[], $21::boolean[])"
      "       WITH ORDINALITY"
      "       AS l(url, shard, state, error, detail, take, n),"
-     "       (SELECT array(SELECT shard FROM shards WHERE node_id = $22"
-     "         AND NOT releasing AND lease_until > now())) AS mine(s)"
+     "       (SELECT string_agg(CASE WHEN node_id = $22 AND NOT releasing"
+     "         AND lease_until > now() THEN '1' ELSE '0' END, ''"
+     "         ORDER BY shard)::bit(1024) FROM shards) AS mine(s)"
      "  WHERE EXISTS (SELECT 1 FROM pos)"
      "  ORDER BY l.n"
      "  RETURNING id, claimed_by)"
@@ -444,62 +444,91 @@ int store_pg_load_queued(struct store *base, int64_t after_id, int limit,
 	return 0;
 }
 
+/* The columns of a batch of results, each an array literal; a column
+ * with no value in the whole batch goes as NULL (an absent array, which
+ * unnest() pads with NULLs), sparing the server the parsing of a list of
+ * NULLs: most columns of most batches (error, redirects, TLS, WARC). */
+struct pg_cols {
+	struct pg_buf c[26];
+	bool set[26];
+};
+
+static void col_int(struct pg_cols *t, int k, int64_t v)
+{
+	t->set[k] = true;
+	pg_array_int(&t->c[k], v);
+}
+
+static void col_opt(struct pg_cols *t, int k, int64_t v)
+{
+	if (v >= 0)
+		t->set[k] = true;
+	pg_array_opt(&t->c[k], v);
+}
+
+static void col_str(struct pg_cols *t, int k, const char *v)
+{
+	if (v != NULL)
+		t->set[k] = true;
+	pg_array_str(&t->c[k], v);
+}
+
 /* Record the results (not the requeued rows) of res[0..n); *recorded
  * is how many rows took them. */
 static int pg_put_final(struct store_pg *s, const struct store_result *res,
 			size_t n, int *recorded, char **cause)
 {
-	struct pg_buf c[26];
+	struct pg_cols t;
 	const char *p[27];
 	PGresult *r;
 
-	memset(c, 0, sizeof c);
+	memset(&t, 0, sizeof t);
 	for (int i = 0; i < 26; i++)
-		pg_array_open(&c[i]);
+		pg_array_open(&t.c[i]);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_result *x = &res[i];
 
 		if (x->state == STORE_QUEUED)
 			continue;
-		pg_array_int(&c[0], x->id);
-		pg_array_int(&c[1], x->state);
-		pg_array_opt(&c[2], x->status > 0 ? x->status : -1);
-		pg_array_opt(&c[3], x->length);
-		pg_array_str(&c[4], errkind_name(x->error));
-		pg_array_str(&c[5], x->error_detail);
-		pg_array_int(&c[6], x->attempts);
-		pg_array_str(&c[7], x->final_url);
-		pg_array_opt(&c[8], x->redirects);
-		pg_array_str(&c[9], x->content_type);
-		pg_array_int(&c[10], x->fetched_at_ms);
-		pg_array_opt(&c[11], x->elapsed_ms);
-		pg_array_opt(&c[12], x->connect_ms);
-		pg_array_opt(&c[13], x->tls_ms);
-		pg_array_str(&c[14], x->body_sha256);
-		pg_array_str(&c[15], x->etag);
-		pg_array_str(&c[16], x->last_modified);
-		pg_array_str(&c[17], x->warc_file);
-		pg_array_opt(&c[18], x->warc_offset);
-		pg_array_opt(&c[19], x->not_modified);
-		pg_array_opt(&c[20], x->decoded_length);
-		pg_array_opt(&c[21], x->dns_ms);
-		pg_array_opt(&c[22], x->ttfb_ms);
-		pg_array_str(&c[23], x->remote_ip);
-		pg_array_str(&c[24], x->tls_version);
-		pg_array_opt(&c[25], x->tls_resumed);
+		col_int(&t, 0, x->id);
+		col_int(&t, 1, x->state);
+		col_opt(&t, 2, x->status > 0 ? x->status : -1);
+		col_opt(&t, 3, x->length);
+		col_str(&t, 4, errkind_name(x->error));
+		col_str(&t, 5, x->error_detail);
+		col_int(&t, 6, x->attempts);
+		col_str(&t, 7, x->final_url);
+		col_opt(&t, 8, x->redirects);
+		col_str(&t, 9, x->content_type);
+		col_int(&t, 10, x->fetched_at_ms);
+		col_opt(&t, 11, x->elapsed_ms);
+		col_opt(&t, 12, x->connect_ms);
+		col_opt(&t, 13, x->tls_ms);
+		col_str(&t, 14, x->body_sha256);
+		col_str(&t, 15, x->etag);
+		col_str(&t, 16, x->last_modified);
+		col_str(&t, 17, x->warc_file);
+		col_opt(&t, 18, x->warc_offset);
+		col_opt(&t, 19, x->not_modified);
+		col_opt(&t, 20, x->decoded_length);
+		col_opt(&t, 21, x->dns_ms);
+		col_opt(&t, 22, x->ttfb_ms);
+		col_str(&t, 23, x->remote_ip);
+		col_str(&t, 24, x->tls_version);
+		col_opt(&t, 25, x->tls_resumed);
 	}
 	p[0] = s->node_txt;
 	for (int i = 0; i < 26; i++) {
-		pg_array_close(&c[i]);
-		p[1 + i] = pg_buf_str(&c[i]);
+		pg_array_close(&t.c[i]);
+		p[1 + i] = t.set[i] ? pg_buf_str(&t.c[i]) : NULL;
 	}
-	r = store_pg_run(s, "results", 27, p, PGRES_TUPLES_OK,
+	r = store_pg_run(s, "results", 27, p, PGRES_COMMAND_OK,
 			 "record results", cause);
 	for (int i = 0; i < 26; i++)
-		pg_buf_free(&c[i]);
+		pg_buf_free(&t.c[i]);
 	if (r == NULL)
 		return -1;
-	*recorded = PQntuples(r);
+	*recorded = atoi(PQcmdTuples(r));
 	PQclear(r);
 	return 0;
 }
