@@ -65,6 +65,9 @@ struct captures {
 	struct capture_list paused;
 	size_t n_paused;
 	size_t pending;
+	bool held; /* capture_full() said so: call room() below half */
+	void (*room)(void *);
+	void *room_arg;
 	struct capture_stats st;
 	char *dir; /* [capture] warc_dir, the worker's copy */
 	/* The worker's: */
@@ -193,7 +196,25 @@ static void capture_maybe_free(struct capture *c)
 	free(c);
 }
 
-/* Let paused fetches read again once the disk caught up. */
+bool capture_full(struct captures *cs)
+{
+	if (cs->pending <= CAPTURE_MAX_PENDING_ALL)
+		return false;
+	if (!cs->held)
+		cs->st.holds++;
+	cs->held = true;
+	return true;
+}
+
+void capture_set_room_cb(struct captures *cs, void (*room)(void *),
+			 void *arg)
+{
+	cs->room = room;
+	cs->room_arg = arg;
+}
+
+/* Let paused fetches read again once the disk caught up (and new ones
+ * start). */
 static void capture_resume_some(struct captures *cs)
 {
 	struct capture *c, *next;
@@ -201,6 +222,11 @@ static void capture_resume_some(struct captures *cs)
 
 	if (cs->pending > CAPTURE_MAX_PENDING_ALL / 2)
 		return;
+	if (cs->held) {
+		cs->held = false;
+		if (cs->room != NULL)
+			cs->room(cs->room_arg);
+	}
 	/* A resumed fetch may pause again at once (at the tail): each
 	 * capture is looked at once. */
 	for (c = TAILQ_FIRST(&cs->paused), n = cs->n_paused; c != NULL && n > 0;
@@ -382,6 +408,8 @@ static void capture_send(struct capture *c, struct capture_job *j)
 	c->pending += j->cap;
 	cs->pending += j->cap;
 	cs->st.pending_bytes = (int64_t)cs->pending;
+	if (cs->st.pending_bytes > cs->st.pending_peak)
+		cs->st.pending_peak = cs->st.pending_bytes;
 	to_thread(cs->worker, capture_work, j, capture_job_done);
 }
 

@@ -90,6 +90,14 @@ void capture_finish(struct capture *c, const struct capture_end *e,
 /* Drop c without writing anything. */
 void capture_abort(struct capture *c);
 
+/* Whether the archive is too far behind for a new fetch to start: the
+ * tap pauses a fetch whose body streams in, but a small page comes whole
+ * in one read, so the fetches themselves must wait.  Once it is, room(arg)
+ * is called when the worker has caught up by half. */
+bool capture_full(struct captures *cs);
+void capture_set_room_cb(struct captures *cs, void (*room)(void *),
+			 void *arg);
+
 /* Counters for `status` and the metrics. */
 struct capture_stats {
 	uint64_t records;   /* responses written (revisits included) */
@@ -97,7 +105,9 @@ struct capture_stats {
 	uint64_t failures;  /* finishes that wrote nothing */
 	uint64_t bytes;     /* compressed bytes written */
 	uint64_t pauses;    /* fetches paused for the disk */
+	uint64_t holds;     /* times new fetches waited for the disk */
 	int64_t pending_bytes; /* on their way to the worker */
+	int64_t pending_peak;  /* the most there ever were */
 };
 void capture_get_stats(const struct captures *cs, struct capture_stats *st);
 

@@ -779,7 +779,8 @@ static void sched_dispatch(struct sched *s)
 	while (!s->draining && !s->paused &&
 	       s->n_in_flight + robots_cache_in_flight(s->robots) <
 		       (size_t)cfg->max_in_flight &&
-	       (h = TAILQ_FIRST(&s->ready)) != NULL) {
+	       (h = TAILQ_FIRST(&s->ready)) != NULL &&
+	       (s->caps == NULL || !capture_full(s->caps))) {
 		TAILQ_REMOVE(&s->ready, h, ready_link);
 		h->ready = false;
 		if (!host_eligible(h))
@@ -1005,9 +1006,17 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	return s;
 }
 
+/* The archive caught up: fetches may start again. */
+static void sched_capture_room_cb(void *arg)
+{
+	sched_dispatch(arg);
+}
+
 void sched_set_captures(struct sched *s, struct captures *cs)
 {
 	s->caps = cs;
+	if (cs != NULL)
+		capture_set_room_cb(cs, sched_capture_room_cb, s);
 }
 
 void sched_kick(struct sched *s)

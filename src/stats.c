@@ -235,7 +235,7 @@ void stats_final(struct stats *st)
 	struct sched_stats ss;
 	double secs = (double)(util_mono_ms() - st->start_ms) / 1000.0;
 
-	char archive[200] = "";
+	char archive[320] = "";
 	long peak = stats_peak_rss_kb();
 
 	sched_get_stats(st->sched, &ss);
@@ -246,9 +246,11 @@ void stats_final(struct stats *st)
 		snprintf(archive, sizeof archive,
 			 "; archived %" PRIu64 " records (%" PRIu64
 			 " revisits, %" PRIu64 " failed), %.1f MB, paused %" PRIu64
-			 " fetches for the disk",
+			 " fetches for the disk, held new ones back %" PRIu64
+			 " times, at most %.1f MB waiting for it",
 			 cs.records, cs.revisits, cs.failures,
-			 (double)cs.bytes / 1e6, cs.pauses);
+			 (double)cs.bytes / 1e6, cs.pauses, cs.holds,
+			 (double)cs.pending_peak / 1e6);
 	}
 	log_info("finished: %" PRIu64 " fetched (done %" PRIu64
 		 ", failed %" PRIu64 "), %" PRIu64 " lines ingested (%" PRIu64
@@ -410,6 +412,10 @@ void stats_write_metrics(void *arg, struct evbuffer *b)
 		stats_one(b, "gatherd_warc_pauses_total", "counter",
 			  "Fetches paused until the archive caught up.",
 			  (double)cs.pauses);
+		stats_one(b, "gatherd_warc_holds_total", "counter",
+			  "Times new fetches waited for the archive to catch "
+			  "up.",
+			  (double)cs.holds);
 		stats_one(b, "gatherd_warc_pending_bytes", "gauge",
 			  "Response bytes on their way to the WARC writer.",
 			  (double)cs.pending_bytes);
