@@ -222,11 +222,6 @@ static void capture_resume_some(struct captures *cs)
 
 	if (cs->pending > CAPTURE_MAX_PENDING_ALL / 2)
 		return;
-	if (cs->held) {
-		cs->held = false;
-		if (cs->room != NULL)
-			cs->room(cs->room_arg);
-	}
 	/* A resumed fetch may pause again at once (at the tail): each
 	 * capture is looked at once. */
 	for (c = TAILQ_FIRST(&cs->paused), n = cs->n_paused; c != NULL && n > 0;
@@ -238,6 +233,13 @@ static void capture_resume_some(struct captures *cs)
 		cs->n_paused--;
 		c->paused = false;
 		c->resume(c->resume_arg);
+	}
+	/* Then the fetches that waited to start (the fetches in flight
+	 * first: they hold their slots). */
+	if (cs->held) {
+		cs->held = false;
+		if (cs->room != NULL)
+			cs->room(cs->room_arg);
 	}
 }
 

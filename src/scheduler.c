@@ -432,8 +432,8 @@ static void sched_load_retry_cb(evutil_socket_t fd, short what, void *arg)
 /* Rows can come from outside the queue file too (gatherd refetch adds
  * them straight to the database; on a shared store, other nodes and
  * submit --direct): once a second (ten times on a shared store), when
- * everything queued is loaded, look past the cursor.  An empty look is one short index
- * probe on the worker. */
+ * everything queued is loaded, look past the cursor.  An empty look is
+ * one short index probe on the worker. */
 static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
