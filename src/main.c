@@ -233,6 +233,8 @@ static void app_upkeep_cb(void *arg, const struct upkeep_news *n)
 		sched_set_fence(a->sched, n->fence_ms);
 	if (n->n_lost > 0)
 		sched_forget(a->sched, n->lost, n->n_lost);
+	if (n->n_release > 0 && !a->stopping)
+		sched_give_back(a->sched, n->release, n->n_release);
 	if (n->gained && !a->stopping)
 		sched_kick(a->sched);
 }

@@ -70,6 +70,7 @@ struct job {
 	int redirects;
 	bool requeue;    /* with the batcher only to store `attempts` */
 	bool handoff;    /* requeued for another shard's node (a redirect) */
+	bool given_back; /* requeued for the node taking its host shard */
 	/* The outcome of the last attempt, NULL before there is one: a job
 	 * waiting in the window costs no result's worth of memory. */
 	struct fetch_result *res;
@@ -940,7 +941,9 @@ static void sched_written_cb(void *arg, void **owners, size_t n)
 			/* Counted as a redirect already; claimable again. */
 			handed = true;
 		} else if (j->requeue) {
-			s->n_requeued++;
+			/* Left queued at shutdown: counted; handed back to
+			 * the node taking its shard: not. */
+			s->n_requeued += !j->given_back;
 		} else if (j->res->ok) {
 			int c = j->res->status / 100;
 
@@ -1116,6 +1119,7 @@ static int sched_cmp_id(const void *a, const void *b)
 struct sched_forget {
 	const int64_t *ids;
 	size_t n;
+	bool unbegun; /* only jobs not yet begun (no redirect followed) */
 	struct host **hosts;
 	size_t n_hosts;
 	struct job_list dropped;
@@ -1143,7 +1147,8 @@ static size_t sched_forget_list(struct sched_forget *f, struct job_list *list)
 
 	for (j = TAILQ_FIRST(list); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, link);
-		if (!sched_forget_has(f, j->id))
+		if (!sched_forget_has(f, j->id) ||
+		    (f->unbegun && j->redirects > 0))
 			continue;
 		TAILQ_REMOVE(list, j, link);
 		TAILQ_INSERT_TAIL(&f->dropped, j, link);
@@ -1160,31 +1165,63 @@ static void sched_forget_parked(void *arg, const char *key, void *value)
 	sched_forget_list(arg, &p->jobs);
 }
 
-void sched_forget(struct sched *s, const int64_t *ids, size_t n)
+/* Set f up for ids (sorted into a copy) and move the waiting jobs of
+ * every host that it names to f->dropped. */
+static void sched_forget_waiting(struct sched *s, struct sched_forget *f,
+				 const int64_t *ids, size_t n)
 {
-	struct sched_forget f = {0};
-	int64_t *sorted;
-	struct job *j;
-	size_t dropped = 0, running = 0;
+	int64_t *sorted = xmalloc(n * sizeof *sorted);
 
-	if (n == 0)
-		return;
-	sorted = xmalloc(n * sizeof *sorted);
 	memcpy(sorted, ids, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, sched_cmp_id);
-	f.ids = sorted;
-	f.n = n;
-	TAILQ_INIT(&f.dropped);
-	f.hosts = xmalloc((map_count(s->hosts) + 1) * sizeof *f.hosts);
-	map_foreach(s->hosts, sched_forget_host, &f);
-	for (size_t i = 0; i < f.n_hosts; i++) {
-		struct host *h = f.hosts[i];
-		size_t k = sched_forget_list(&f, &h->waiting);
+	f->ids = sorted;
+	f->n = n;
+	TAILQ_INIT(&f->dropped);
+	f->hosts = xmalloc((map_count(s->hosts) + 1) * sizeof *f->hosts);
+	map_foreach(s->hosts, sched_forget_host, f);
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		struct host *h = f->hosts[i];
+		size_t k = sched_forget_list(f, &h->waiting);
 
 		h->n_waiting -= (int)k;
 		s->n_waiting -= k;
 		host_maybe_free(h);
 	}
+}
+
+void sched_give_back(struct sched *s, const int64_t *ids, size_t n)
+{
+	struct sched_forget f = {.unbegun = true};
+	struct job *j;
+	size_t given = 0;
+
+	if (n == 0 || s->draining)
+		return;
+	sched_forget_waiting(s, &f, ids, n);
+	while ((j = TAILQ_FIRST(&f.dropped)) != NULL) {
+		TAILQ_REMOVE(&f.dropped, j, link);
+		j->requeue = j->given_back = true;
+		sched_add_result(s, j);
+		given++;
+	}
+	if (given > 0)
+		log_debug("handing back %zu waiting row%s of host shards "
+			  "going to other nodes",
+			  given, given == 1 ? "" : "s");
+	free(f.hosts);
+	free((int64_t *)f.ids);
+	sched_notify(s);
+}
+
+void sched_forget(struct sched *s, const int64_t *ids, size_t n)
+{
+	struct sched_forget f = {0};
+	struct job *j;
+	size_t dropped = 0, running = 0;
+
+	if (n == 0)
+		return;
+	sched_forget_waiting(s, &f, ids, n);
 	map_foreach(s->parked, sched_forget_parked, &f);
 	sched_forget_list(&f, &s->sleeping); /* asleep before a retry */
 	TAILQ_FOREACH(j, &s->in_flight_jobs, link)
@@ -1201,7 +1238,7 @@ void sched_forget(struct sched *s, const int64_t *ids, size_t n)
 			 "recorded here)",
 			 dropped, dropped == 1 ? "" : "s", running);
 	free(f.hosts);
-	free(sorted);
+	free((int64_t *)f.ids);
 	sched_dispatch(s);
 	sched_notify(s);
 }

@@ -63,6 +63,12 @@ void sched_set_fence(struct sched *s, int64_t until_ms);
  * and the store refuses their results. */
 void sched_forget(struct sched *s, const int64_t *ids, size_t n);
 
+/* Rows ids[0..n) belong to host shards this node is giving back: those
+ * waiting and not yet begun go back to the store unclaimed, so that the
+ * shards are free for their next node once the fetches in flight end
+ * (not once every row claimed in them is fetched here). */
+void sched_give_back(struct sched *s, const int64_t *ids, size_t n);
+
 /* Rows were just ingested (`lines`, with their ids; invalid ones are
  * skipped): take them directly when the window has room and every older
  * queued row is already loaded, which spares reading them back from the

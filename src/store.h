@@ -175,6 +175,13 @@ struct store_tick_out {
 	 * malloc'd, for the caller to free. */
 	int64_t *lost;
 	size_t n_lost;
+	/* Rows it holds of the host shards it is giving back (to balance the
+	 * cluster): a shard goes once no row of it is held, so those not yet
+	 * begun are to be handed back unclaimed (store_put_results with
+	 * STORE_QUEUED) rather than fetched here first.  malloc'd, for the
+	 * caller to free. */
+	int64_t *release;
+	size_t n_release;
 };
 
 /* Periodic upkeep of a shared database: this node's heartbeat, the

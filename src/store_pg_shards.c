@@ -2,9 +2,10 @@
  * 3): its heartbeat in `nodes`, the renewal of the leases of the rows it
  * holds, and its host shards: renewed, taken while it holds fewer than
  * 1024 / (live nodes), rounded up, given back while it holds more.  A
- * shard given back first stops being claimed from ("releasing") and goes
- * once this node holds no row of it, so that no host is ever fetched by
- * two nodes at once. */
+ * shard given back first stops being claimed from ("releasing"), its
+ * held rows not yet begun are handed back (store_tick_out.release: the
+ * scheduler requeues them), and it goes once this node holds no row of
+ * it, so that no host is ever fetched by two nodes at once. */
 #include "store_pg_node.h"
 
 #include <stdio.h>
@@ -292,6 +293,27 @@ static int pg_renew_rows(struct store_pg *s, struct store_tick_out *out,
 	return 0;
 }
 
+/* The held rows of the shards this node is giving back. */
+struct pg_release {
+	const struct store_pg *s;
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static void pg_collect_release(void *arg, int64_t id, int shard)
+{
+	struct pg_release *l = arg;
+
+	if (shard < 0 || shard >= SHARD_COUNT ||
+	    l->s->shard[shard] != SHARD_RELEASING)
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+	}
+	l->ids[l->n++] = id;
+}
+
 /* Every second: say this node lives, and count the live ones.  While
  * the count changed or this node is not at its share: renew its shards
  * and take or give back some, so that nodes that join or leave are
@@ -347,6 +369,13 @@ int store_pg_tick(struct store *base, struct store_tick_out *out,
 		s->claim_from = 0; /* rows given back or expired: look again */
 	if (rc != 0)
 		return -1;
+	if (s->n_releasing > 0) {
+		struct pg_release rel = {.s = s};
+
+		idset_foreach(s->held, pg_collect_release, &rel);
+		out->release = rel.ids;
+		out->n_release = rel.n;
+	}
 	if (s->n_active != before)
 		log_info("holding %d of %d host shards (%d giving back), %d "
 			 "node%s live",

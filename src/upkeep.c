@@ -48,6 +48,7 @@ static void upkeep_done(void *arg)
 	u->busy = false;
 	if (u->freed) {
 		free(u->out.lost);
+		free(u->out.release);
 		free(u->cause);
 		free(u);
 		return;
@@ -66,7 +67,8 @@ static void upkeep_done(void *arg)
 		u->failing = false;
 	}
 	/* Rows found lost are news even when a later statement failed. */
-	if (u->out.gained || u->out.renewed || u->out.n_lost > 0) {
+	if (u->out.gained || u->out.renewed || u->out.n_lost > 0 ||
+	    u->out.n_release > 0) {
 		struct upkeep_news n = {
 		    .gained = u->out.gained,
 		    .fence_ms = u->out.renewed
@@ -74,12 +76,15 @@ static void upkeep_done(void *arg)
 				    : 0,
 		    .lost = u->out.lost,
 		    .n_lost = u->out.n_lost,
+		    .release = u->out.release,
+		    .n_release = u->out.n_release,
 		};
 
 		u->news_cb(u->arg, &n);
 	}
 	free(u->out.lost);
-	u->out.lost = NULL;
+	free(u->out.release);
+	u->out = (struct store_tick_out){0};
 	free(u->cause);
 	u->cause = NULL;
 }

@@ -23,6 +23,10 @@ struct upkeep_news {
 	/* Rows that are no longer this node's: do not fetch them. */
 	const int64_t *lost;
 	size_t n_lost;
+	/* Rows of host shards this node is giving back: hand back those
+	 * not yet begun (see store_tick_out). */
+	const int64_t *release;
+	size_t n_release;
 };
 
 /* Up to when a node whose leases (lease_s long) were renewed by a

@@ -545,6 +545,56 @@ def test_host_delay_across_a_hand_over(request, gatherd_bin, tmp_path,
         ip: g for ip, g in gaps.items() if g < delay_s - 0.05}
 
 
+def test_joining_node_gets_its_shards_at_once(request, gatherd_bin,
+                                             tmp_path, fault_server):
+    """A node that joins gets its share of the host shards within seconds,
+    even while the node that held them has many rows of them claimed: the
+    giving node hands back the rows it has not begun (it would otherwise
+    fetch every one of them first, at its own pace), keeps the fetches in
+    flight, and lets a shard go when they end.  Nothing is fetched twice,
+    nothing lost."""
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["j1", "j2"],
+                                fetch={"max_in_flight": 4,
+                                       "max_per_host": 1})
+    k = "jn-%d" % time.monotonic_ns()
+    n, ms = 400, 300
+    urls = [fault_server.url("/slow?ms=%d&len=10&key=%s&n=%d" % (ms, k, i),
+                             host="127.0.0.%d" % (1 + i % N_HOSTS))
+            for i in range(n)]
+    pa = a.start()
+    a.wait_ready(pa)
+    wait_spread(a, 1)
+    a.write_queue(urls, mode="a")
+    # j1 fetches about 13 rows a second: alone, 30 s for all of them.
+    wait_until(lambda: len(fault_server.records(k)) >= 8, 30,
+               "j1's first requests")
+    ja = node_ids(a, "j1")[-1]
+    held = a.query("SELECT count(*) AS n FROM urls WHERE state = 0 AND "
+                   "claimed_by = ? AND lease_until > now()", (ja,))[0]["n"]
+    assert held > n / 2, held  # claimed as they were ingested
+    pb = b.start()
+    b.wait_ready(pb)
+    t0 = time.monotonic()
+    jb = node_ids(b, "j2")[-1]
+    # Without the hand-back, j1 fetched the ~200 rows of the shards it
+    # gives up before letting them go: j2's first result came after 15 s.
+    wait_until(lambda: b.query(
+        "SELECT count(*) AS n FROM urls WHERE state = 1 AND claimed_by = ?",
+        (jb,))[0]["n"] > 0, 8, "j2's first result")
+    took = time.monotonic() - t0
+    wait_until(lambda: counts(a).get("done", 0) == n, 120, "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    recs = fault_server.records(k)
+    assert len(recs) == n, "%d requests for %d rows" % (len(recs), n)
+    assert len({r["target"] for r in recs}) == n
+    by_node = {r["claimed_by"]: r["n"] for r in a.query(
+        "SELECT claimed_by, count(*) AS n FROM urls GROUP BY claimed_by")}
+    assert by_node.get(jb, 0) >= n / 4, (by_node, took)
+
+
 def test_restart_ends_the_dead_runs_session(request, gatherd_bin, tmp_path,
                                             fault_server):
     """A node killed in the middle of a long statement leaves its session
