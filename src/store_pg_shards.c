@@ -231,11 +231,25 @@ static int pg_shards_balance(struct store_pg *s, bool *gained, char **cause)
 	return pg_shards_free(s, cause);
 }
 
+/* A growing list of row ids (out->lost, out->release). */
+struct pg_ids {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static void pg_ids_add(struct pg_ids *l, int64_t id)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+	}
+	l->ids[l->n++] = id;
+}
+
 /* The held rows renew_rows did not return. */
 struct pg_lost {
 	const struct idset *kept;
-	int64_t *ids;
-	size_t n, cap;
+	struct pg_ids out;
 };
 
 static void pg_collect_lost(void *arg, int64_t id, int tag)
@@ -243,13 +257,8 @@ static void pg_collect_lost(void *arg, int64_t id, int tag)
 	struct pg_lost *l = arg;
 
 	(void)tag;
-	if (idset_has(l->kept, id))
-		return;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
-	}
-	l->ids[l->n++] = id;
+	if (!idset_has(l->kept, id))
+		pg_ids_add(&l->out, id);
 }
 
 /* Renew the leases of the rows this node holds, after its shards: the
@@ -281,37 +290,31 @@ static int pg_renew_rows(struct store_pg *s, struct store_tick_out *out,
 		lost.kept = kept;
 		idset_foreach(s->held, pg_collect_lost, &lost);
 		idset_free(kept);
-		for (size_t i = 0; i < lost.n; i++)
-			store_pg_unhold(s, lost.ids[i]);
+		for (size_t i = 0; i < lost.out.n; i++)
+			store_pg_unhold(s, lost.out.ids[i]);
 		log_warn("%zu held row%s now belong to another node (this "
 			 "node's leases ran out): not fetching them",
-			 lost.n, lost.n == 1 ? "" : "s");
+			 lost.out.n, lost.out.n == 1 ? "" : "s");
 	}
 	PQclear(r);
-	out->lost = lost.ids;
-	out->n_lost = lost.n;
+	out->lost = lost.out.ids;
+	out->n_lost = lost.out.n;
 	return 0;
 }
 
 /* The held rows of the shards this node is giving back. */
 struct pg_release {
 	const struct store_pg *s;
-	int64_t *ids;
-	size_t n, cap;
+	struct pg_ids out;
 };
 
 static void pg_collect_release(void *arg, int64_t id, int shard)
 {
 	struct pg_release *l = arg;
 
-	if (shard < 0 || shard >= SHARD_COUNT ||
-	    l->s->shard[shard] != SHARD_RELEASING)
-		return;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
-	}
-	l->ids[l->n++] = id;
+	if (shard >= 0 && shard < SHARD_COUNT &&
+	    l->s->shard[shard] == SHARD_RELEASING)
+		pg_ids_add(&l->out, id);
 }
 
 /* Every second: say this node lives, and count the live ones.  While
@@ -373,8 +376,8 @@ int store_pg_tick(struct store *base, struct store_tick_out *out,
 		struct pg_release rel = {.s = s};
 
 		idset_foreach(s->held, pg_collect_release, &rel);
-		out->release = rel.ids;
-		out->n_release = rel.n;
+		out->release = rel.out.ids;
+		out->n_release = rel.out.n;
 	}
 	if (s->n_active != before)
 		log_info("holding %d of %d host shards (%d giving back), %d "
