@@ -230,7 +230,9 @@ static void queue_ingest_done(void *arg)
 			  "offset %lld",
 			  b->n, b->n_failed, b->from_old ? "rotated" : "queue",
 			  (long long)b->offset);
-	if (q->cb != NULL && b->n > 0)
+	/* Even an ingest of no lines (a rewound file's offset 0): a daemon
+	 * that is stopping waits for the queue to be idle. */
+	if (q->cb != NULL)
 		q->cb(q->cb_arg, b->lines, b->n, b->n_queued, b->n_failed);
 	queue_batch_free(b);
 	queue_check(q);

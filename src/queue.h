@@ -20,8 +20,8 @@ struct store_line;
 struct queue;
 
 /* Called on the loop after each committed ingest, with its lines (valid
- * during the call; invalid ones have invalid_detail set), and once with
- * n == 0 whenever ingestion has caught up with the file. */
+ * during the call; invalid ones have invalid_detail set; n may be 0), and
+ * once with n == 0 whenever ingestion has caught up with the file. */
 typedef void (*queue_ingested_cb)(void *arg, const struct store_line *lines,
 				  size_t n, size_t n_queued, size_t n_failed);
 

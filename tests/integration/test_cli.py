@@ -195,8 +195,7 @@ def test_reload_logs_each_changed_key(gatherd):
                           "proxy": "http://u:hunter3@127.0.0.1:10"},
                    gatherd={"database": "other.db"})
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in g.stderr_of(proc), 10,
-             what="reload")
+    g.wait_log(proc, "configuration reloaded", 10)
     rc, _ = g.stop(proc)
     err = g.stderr_of(proc)
     assert rc == 0
@@ -222,8 +221,7 @@ def test_stats_line_and_queue_removal_messages(gatherd, fault_server):
     g.write_queue(urls)
     proc = g.start()
     g.wait_ready(proc)
-    wait_for(lambda: "in flight 4, queued 0," in g.stderr_of(proc), 10,
-             what="a stats line with everything in flight")
+    g.wait_log(proc, "in flight 4, queued 0,", 10)
     os.unlink(g.queue)
     wait_for(lambda: "was removed: waiting for a new one" in
              g.stderr_of(proc), 10, what="the removal logged")

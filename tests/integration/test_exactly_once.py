@@ -337,8 +337,7 @@ def test_shutdown_timeout_is_a_reloadable_key(gatherd, fsrv):
     wait_for(lambda: len(f.records(k)) == 1, 20, what="slow request")
     g.write_config(gatherd={"shutdown_timeout_ms": 1200})
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in g.stderr_of(proc), 10,
-             what="reload")
+    g.wait_log(proc, "configuration reloaded", 10)
     rc, took = g.stop(proc, signal.SIGTERM, timeout=30)
     err = g.stderr_of(proc)
     assert rc == 0, err
@@ -364,8 +363,7 @@ def test_second_sigterm_says_what_happened(gatherd, fsrv):
     g.wait_ready(proc)
     wait_for(lambda: len(f.records(k)) == 1, 20, what="slow request")
     proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: "SIGTERM: stopping" in g.stderr_of(proc), 10,
-             what="first SIGTERM handled")
+    g.wait_log(proc, "SIGTERM: stopping", 10)
     rc, took = g.stop(proc, signal.SIGTERM, timeout=30)
     err = g.stderr_of(proc)
     assert rc == 0, err

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -206,8 +207,7 @@ def test_copy_truncate_seen_then_restart(gatherd, nginx):
     wait_all_finished(g, len(A), 60)
     subprocess.run(["sh", "-c", "cp queue queue.1 && : > queue"],
                    cwd=g.root, check=True, timeout=30)
-    wait_for(lambda: "was truncated" in g.stderr_of(proc), 10,
-             what="truncation logged")
+    g.wait_log(proc, "was truncated", 10)
     rc, _ = g.stop(proc)
     assert rc == 0
     append_lines(g.queue, B)
@@ -216,6 +216,53 @@ def test_copy_truncate_seen_then_restart(gatherd, nginx):
     assert_exactly_once(rows, A + B, "lines appended after a truncation "
                         "gatherd had seen, then a restart")
     assert_all_done_ok(rows)
+
+
+def test_stop_while_rewound_file_is_stored(gatherd, nginx):
+    """SIGTERM while the offset 0 of a truncated queue file is being
+    stored (an ingest of no lines): gatherd exits once it is stored, and
+    does not sit out shutdown_timeout_ms with nothing in flight.  The
+    database is write-locked by the test so that the ingest is surely
+    under way when the signal arrives."""
+    g = gatherd
+    g.write_config(gatherd={"queue_file": "queue", "database": "results.db",
+                            "log_level": "info",
+                            "shutdown_timeout_ms": 30000},
+                   fetch={"retries": 0, "robots": "false"})
+    A = nginx_urls(nginx, "kr", 20)
+    g.write_queue(A)
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_all_finished(g, len(A), 60)
+    con = sqlite3.connect(str(g.db), timeout=30, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        g.queue.write_text("")
+        g.wait_log(proc, "was truncated", 10)
+        proc.send_signal(signal.SIGTERM)
+        g.wait_log(proc, "stopping", 10)
+        time.sleep(0.3)   # the daemon waits for the ingest, not the lock
+        assert proc.poll() is None
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    t0 = time.monotonic()
+    try:
+        rc = proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        rc = None
+    took = time.monotonic() - t0
+    err = g.stderr_of(proc)
+    assert rc == 0, err[-3000:]
+    assert "aborting" not in err, err[-3000:]
+    assert took < 5, "gatherd took %.1f s to exit after the lock was " \
+        "released (shutdown_timeout_ms is 30 s, nothing was in flight):" \
+        "\n%s" % (took, err[-3000:])
+    # The rewind was stored: lines written now are read from offset 0.
+    B = nginx_urls(nginx, "ks", 5, pad=False)
+    append_lines(g.queue, B)
+    g.once(timeout=60)
+    assert_exactly_once(db_rows(g), A + B, "after a rewind stored at stop")
 
 
 def test_rotation_while_stopped(gatherd, nginx):
@@ -504,8 +551,7 @@ def test_sighup_reload_good_and_bad(gatherd, fault_server):
     in_flight_at_reload = cur()
     g.write_config(hup_config(max_in_flight=8, log_level="debug"))
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in g.stderr_of(proc), 10,
-             what="'configuration reloaded'")
+    g.wait_log(proc, "configuration reloaded", 10)
     wait_for(lambda: cur() == 8, 10, what="8 requests in flight after reload")
     want = urls + later
     wait_all_finished(g, len(want), 60)
@@ -828,12 +874,10 @@ def test_log_journal_priorities(gatherd, fault_server, monkeypatch):
     # An error (a refused reload) and a warning (a truncated queue file).
     g.conf.write_text(g.conf.read_text() + "\nbogus line\n")
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload refused" in g.stderr_of(proc), 10,
-             what="reload refused")
+    g.wait_log(proc, "reload refused", 10)
     with open(g.queue, "w"):
         pass
-    wait_for(lambda: "truncated" in g.stderr_of(proc), 10,
-             what="truncation warning")
+    g.wait_log(proc, "truncated", 10)
     rc, _ = g.stop(proc)
     assert rc == 0
     lines = g.stderr_of(proc).splitlines()
