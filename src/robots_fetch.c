@@ -38,7 +38,7 @@ struct robots_job {
 	struct event *retry_ev; /* out of descriptors: try again soon */
 	struct fetch_tap tap;
 	char *body;
-	size_t len;
+	size_t len, cap;
 };
 LIST_HEAD(robots_job_list, robots_job);
 
@@ -110,8 +110,18 @@ static void robots_body_cb(void *arg, const void *p, size_t n)
 		n = room;
 	if (n == 0)
 		return;
-	if (j->body == NULL)
-		j->body = xmalloc(ROBOTS_PARSE_LIMIT + 1);
+	if (j->len + n > j->cap) {
+		/* Grown as bytes come: most robots.txt are a few KiB, and a
+		 * crawl of many hosts fetches hundreds of them at once. */
+		size_t cap = j->cap > 0 ? j->cap : 4096;
+
+		while (cap < j->len + n)
+			cap *= 2;
+		if (cap > ROBOTS_PARSE_LIMIT + 1)
+			cap = ROBOTS_PARSE_LIMIT + 1;
+		j->body = xrealloc(j->body, cap);
+		j->cap = cap;
+	}
 	memcpy(j->body + j->len, p, n);
 	j->len += n;
 }
