@@ -14,6 +14,7 @@ concurrency the server counts (by_ip).
 """
 
 import os
+import random
 import select
 import signal
 import socket
@@ -656,3 +657,39 @@ def test_restart_ends_the_dead_runs_session(request, gatherd_bin, tmp_path,
     assert took < 4, took
     assert p.wait(timeout=10) != 0  # its session was terminated
     assert [r["length"] for r in g.rows()] == [4, 5]
+
+
+def test_submit_direct_fetched_at_once(request, gatherd_bin, tmp_path,
+                                       fault_server):
+    """A URL that `submit --direct` inserts into the shared table while a
+    node idles is fetched within a fraction of a second: a node looks for
+    rows added by others ten times a second.  The URLs are submitted at
+    random moments (a fixed seed), and the time from the end of `submit`
+    to the request at the fault server is on one clock (CLOCK_MONOTONIC,
+    which both processes read).  Polling once a second, 8 submissions
+    would all be under the bound by chance once in 256 runs."""
+    pg, db, (a,) = make_nodes(request, gatherd_bin, tmp_path, ["sd1"])
+    pa = a.start()
+    a.wait_ready(pa)
+    wait_spread(a, 1)
+    k = "sd-%d" % time.monotonic_ns()
+    rng = random.Random(20261130)
+    lat = []
+    for i in range(8):
+        time.sleep(rng.uniform(0.0, 1.0))
+        u = fault_server.url("/slow?ms=0&len=10&key=%s&n=%d" % (k, i),
+                             host="127.0.0.%d" % (1 + i))
+        cp = subprocess.run([gatherd_bin, "submit", "--direct", "-c",
+                             str(a.conf), u], capture_output=True,
+                            text=True, timeout=60)
+        t_in = time.monotonic()
+        assert cp.returncode == 0, cp.stderr
+        wait_until(lambda: len(fault_server.records(k)) > i, 10,
+                   "the request for submission %d" % i)
+        lat.append(fault_server.records(k)[i]["t"] - t_in)
+    print("seconds from submit to request:", lat)
+    rc, _ = a.stop(pa)
+    assert rc == 0, a.stderr_of(pa)[-3000:]
+    assert len(fault_server.records(k)) == 8
+    assert max(lat) < 0.5, "seconds from submit to request: %s" % (
+        ", ".join("%.3f" % x for x in lat))
