@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ struct fetch {
 	struct fetch_result res;
 	fetch_done_cb done;
 	void *arg;
+	struct tls_slot slot; /* a handshake slot, held or waited for */
 };
 
 static void fetch_get_conn(struct fetch *f, bool allow_pool);
@@ -119,6 +121,8 @@ static void fetch_set_state(struct fetch *f, enum fetch_state s)
 static void fetch_finish(struct fetch *f)
 {
 	fetch_set_state(f, FETCH_DONE);
+	if (f->ctx.tls != NULL)
+		tls_slot_drop(f->ctx.tls, &f->slot);
 	event_del(&f->timer);
 	if (f->dns != NULL) {
 		dns_cancel(f->dns);
@@ -189,6 +193,8 @@ void fetch_abort(struct fetch *f)
 		return;
 	event_del(&f->timer);
 	event_del(&f->reap);
+	if (f->ctx.tls != NULL)
+		tls_slot_drop(f->ctx.tls, &f->slot);
 	if (f->dns != NULL)
 		dns_cancel(f->dns);
 	dial_cancel(f->dial);
@@ -605,11 +611,10 @@ static void fetch_send(struct fetch *f)
 		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, errno);
 }
 
-/* TCP is up on an https connection: start the handshake. */
-static void fetch_start_tls(struct fetch *f, int64_t now)
+/* The handshake holds its slot: begin it. */
+static void fetch_begin_tls(struct fetch *f)
 {
-	fetch_set_state(f, FETCH_HANDSHAKE);
-	f->phase_ms = now;
+	f->phase_ms = util_mono_ms();
 	if (conn_start_tls(f->conn, f->ctx.tls, f->host, f->literal,
 			   fetch_read_cb, fetch_event_cb, f) != 0) {
 		fetch_fail(f, ERR_TLS, "cannot set up TLS for %s", f->host);
@@ -618,12 +623,32 @@ static void fetch_start_tls(struct fetch *f, int64_t now)
 	bufferevent_enable(conn_bev(f->conn), EV_READ | EV_WRITE);
 }
 
+static void fetch_slot_go(struct tls_slot *s)
+{
+	fetch_begin_tls((struct fetch *)((char *)s - offsetof(struct fetch,
+							       slot)));
+}
+
+/* TCP is up on an https connection: start the handshake once it has one
+ * of the handshake slots (tls.c bounds how many run at once). */
+static void fetch_start_tls(struct fetch *f)
+{
+	fetch_set_state(f, FETCH_HANDSHAKE);
+	f->slot.go = fetch_slot_go;
+	if (tls_slot_take(f->ctx.tls, &f->slot))
+		fetch_begin_tls(f);
+	else
+		log_debug("fetch %s: waiting for a TLS handshake slot",
+			  f->url);
+}
+
 static void fetch_handshake_event(struct fetch *f, struct bufferevent *bev,
 				  short what)
 {
 	SSL *ssl = conn_ssl(f->conn);
 	char why[256];
 
+	tls_slot_drop(f->ctx.tls, &f->slot); /* the handshake has ended */
 	if (what & BEV_EVENT_CONNECTED) {
 		f->res.tls_ms = util_mono_ms() - f->phase_ms;
 		f->res.tls_resumed = SSL_session_reused(ssl) ? 1 : 0;
@@ -731,7 +756,7 @@ static void fetch_tunnel_reply(struct fetch *f, const char *head, size_t n)
 		return;
 	}
 	bufferevent_disable(conn_bev(f->conn), EV_READ);
-	fetch_start_tls(f, util_mono_ms());
+	fetch_start_tls(f);
 }
 
 /* The proxy's answer to CONNECT, read up to the end of its headers. */
@@ -818,7 +843,7 @@ static void fetch_dial_cb(void *arg, const struct dial_result *res)
 		return;
 	}
 	if (f->scheme == URL_HTTPS) {
-		fetch_start_tls(f, util_mono_ms());
+		fetch_start_tls(f);
 		return;
 	}
 	fetch_send(f);
@@ -921,7 +946,9 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (f->state < FETCH_WAITING && elapsed >= cfg->connect_timeout_ms) {
 		fetch_fail(f, ERR_TIMEOUT, "%s not finished within %d ms",
-			   f->state == FETCH_RESOLVING	  ? "DNS lookup"
+			   f->state == FETCH_RESOLVING ? "DNS lookup"
+			   : f->slot.queued ? "TLS handshake (still waiting "
+					      "for one of the handshake slots)"
 			   : f->state == FETCH_HANDSHAKE ? "TLS handshake"
 			   : f->state == FETCH_TUNNEL	  ? "CONNECT through the "
 							    "proxy"

@@ -1,7 +1,8 @@
 /* TLS for gatherd: one SSL_CTX for the process (TLS >= 1.2, system trust
- * store or [tls] ca_file, verification on by default, ALPN http/1.1) and a
+ * store or [tls] ca_file, verification on by default, ALPN http/1.1), a
  * client session cache per (scheme, host, port) for resumption, bounded in
- * keys (least recently used go first) and rid of expired sessions. */
+ * keys (least recently used go first) and rid of expired sessions, and
+ * the slots that bound how many handshakes run at once. */
 #ifndef GATHERD_TLS_H
 #define GATHERD_TLS_H
 
@@ -33,6 +34,25 @@ bool tls_session_put(struct tls *t, const char *key, SSL_SESSION *sess)
 SSL_SESSION *tls_session_take(struct tls *t, const char *key);
 /* How many session keys the cache holds. */
 size_t tls_session_keys(const struct tls *t);
+
+/* Handshakes that run at once are bounded (TLS_MAX_HANDSHAKES in tls.c).
+ * A connection ready to begin one takes a slot: tls_slot_take returns
+ * true if it holds one now, or queues it (first come, first served) and
+ * returns false; its `go` then runs, from a tls_slot_drop of another
+ * connection, once it holds one.  tls_slot_drop gives the slot back when
+ * the handshake has ended (or the connection is abandoned), or takes a
+ * queued connection out of the queue; it does nothing otherwise. */
+struct tls_slot {
+	struct tls_slot *next; /* in the queue */
+	void (*go)(struct tls_slot *s);
+	bool queued, held;
+};
+
+bool tls_slot_take(struct tls *t, struct tls_slot *s);
+void tls_slot_drop(struct tls *t, struct tls_slot *s);
+/* Handshakes holding a slot, and connections queued for one. */
+size_t tls_slots_held(const struct tls *t);
+size_t tls_slots_queued(const struct tls *t);
 
 /* After a handshake: count it (full or resumed). */
 void tls_handshake_done(struct tls *t, SSL *ssl);

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import CONTENT_TYPES, DOCROOT_FILES, Gatherd
+from conftest import CONTENT_TYPES, DOCROOT_FILES, Gatherd, wait_for
 from tls_helpers import Pki, ScriptedTlsServer, TlsNginx
 
 SUMMARY = re.compile(r"connections opened (\d+), TLS handshakes (\d+) "
@@ -430,3 +430,95 @@ def test_handshake_timeout(gatherd, pki):
         assert 1000 <= r["elapsed_ms"] < 1500, r
         assert r["connect_ms"] is not None, r
     assert took < 8, took
+
+
+def test_handshakes_bounded(gatherd, pki):
+    """At most 1,024 TLS handshakes run at once (tls.c): 1,100 fetches
+    in flight to a server that completes TCP but never answers a
+    ClientHello open 1,100 connections, and only 1,024 of them send
+    one; the rest wait for a slot, and all end as timeouts (those still
+    waiting say so)."""
+    import resource
+    import selectors
+    import threading
+    n, slots = 1100, 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 3 * n:
+        pytest.skip("needs %d descriptors (hard limit %d)" % (3 * n, hard))
+    want = 3 * n if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4096)
+    lsock.setblocking(False)
+    port = lsock.getsockname()[1]
+    seen = {"accepted": 0, "hellos": 0, "most": 0}
+    stop = threading.Event()
+    sel = selectors.DefaultSelector()
+    sel.register(lsock, selectors.EVENT_READ, None)
+    conns = []
+
+    def serve():
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            for key, _ in sel.select(0.05):
+                if key.data is None:
+                    try:
+                        c, _ = lsock.accept()
+                    except BlockingIOError:
+                        continue
+                    c.setblocking(False)
+                    conns.append(c)
+                    seen["accepted"] += 1
+                    sel.register(c, selectors.EVENT_READ, {"hello": False})
+                else:
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except (BlockingIOError, ConnectionError):
+                        data = None
+                    if data and data[0] == 0x16 and not key.data["hello"]:
+                        key.data["hello"] = True
+                        seen["hellos"] += 1
+                        seen["most"] = max(seen["most"], seen["hellos"])
+                    if data == b"":
+                        sel.unregister(key.fileobj)
+                        if key.data["hello"]:
+                            seen["hellos"] -= 1  # that handshake ended
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        g = gatherd
+        g.write_config(fetch={"retries": 0, "robots": "false",
+                              "max_in_flight": n, "max_per_host": n,
+                              "connect_timeout_ms": 6000},
+                       tls={"ca_file": pki.ca_crt})
+        g.write_queue(["https://127.0.0.1:%d/%d" % (port, i)
+                       for i in range(n)])
+        proc = g.start()
+        g.wait_ready(proc)
+        # Well before connect_timeout_ms ends the first handshakes.
+        wait_for(lambda: seen["accepted"] == n and seen["hellos"] == slots,
+                 4, what="%d connections, %d ClientHellos" % (n, slots))
+        time.sleep(0.5)  # nothing more while the handshakes hang
+        assert (seen["accepted"], seen["hellos"], seen["most"]) == (
+            n, slots, slots), seen
+        wait_for(lambda: g.count("state = 'failed'") == n, 30,
+                 what="every fetch failed")
+        rc, _ = g.stop(proc)
+        assert rc == 0
+    finally:
+        stop.set()
+        th.join(10)
+        for c in conns:
+            c.close()
+        lsock.close()
+        sel.close()
+    rows = g.rows()
+    assert all(r["error"] == "timeout" for r in rows), rows[:3]
+    waited = [r for r in rows if "waiting for one of the handshake slots"
+              in (r["error_detail"] or "")]
+    hung = [r for r in rows if r["error_detail"] ==
+            "TLS handshake not finished within 6000 ms"]
+    assert len(hung) >= slots and len(waited) + len(hung) == n, (
+        len(hung), len(waited), rows[:2])

@@ -1,8 +1,9 @@
 /* Unit tests for the TLS client session cache in tls.c: TLS 1.2 sessions
  * shared, TLS 1.3 ones handed out once, expired ones never handed out and
  * swept away, the cache bounded in keys, and the context settings that a
- * connection inherits.  Sessions are made with SSL_SESSION_new and given
- * an id, a version and times by hand: no network, no handshake. */
+ * connection inherits; and the handshake slots (bounded, served in
+ * order).  Sessions are made with SSL_SESSION_new and given an id, a
+ * version and times by hand: no network, no handshake. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
  * tests hold the real limits, not smaller ones made up for testing. */
 #define KEYS_MAX 10000
 #define PER_HOST 8
+/* Must match TLS_MAX_HANDSHAKES in tls.c. */
+#define SLOTS 1024
 
 /* A resumable session of `version`, created `age` seconds ago and valid
  * for `timeout` seconds from then. */
@@ -236,6 +239,72 @@ static void test_ssl_new(void)
 	SSL_SESSION_free(s);
 }
 
+/* A connection waiting for a handshake slot, as fetch.c keeps one. */
+struct waiter {
+	struct tls_slot slot; /* first: go() finds the waiter from it */
+	struct tls *t;
+	int order;          /* when go ran (0: not yet) */
+	bool drop_at_once;  /* go gives the slot straight back */
+};
+
+static int go_count;
+
+static void waiter_go(struct tls_slot *s)
+{
+	struct waiter *w = (struct waiter *)s;
+
+	w->order = ++go_count;
+	TAP_CHECK(s->held && !s->queued);
+	if (w->drop_at_once)
+		tls_slot_drop(w->t, s);
+}
+
+static void test_handshake_slots(void)
+{
+	struct tls *t = new_tls();
+	struct waiter *w = calloc(SLOTS + 4, sizeof *w);
+
+	TAP_CHECK(w != NULL);
+	if (w == NULL)
+		return;
+	for (int i = 0; i < SLOTS + 4; i++) {
+		w[i].t = t;
+		w[i].slot.go = waiter_go;
+	}
+	/* The first SLOTS take one at once, the rest queue. */
+	for (int i = 0; i < SLOTS; i++)
+		TAP_CHECK(tls_slot_take(t, &w[i].slot));
+	for (int i = SLOTS; i < SLOTS + 4; i++)
+		TAP_CHECK(!tls_slot_take(t, &w[i].slot));
+	TAP_CHECK(tls_slots_held(t) == SLOTS && tls_slots_queued(t) == 4);
+	/* Leaving the queue: no slot, no go. */
+	tls_slot_drop(t, &w[SLOTS + 1].slot);
+	TAP_CHECK(!w[SLOTS + 1].slot.queued && tls_slots_queued(t) == 3);
+	/* A dropped slot goes to the first in the queue; one whose go gives
+	 * it straight back hands it on to the next within the same drop. */
+	w[SLOTS].drop_at_once = true;
+	tls_slot_drop(t, &w[0].slot);
+	TAP_CHECK(w[SLOTS].order == 1 && w[SLOTS + 2].order == 2);
+	TAP_CHECK(w[SLOTS + 1].order == 0 && w[SLOTS + 3].order == 0);
+	TAP_CHECK(w[SLOTS + 2].slot.held && !w[SLOTS].slot.held);
+	TAP_CHECK(tls_slots_held(t) == SLOTS && tls_slots_queued(t) == 1);
+	/* Dropping what holds nothing does nothing. */
+	tls_slot_drop(t, &w[0].slot);
+	TAP_CHECK(tls_slots_held(t) == SLOTS);
+	/* The last in the queue (its tail) leaves, then a new one queues
+	 * behind nobody and is served first. */
+	tls_slot_drop(t, &w[SLOTS + 3].slot);
+	TAP_CHECK(tls_slots_queued(t) == 0);
+	TAP_CHECK(!tls_slot_take(t, &w[SLOTS + 1].slot));
+	tls_slot_drop(t, &w[1].slot);
+	TAP_CHECK(w[SLOTS + 1].order == 3 && tls_slots_queued(t) == 0);
+	for (int i = 0; i < SLOTS + 4; i++)
+		tls_slot_drop(t, &w[i].slot);
+	TAP_CHECK(tls_slots_held(t) == 0 && tls_slots_queued(t) == 0);
+	free(w);
+	tls_free(t);
+}
+
 static const struct tap_test tests[] = {
     {"TLS 1.2 session shared", test_tls12_shared},
     {"TLS 1.3 tickets used once, newest first", test_tls13_single_use},
@@ -243,6 +312,7 @@ static const struct tap_test tests[] = {
     {"expired keys swept as the cache is used", test_sweep_on_touch},
     {"keys bounded, least recently used evicted", test_keys_bounded},
     {"SSL: release buffers, cached session offered", test_ssl_new},
+    {"handshake slots: bounded, first come first served", test_handshake_slots},
     {NULL, NULL},
 };
 
