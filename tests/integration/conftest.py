@@ -58,9 +58,10 @@ ISO_UTC = re.compile(
 
 # ---------------------------------------------------------------- helpers
 
-def wait_for(cond, timeout, interval=0.05, what="condition"):
+def wait_for(cond, timeout, interval=0.05, what="condition", detail=None):
     """Call cond() until it returns something truthy or `timeout` seconds
-    pass; return that value, or fail the test naming `what`."""
+    pass; return that value, or fail the test naming `what` (and adding
+    what detail(), if given, returns: a daemon's log, say)."""
     deadline = time.monotonic() + timeout
     last = None
     n = int(timeout / interval) + 10
@@ -71,8 +72,9 @@ def wait_for(cond, timeout, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    pytest.fail("timed out after %.1fs waiting for %s (last: %r)"
-                % (timeout, what, last))
+    pytest.fail("timed out after %.1fs waiting for %s (last: %r)%s"
+                % (timeout, what, last,
+                   "" if detail is None else "\n" + detail()))
 
 
 def free_tcp_port(host="0.0.0.0"):
