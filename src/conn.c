@@ -74,6 +74,13 @@ struct conn_pool {
  * read that way).  So the pool takes the buffers back itself: from a
  * connection going idle, and every CONN_TRIM_MS from connections with no
  * unread bytes.  OpenSSL allocates again for the next record. */
+static void conn_trim_arm(struct conn_pool *p)
+{
+	struct timeval tv = {0, CONN_TRIM_MS * 1000};
+
+	event_add(p->ev_trim, &tv);
+}
+
 static void conn_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_pool *p = arg;
@@ -87,11 +94,8 @@ static void conn_trim_cb(evutil_socket_t fd, short what, void *arg)
 		if (SSL_is_init_finished(ssl) && !SSL_has_pending(ssl))
 			SSL_free_buffers(ssl); /* declines if bytes wait */
 	}
-	if (!TAILQ_EMPTY(&p->tls_conns)) {
-		struct timeval tv = {0, CONN_TRIM_MS * 1000};
-
-		event_add(p->ev_trim, &tv);
-	}
+	if (!TAILQ_EMPTY(&p->tls_conns))
+		conn_trim_arm(p);
 }
 
 struct conn_pool *conn_pool_new(struct event_base *base)
@@ -359,11 +363,8 @@ int conn_start_tls(struct conn *c, struct tls *t, const char *host,
 	bufferevent_free(c->bev);
 	c->bev = bev;
 	c->tls_active = true;
-	if (TAILQ_EMPTY(&c->pool->tls_conns)) {
-		struct timeval tv = {0, CONN_TRIM_MS * 1000};
-
-		event_add(c->pool->ev_trim, &tv);
-	}
+	if (TAILQ_EMPTY(&c->pool->tls_conns))
+		conn_trim_arm(c->pool);
 	TAILQ_INSERT_TAIL(&c->pool->tls_conns, c, tls_link);
 	return 0;
 }

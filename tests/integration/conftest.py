@@ -613,21 +613,15 @@ class Gatherd:
     def wait_log(self, proc, text, timeout=10):
         """Wait until `text` is in the daemon's log.  Fails at once if the
         daemon exits first, and shows the log's tail either way."""
-        deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / 0.05) + 10):
+        def seen():
             err = self.stderr_of(proc)
-            if text in err:
-                return
-            if proc.poll() is not None:
+            if text not in err and proc.poll() is not None:
                 pytest.fail("gatherd exited %s before logging %r; "
                             "stderr:\n%s" % (proc.returncode, text,
                                               err[-4000:]))
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        pytest.fail("timed out after %.1fs waiting for %r in the log; "
-                    "stderr:\n%s" % (timeout, text,
-                                      self.stderr_of(proc)[-4000:]))
+            return text in err
+        wait_for(seen, timeout, what=repr(text) + " in the log",
+                 detail=lambda: "stderr:\n" + self.stderr_of(proc)[-4000:])
 
     def wait_ready(self, proc, timeout=30):
         def ready():
