@@ -222,19 +222,24 @@ static void app_idle_cb(void *arg)
 	app_check_finish(arg);
 }
 
-/* A shared store's node took more host shards: there may be rows. */
+/* News from a shared store's tick: rows lost or given back, leases
+ * renewed (fetches may start until the new fence), more host shards (there
+ * may be rows). */
 static void app_upkeep_cb(void *arg, const struct upkeep_news *n)
 {
 	struct app *a = arg;
 
 	if (a->sched == NULL)
 		return;
-	if (n->fence_ms != 0)
-		sched_set_fence(a->sched, n->fence_ms);
+	/* The rows lost and given back go before a renewal may start
+	 * fetches again: the first tick after a partition both renews and
+	 * finds rows that are other nodes' now. */
 	if (n->n_lost > 0)
 		sched_forget(a->sched, n->lost, n->n_lost);
 	if (n->n_release > 0 && !a->stopping)
 		sched_give_back(a->sched, n->release, n->n_release);
+	if (n->fence_ms != 0)
+		sched_set_fence(a->sched, n->fence_ms);
 	if (n->gained && !a->stopping)
 		sched_kick(a->sched);
 }

@@ -326,7 +326,9 @@ def test_queue_path_not_utf8(request, gatherd_bin, tmp_path, fault_server):
 class FreezableProxy:
     """A TCP forwarder to PostgreSQL for one node: freeze() stops moving
     bytes both ways (a network partition: the node's statements hang,
-    nothing is refused), thaw() moves them again."""
+    nothing is refused), cut() closes every connection and every new one
+    at once (the database unreachable: statements fail), thaw() moves
+    bytes again."""
 
     def __init__(self, port):
         self.target = ("127.0.0.1", port)
@@ -336,6 +338,7 @@ class FreezableProxy:
         self.port = self.lsock.getsockname()[1]
         self.moving = threading.Event()
         self.moving.set()
+        self.cutting = False
         self.stopping = False
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
         self.threads[0].start()
@@ -346,6 +349,9 @@ class FreezableProxy:
             if not r:
                 continue
             c, _ = self.lsock.accept()
+            if self.cutting:
+                c.close()
+                continue
             u = socket.create_connection(self.target)
             t = threading.Thread(target=self._pump, args=(c, u),
                                  daemon=True)
@@ -355,7 +361,7 @@ class FreezableProxy:
     def _pump(self, a, b):
         peer = {a: b, b: a}
         try:
-            while not self.stopping:
+            while not self.stopping and not self.cutting:
                 self.moving.wait(0.2)
                 if not self.moving.is_set():
                     continue
@@ -376,7 +382,12 @@ class FreezableProxy:
     def freeze(self):
         self.moving.clear()
 
+    def cut(self):
+        self.cutting = True
+        self.moving.set()
+
     def thaw(self):
+        self.cutting = False
         self.moving.set()
 
     def close(self):
@@ -387,13 +398,16 @@ class FreezableProxy:
         self.lsock.close()
 
 
+@pytest.mark.parametrize("partition", ["hang", "cut"])
 def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
-                                         fault_server):
+                                         fault_server, partition):
     """A node cut off from the database (its connection hangs, as in a
-    network partition) stops starting fetches before its leases can run
-    out, so that when another node takes its host shards no host is
-    fetched by both; when the connection comes back it drops the rows it
-    lost, and every URL still ends as exactly one row."""
+    network partition, or every statement fails) stops starting fetches
+    before its leases can run out, so that when another node takes its
+    host shards no host is fetched by both; when the connection comes
+    back it drops the rows it lost before it starts fetches again (with
+    "cut", the first renewal after the partition both finds them lost and
+    lets the node fetch), and every URL still ends as exactly one row."""
     lease_s = 6
     pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
                                 ["p1", "p2"],
@@ -422,7 +436,10 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     a.write_queue(urls, mode="a")
     wait_until(lambda: counts(a).get("done", 0) >= len(urls) // 10, 120,
                "a tenth of the rows done")
-    proxy.freeze()
+    if partition == "hang":
+        proxy.freeze()
+    else:
+        proxy.cut()
     frozen = time.monotonic()
     # p2 takes p1's shards once their leases ran out, and fetches their
     # rows while p1, which cannot renew, must not.
@@ -430,7 +447,7 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
                a.stderr_of(pa), lease_s + 5, "p1 stopping its fetches")
     time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
     proxy.thaw()
-    # Its next renewal lets it fetch again (the one that hung through the
+    # Its next renewal lets it fetch again (one that hung through the
     # partition was sent too long ago to count).
     wait_until(lambda: "leases renewed: starting fetches again" in
                a.stderr_of(pa), 3 * lease_s, "p1 fetching again")
