@@ -10,6 +10,7 @@ test failed.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -621,7 +622,42 @@ class Gatherd:
                                               err[-4000:]))
             return text in err
         wait_for(seen, timeout, what=repr(text) + " in the log",
-                 detail=lambda: "stderr:\n" + self.stderr_of(proc)[-4000:])
+                 detail=lambda: self.diagnose(proc))
+
+    def diagnose(self, proc):
+        """What a running daemon is doing, for a test that waited for it
+        in vain: its log's tail, each thread's state, and (where gdb is
+        installed) every thread's stack and the queue reader's state."""
+        out = ["stderr:\n" + self.stderr_of(proc)[-4000:]]
+        if proc.poll() is not None:
+            return "\n".join(out + ["exited %s" % proc.returncode])
+        task = "/proc/%d/task" % proc.pid
+        try:
+            for tid in sorted(os.listdir(task)):
+                with open("%s/%s/stat" % (task, tid)) as f:
+                    stat = f.read().split(") ", 1)[-1].split()
+                with open("%s/%s/wchan" % (task, tid)) as f:
+                    wchan = f.read()
+                out.append("thread %s: state %s, wchan %s, utime %s, "
+                           "stime %s" % (tid, stat[0], wchan, stat[11],
+                                         stat[12]))
+        except OSError as e:
+            out.append("cannot read %s: %s" % (task, e))
+        if shutil.which("gdb") is None:
+            return "\n".join(out + ["(gdb is not installed: no stacks)"])
+        cmds = ["set pagination off", "thread apply all bt",
+                "thread 1", "frame function main",
+                "print *a.queue", "print a.stopping", "print a.running"]
+        argv = ["gdb", "-batch", "-nx", "-p", str(proc.pid)]
+        for c in cmds:
+            argv += ["-ex", c]
+        try:
+            cp = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=60, errors="replace")
+            out.append("gdb:\n" + cp.stdout[-12000:] + cp.stderr[-2000:])
+        except subprocess.TimeoutExpired:
+            out.append("gdb did not finish within 60 s")
+        return "\n".join(out)
 
     def wait_ready(self, proc, timeout=30):
         def ready():

@@ -170,7 +170,7 @@ def test_rotation_copy_truncate_during_run(gatherd, nginx):
                    cwd=g.root, check=True, timeout=30)
     wait_for(lambda: g.stderr_of(proc).count("was truncated") >= 2, 10,
              what="second truncation logged",
-             detail=lambda: g.stderr_of(proc)[-6000:])
+             detail=lambda: g.diagnose(proc))
     append_lines(g.queue, C)
     wait_all_finished(g, len(A) + len(B) + len(C), 120)
     assert_exactly_once(db_rows(g), A + B + C, "after copy-truncate 2")
