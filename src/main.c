@@ -239,7 +239,7 @@ static void app_upkeep_cb(void *arg, const struct upkeep_news *n)
 	if (n->n_release > 0 && !a->stopping)
 		sched_give_back(a->sched, n->release, n->n_release);
 	if (n->fence_ms != 0)
-		sched_set_fence(a->sched, n->fence_ms);
+		sched_set_fence(a->sched, n->fence_ms, n->end_ms);
 	if (n->gained && !a->stopping)
 		sched_kick(a->sched);
 }
@@ -508,7 +508,8 @@ static int app_run(struct app *a)
 			     oj.first_queued - 1, app_idle_cb, a);
 	if (store_shared(a->store))
 		sched_set_fence(a->sched,
-				upkeep_fence_ms(a->cfg.lease_s, opened_ms));
+				upkeep_fence_ms(a->cfg.lease_s, opened_ms),
+				upkeep_end_ms(a->cfg.lease_s, opened_ms));
 	if (capture_open(a->base, a->worker, &a->cfg, &a->captures, &cause) !=
 	    0) {
 		log_error("%s", cause);

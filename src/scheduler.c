@@ -137,7 +137,9 @@ struct sched {
 	int64_t fd_warned_ms;
 	bool draining;
 	int64_t fence_ms;     /* sched_set_fence(); 0: none */
+	int64_t lease_end_ms; /* sched_set_fence(): ev_lease_end's time */
 	bool fenced;          /* dispatch stopped at fence_ms (said once) */
+	struct event *ev_lease_end;
 	uint64_t n_done, n_failed, n_requeued;
 	struct sched_stats counters; /* the since-start part of sched_stats */
 	void (*idle_cb)(void *);
@@ -146,6 +148,7 @@ struct sched {
 
 static void sched_dispatch(struct sched *s);
 static void sched_maybe_load(struct sched *s);
+static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg);
 
 static size_t sched_window(const struct sched *s)
 {
@@ -764,18 +767,24 @@ static void sched_robots_ready(void *arg, const char *origin)
 	sched_dispatch(s);
 }
 
+/* Has the fence (sched_set_fence()) been reached?  Said once. */
+static bool sched_fence_reached(struct sched *s)
+{
+	if (s->fence_ms != 0 && !s->fenced && util_mono_ms() >= s->fence_ms) {
+		log_warn("this node's leases were not renewed in time: "
+			 "starting no fetch until they are");
+		s->fenced = true;
+	}
+	return s->fenced;
+}
+
 /* Start fetches while the limits allow, taking hosts round-robin. */
 static void sched_dispatch(struct sched *s)
 {
 	const struct config *cfg = s->cfg;
 	struct host *h;
 
-	if (s->fence_ms != 0 && !s->fenced && util_mono_ms() >= s->fence_ms) {
-		log_warn("this node's leases were not renewed in time: "
-			 "starting no fetch until they are");
-		s->fenced = true;
-	}
-	if (s->fenced)
+	if (sched_fence_reached(s))
 		return;
 	while (!s->draining && !s->paused &&
 	       s->n_in_flight + robots_cache_in_flight(s->robots) <
@@ -1000,8 +1009,9 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->ev_unpause = event_new(base, -1, 0, sched_unpause_cb, s);
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
 	s->ev_poll = event_new(base, -1, EV_PERSIST, sched_poll_cb, s);
+	s->ev_lease_end = event_new(base, -1, 0, sched_lease_end_cb, s);
 	if (s->ev_unpause == NULL || s->ev_load_retry == NULL ||
-	    s->ev_poll == NULL)
+	    s->ev_poll == NULL || s->ev_lease_end == NULL)
 		util_oom();
 	int poll_ms = s->shared ? SCHED_POLL_SHARED_MS : SCHED_POLL_MS;
 	struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
@@ -1098,10 +1108,67 @@ void sched_offer(struct sched *s, const struct store_line *lines, size_t n)
 	sched_notify(s);
 }
 
-void sched_set_fence(struct sched *s, int64_t until_ms)
+/* Take in-flight job j back from its fetch (and its record), which ends
+ * without a result. */
+static void sched_unstart(struct sched *s, struct job *j)
 {
-	s->fence_ms = until_ms;
-	if (s->fenced && (until_ms == 0 || util_mono_ms() < until_ms)) {
+	TAILQ_REMOVE(&s->in_flight_jobs, j, link);
+	fetch_abort(j->fetch);
+	j->fetch = NULL;
+	capture_abort(j->cap);
+	j->cap = NULL;
+	j->host->in_flight--;
+	s->n_in_flight--;
+}
+
+/* The leases ran out with no renewal: another node may take this node's
+ * host shards any moment now and fetch their hosts, so the fetches still
+ * running here end, and their jobs wait for a renewal (or for
+ * sched_forget(), if their rows went elsewhere meanwhile). */
+static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct job *j;
+	size_t n = 0;
+
+	(void)fd;
+	(void)what;
+	if (s->lease_end_ms == 0 || !sched_fence_reached(s))
+		return;
+	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
+		struct host *h = j->host;
+
+		sched_unstart(s, j);
+		j->host = NULL;
+		if (sched_enqueue(s, j, true) != 0)
+			sched_requeue(s, j); /* cannot be: it was parsed */
+		host_maybe_free(h);
+		n++;
+	}
+	if (n > 0)
+		log_warn("this node's leases ran out: aborted %zu fetch%s in "
+			 "flight, to start again once they are renewed",
+			 n, n == 1 ? "" : "es");
+	sched_notify(s);
+}
+
+void sched_set_fence(struct sched *s, int64_t fence_ms, int64_t end_ms)
+{
+	s->fence_ms = fence_ms;
+	s->lease_end_ms = end_ms;
+	if (end_ms == 0) {
+		event_del(s->ev_lease_end);
+	} else {
+		int64_t left = end_ms - util_mono_ms();
+		struct timeval tv = {0, 0};
+
+		if (left > 0) {
+			tv.tv_sec = (time_t)(left / 1000);
+			tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+		}
+		event_add(s->ev_lease_end, &tv);
+	}
+	if (s->fenced && (fence_ms == 0 || util_mono_ms() < fence_ms)) {
 		log_info("leases renewed: starting fetches again");
 		s->fenced = false;
 		sched_dispatch(s);
@@ -1271,13 +1338,7 @@ void sched_abort_in_flight(struct sched *s)
 	struct job *j;
 
 	while ((j = TAILQ_FIRST(&s->in_flight_jobs)) != NULL) {
-		TAILQ_REMOVE(&s->in_flight_jobs, j, link);
-		fetch_abort(j->fetch);
-		j->fetch = NULL;
-		capture_abort(j->cap);
-		j->cap = NULL;
-		j->host->in_flight--;
-		s->n_in_flight--;
+		sched_unstart(s, j);
 		host_maybe_free(j->host);
 		j->host = NULL;
 		sched_requeue(s, j);
@@ -1397,5 +1458,6 @@ void sched_free(struct sched *s)
 	event_free(s->ev_unpause);
 	event_free(s->ev_load_retry);
 	event_free(s->ev_poll);
+	event_free(s->ev_lease_end);
 	free(s);
 }

@@ -53,10 +53,13 @@ void sched_set_captures(struct sched *s, struct captures *cs);
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);
 
-/* A shared store: start no fetch at or after `until_ms` (util_mono_ms()),
- * when this node's leases may have run out, until a later call moves it
- * (see upkeep.h).  0: no such limit (the default). */
-void sched_set_fence(struct sched *s, int64_t until_ms);
+/* A shared store: start no fetch at or after `fence_ms` (util_mono_ms()),
+ * when this node's leases may soon run out, and at `end_ms`, when they do,
+ * abort the fetches still running (their jobs wait again, to start once
+ * the leases are renewed or to be dropped if their rows went to other
+ * nodes); until a later call moves both (see upkeep.h).  0: no such limit
+ * (the default). */
+void sched_set_fence(struct sched *s, int64_t fence_ms, int64_t end_ms);
 
 /* Rows ids[0..n) are no longer this node's: those not started are
  * dropped (nothing is recorded for them here); those in flight finish,

@@ -27,11 +27,14 @@ struct upkeep {
 	char *cause;
 };
 
+int64_t upkeep_end_ms(int lease_s, int64_t sent_ms)
+{
+	return sent_ms + (int64_t)lease_s * 1000;
+}
+
 int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms)
 {
-	int64_t lease_ms = (int64_t)lease_s * 1000;
-
-	return sent_ms + lease_ms - lease_ms / 6;
+	return upkeep_end_ms(lease_s, sent_ms) - (int64_t)lease_s * 1000 / 6;
 }
 
 static void upkeep_work(void *arg)
@@ -74,6 +77,9 @@ static void upkeep_done(void *arg)
 		    .fence_ms = u->out.renewed
 				    ? upkeep_fence_ms(u->lease_s, u->sent_ms)
 				    : 0,
+		    .end_ms = u->out.renewed
+				  ? upkeep_end_ms(u->lease_s, u->sent_ms)
+				  : 0,
 		    .lost = u->out.lost,
 		    .n_lost = u->out.n_lost,
 		    .release = u->out.release,

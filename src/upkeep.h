@@ -17,9 +17,10 @@ struct upkeep;
 /* What a tick brought, for the scheduler. */
 struct upkeep_news {
 	bool gained; /* the node took host shards: there may be rows to claim */
-	/* The leases were renewed: start no fetch at or after this time
-	 * (util_mono_ms()) unless a later tick moves it; 0: unchanged. */
-	int64_t fence_ms;
+	/* The leases were renewed: start no fetch at or after fence_ms
+	 * (util_mono_ms()), and abort those still running at end_ms, unless
+	 * a later tick moves both; 0: unchanged. */
+	int64_t fence_ms, end_ms;
 	/* Rows that are no longer this node's: do not fetch them. */
 	const int64_t *lost;
 	size_t n_lost;
@@ -34,6 +35,10 @@ struct upkeep_news {
  * sixth of the lease before it ends, so that no host is fetched here
  * once another node may hold its shard. */
 int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms);
+
+/* When those leases end at the earliest: another node may take the host
+ * shards from then on. */
+int64_t upkeep_end_ms(int lease_s, int64_t sent_ms);
 
 /* news_cb runs on the loop after each tick that brought news.  Returns
  * NULL when the store needs no upkeep. */

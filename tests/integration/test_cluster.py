@@ -466,6 +466,63 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     assert max(worst.values()) <= 1, worst
 
 
+def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
+                                             fault_server):
+    """A fetch that runs past the node's lease (a slow server) while the
+    node is cut off from the database is aborted when the lease ends:
+    the node that takes the host's shard then fetches it alone, never
+    beside the cut-off node's request."""
+    lease_s = 6
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["p1", "p2"],
+                                fetch={"max_per_host": 1},
+                                store={"lease_s": lease_s})
+    proxy = FreezableProxy(pg.port)
+    request.addfinalizer(proxy.close)
+    a.write_config(fetch={"max_per_host": 1, "retries": 0,
+                          "robots": "false", "request_timeout_ms": 60000},
+                   gatherd={"stats_interval_s": 1},
+                   store={"lease_s": lease_s,
+                          "conninfo": pg.conninfo(db).replace(
+                              "port=%d" % pg.port, "port=%d" % proxy.port)})
+    pa, pb = a.start(), b.start()
+    a.wait_ready(pa)
+    b.wait_ready(pb)
+    wait_spread(a, 2)
+    # One 15 s request per host, on 16 hosts: p1 holds the shards of about
+    # half of them, and its requests outlast its lease by far.
+    hosts = 16
+    urls = [fault_server.url("/slow?ms=15000&len=10&n=%d" % i,
+                             host="127.0.0.%d" % (101 + i))
+            for i in range(hosts)]
+    a.write_queue(urls, mode="a")
+    wait_until(lambda: fault_server.stats()["global"]["current"] == hosts,
+               30, "every host's request in flight")
+    proxy.freeze()
+    frozen = time.monotonic()
+    wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
+               "p1 aborting its fetches at its lease's end")
+    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+    proxy.thaw()
+    wait_until(lambda: counts(b).get("done", 0) == len(urls), 90,
+               "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    rows = b.query("SELECT url, state FROM results")
+    assert sorted(r["url"] for r in rows) == sorted(urls)
+    assert all(r["state"] == "done" for r in rows)
+    st = fault_server.stats()
+    # p1's requests were made twice (aborted there, then p2's) ...
+    twice = [u for u in urls
+             if st["by_target"].get(u.split(":%d" % fault_server.port)[1])
+             == 2]
+    assert twice, st["by_target"]
+    # ... and never at the same time.
+    worst = {ip: s["max_concurrent"] for ip, s in st["by_ip"].items()}
+    assert max(worst.values()) <= 1, worst
+
+
 def test_redirect_target_fetched_by_its_shards_node(request, gatherd_bin,
                                                     tmp_path, fault_server):
     """URLs of 20 hosts, spread over two nodes' shards, all redirect to
