@@ -21,7 +21,8 @@ struct upkeep {
 	bool busy;    /* a tick is at the worker */
 	bool failing; /* the last tick failed (said once) */
 	bool freed;   /* upkeep_free() came while busy */
-	int64_t sent_ms; /* when the tick went to the worker */
+	int64_t sent_ms; /* when the worker began the tick: its statements
+			  * were sent after this */
 	struct store_tick_out out;
 	int rc;
 	char *cause;
@@ -41,6 +42,9 @@ static void upkeep_work(void *arg)
 {
 	struct upkeep *u = arg;
 
+	/* Here, not when the tick was queued: a tick that waited behind
+	 * other work at the worker renewed the leases later than that. */
+	u->sent_ms = util_mono_ms();
 	u->rc = store_tick(u->store, &u->out, &u->cause);
 }
 
@@ -104,7 +108,6 @@ static void upkeep_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (u->busy)
 		return; /* the last one is still at it */
 	u->busy = true;
-	u->sent_ms = util_mono_ms();
 	to_thread(u->worker, upkeep_work, u, upkeep_done);
 }
 
