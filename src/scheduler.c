@@ -152,7 +152,12 @@ static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg);
 
 static size_t sched_window(const struct sched *s)
 {
-	size_t w = (size_t)s->cfg->max_in_flight * 8;
+	/* Eight rows per fetch in flight keep enough hosts in view when
+	 * they are many and each takes few at a time; past a few thousand
+	 * rows more add no host to choose from, only memory (80,000 rows,
+	 * ~10 MB, at 10,000 in flight): twice the fetches, plus 8,192. */
+	size_t f = (size_t)s->cfg->max_in_flight;
+	size_t w = f * 8 < f * 2 + 8192 ? f * 8 : f * 2 + 8192;
 
 	/* A shared store's claim is a round trip and an UPDATE of each row
 	 * (SQLite's load a read of its file): fewer, larger ones.  And rows
