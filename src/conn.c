@@ -537,6 +537,8 @@ void conn_release(struct conn *c, bool reusable)
 	}
 	if (c->tls_active) /* nothing to read while idle: conn_trim_cb */
 		SSL_free_buffers(bufferevent_openssl_get_ssl(c->bev));
+	if (c->parser != NULL)
+		http_resp_trim(c->parser);
 	c->uses++;
 	c->idle = il;
 	TAILQ_INSERT_TAIL(&il->conns, c, link);

@@ -31,9 +31,11 @@ struct dial_attempt {
 	enum dial_attempt_state state;
 	struct conn *conn; /* non-NULL exactly while connecting */
 	int64_t start_ms;
+	union dns_sockaddr addr; /* with the port */
+	socklen_t len;
 };
 
-/* One race.  att[i] is the attempt on addrs.addr[i]: those before `next`
+/* One race.  att[i] is the attempt on the i-th address: those before `next`
  * have started (and may have ended), the others wait; in_flight counts
  * the connecting ones.  The caller owns the dial until it cancels it or
  * its callback runs (the dial frees itself just before). */
@@ -46,11 +48,11 @@ struct dial {
 	int in_flight;
 	int err;    /* errno of the last attempt that failed */
 	int fd_err; /* EMFILE or ENFILE once a socket could not be made */
-	struct dns_addrs addrs;
-	struct dial_attempt att[DNS_MAX_ADDRS];
 	struct event timer; /* the attempt delay */
 	dial_cb cb;
 	void *arg;
+	int n; /* addresses */
+	struct dial_attempt att[]; /* as many: most names have one */
 };
 
 static void dial_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -59,7 +61,7 @@ static void dial_event_cb(struct bufferevent *bev, short what, void *arg);
 static const char *dial_addr_text(const struct dial *dl, int i, char *buf,
 				  size_t size)
 {
-	const union dns_sockaddr *a = &dl->addrs.addr[i];
+	const union dns_sockaddr *a = &dl->att[i].addr;
 	const void *p = a->sa.sa_family == AF_INET6
 			    ? (const void *)&a->in6.sin6_addr
 			    : (const void *)&a->in.sin_addr;
@@ -97,8 +99,8 @@ static bool dial_attempt_start(struct dial *dl, int i)
 	a->conn = conn_new(dl->pool, dl->key, dl->tls);
 	if (a->conn == NULL) {
 		dl->err = ENOMEM;
-	} else if (conn_connect(a->conn, &dl->addrs.addr[i].sa,
-				dl->addrs.len[i], NULL, dial_event_cb,
+	} else if (conn_connect(a->conn, &dl->att[i].addr.sa,
+				dl->att[i].len, NULL, dial_event_cb,
 				a) != 0) {
 		dl->err = errno;
 		conn_release(a->conn, false);
@@ -142,11 +144,11 @@ static bool dial_try_next(struct dial *dl)
 	event_del(&dl->timer);
 	/* Out of descriptors, the other addresses would fail the same way:
 	 * let the attempts in flight finish, start no more. */
-	while (dl->fd_err == 0 && dl->next < dl->addrs.n) {
+	while (dl->fd_err == 0 && dl->next < dl->n) {
 		int i = dl->next++;
 
 		if (dial_attempt_start(dl, i)) {
-			if (dl->next < dl->addrs.n)
+			if (dl->next < dl->n)
 				dial_arm_timer(dl, DIAL_ATTEMPT_DELAY_MS);
 			return true;
 		}
@@ -174,7 +176,7 @@ static void dial_win(struct dial *dl, int i)
 	void *arg = dl->arg;
 
 	res.conn = a->conn;
-	res.addr = dl->addrs.addr[i];
+	res.addr = dl->att[i].addr;
 	res.connect_ms = util_mono_ms() - a->start_ms;
 	/* No event reaches the dial once it is freed; the receiver sets its
 	 * own callbacks. */
@@ -252,17 +254,20 @@ struct dial *dial_start(struct event_base *base, struct conn_pool *pool,
 			const struct dns_addrs *addrs, uint16_t port,
 			dial_cb cb, void *arg)
 {
-	struct dial *dl = xcalloc(1, sizeof *dl);
+	struct dial *dl = xcalloc(1, sizeof *dl + (size_t)addrs->n *
+						      sizeof dl->att[0]);
 
 	dl->pool = pool;
 	dl->key = key;
 	dl->tls = tls;
 	dl->cb = cb;
 	dl->arg = arg;
-	dl->addrs = *addrs;
-	for (int i = 0; i < dl->addrs.n; i++) {
-		union dns_sockaddr *sa = &dl->addrs.addr[i];
+	dl->n = addrs->n;
+	for (int i = 0; i < dl->n; i++) {
+		union dns_sockaddr *sa = &dl->att[i].addr;
 
+		*sa = addrs->addr[i];
+		dl->att[i].len = addrs->len[i];
 		if (sa->sa.sa_family == AF_INET)
 			sa->in.sin_port = htons(port);
 		else

@@ -59,7 +59,8 @@ struct fetch {
 	const char *url;
 	struct url_ref ref; /* the parts of url */
 	const struct fetch_cond *cond; /* NULL: not conditional */
-	EVP_MD_CTX *md;     /* the body digest ([capture] digest) */
+	bool digest;        /* the body is digested ([capture] digest, a tap) */
+	EVP_MD_CTX *md;     /* that digest, from the body's first byte on */
 	struct decode *decoder; /* undoing Content-Encoding */
 	bool body_seen;     /* the body callback ran for this response */
 	bool encoding_unknown; /* a Content-Encoding gatherd cannot undo */
@@ -103,6 +104,7 @@ struct fetch {
 static void fetch_get_conn(struct fetch *f, bool allow_pool);
 static void fetch_arm_timer(struct fetch *f);
 static void fetch_event_cb(struct bufferevent *bev, short what, void *arg);
+static int fetch_build_request(struct fetch *f);
 
 static void fetch_set_state(struct fetch *f, enum fetch_state s)
 {
@@ -279,6 +281,27 @@ static void fetch_hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* SHA-256, fetched from OpenSSL's provider once (EVP_sha256() would look
+ * it up again at every EVP_DigestInit). */
+static const EVP_MD *fetch_sha256(void)
+{
+	static EVP_MD *md;
+
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	return md;
+}
+
+/* Start the body's digest.  Only once the body begins: a fetch waiting
+ * for its response holds no digest state (10,000 of them in flight). */
+static void fetch_digest_begin(struct fetch *f)
+{
+	f->md = EVP_MD_CTX_new();
+	if (f->md == NULL ||
+	    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
+		util_oom();
+}
+
 /* The bytes received are a response to keep (archive, see fetch_tap):
  * its body's digest and length. */
 static void fetch_keep(struct fetch *f, enum fetch_archive archive)
@@ -290,6 +313,8 @@ static void fetch_keep(struct fetch *f, enum fetch_archive archive)
 	f->res.body_bytes = (int64_t)http_resp_body_len(f->parser);
 	if (f->res.body_bytes > f->ctx.cfg->max_body_bytes)
 		f->res.body_bytes = f->ctx.cfg->max_body_bytes;
+	if (f->digest && f->md == NULL)
+		fetch_digest_begin(f); /* no body: the digest of nothing */
 	if (f->md != NULL && EVP_DigestFinal_ex(f->md, md, &n) == 1 &&
 	    n == 32)
 		fetch_hex(md, n, f->res.body_sha256);
@@ -499,17 +524,6 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	fetch_drain_input(f, false);
 }
 
-/* SHA-256, fetched from OpenSSL's provider once (EVP_sha256() would look
- * it up again at every EVP_DigestInit). */
-static const EVP_MD *fetch_sha256(void)
-{
-	static EVP_MD *md;
-
-	if (md == NULL)
-		md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	return md;
-}
-
 /* Body bytes, de-chunked: into the digest and through the decoder.  A
  * decoding failure is acted on when the response is complete. */
 static void fetch_body_cb(void *arg, const char *p, size_t n)
@@ -521,6 +535,8 @@ static void fetch_body_cb(void *arg, const char *p, size_t n)
 		const char *ce = http_resp_content_encoding(f->parser);
 
 		f->body_seen = true;
+		if (f->digest)
+			fetch_digest_begin(f);
 		if (ce != NULL && strcasecmp(ce, "identity") != 0) {
 			f->decoder = decode_new(ce);
 			f->encoding_unknown = f->decoder == NULL;
@@ -564,15 +580,11 @@ static void fetch_send(struct fetch *f)
 	decode_free(f->decoder);
 	f->decoder = NULL;
 	f->paused = false;
-	if (cfg->capture_digest == CONFIG_DIGEST_SHA256 ||
-	    f->tap.block != NULL) {
-		if (f->md == NULL)
-			f->md = EVP_MD_CTX_new();
-		if (f->md == NULL ||
-		    EVP_DigestInit_ex2(f->md, fetch_sha256(), NULL) != 1)
-			util_oom();
-	}
-	if (f->md != NULL || f->tap.body != NULL ||
+	f->digest = cfg->capture_digest == CONFIG_DIGEST_SHA256 ||
+		    f->tap.block != NULL;
+	EVP_MD_CTX_free(f->md); /* an earlier attempt's */
+	f->md = NULL;
+	if (f->digest || f->tap.body != NULL ||
 	    cfg->accept_encoding == CONFIG_ENCODING_GZIP)
 		http_resp_set_body_cb(f->parser, fetch_body_cb, f);
 	else
@@ -604,11 +616,20 @@ static void fetch_send(struct fetch *f)
 		f->res.tls_version = SSL_get_version(conn_ssl(f->conn));
 	f->sent_ms = util_mono_ms();
 	f->res.ttfb_ms = -1;
+	if (fetch_build_request(f) != 0) {
+		fetch_fail(f, ERR_INVALID_URL, "request does not fit");
+		return;
+	}
 	if (f->tap.start != NULL)
 		f->tap.start(f->tap.arg, f->request, f->request_len,
 			     f->res.remote_ip);
-	if (conn_write(f->conn, f->request, f->request_len) != 0)
-		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, errno);
+	int rc = conn_write(f->conn, f->request, f->request_len);
+	int err = errno;
+
+	free(f->request); /* sent, or copied into the output buffer */
+	f->request = NULL;
+	if (rc != 0)
+		fetch_closed(f, BEV_EVENT_ERROR | BEV_EVENT_WRITING, err);
 }
 
 /* The handshake holds its slot: begin it. */
@@ -985,6 +1006,45 @@ static char *fetch_extra_headers(const struct config *cfg,
 			   lm ? c->last_modified : "", lm ? "\r\n" : "");
 }
 
+/* The request into f->request: built as it is sent and freed right after,
+ * so that fetches connecting or waiting for their responses hold none
+ * (10,000 in flight).  It cannot fail for a URL that parsed and a
+ * user agent the configuration accepted; if it did, the fetch fails. */
+static int fetch_build_request(struct fetch *f)
+{
+	const struct config *cfg = f->ctx.cfg;
+	/* Plain HTTP through a proxy: the target in absolute form, and the
+	 * proxy's credentials with it. */
+	bool via = f->proxy != NULL && f->scheme == URL_HTTP;
+	char *extra = fetch_extra_headers(cfg, f->cond);
+	size_t size;
+	int n;
+
+	if (via && f->proxy->auth != NULL) {
+		char *both = util_printf("%s%s", extra ? extra : "",
+					 f->proxy->auth);
+
+		free(extra);
+		extra = both;
+	}
+	size = http_request_size(&f->ref, cfg->user_agent, extra);
+	free(f->request);
+	f->request = xmalloc(size);
+	n = http_build_request_ex(
+		f->request, size, &f->ref, f->url, cfg->user_agent,
+		cfg->accept_encoding == CONFIG_ENCODING_GZIP ? "gzip"
+							     : "identity",
+		extra, via);
+	free(extra);
+	if (n < 0) {
+		free(f->request);
+		f->request = NULL;
+		return -1;
+	}
+	f->request_len = (size_t)n;
+	return 0;
+}
+
 struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 			  const struct url_ref *ref,
 			  const struct fetch_cond *cond,
@@ -992,7 +1052,6 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 			  void *arg)
 {
 	struct fetch *f = xcalloc(1, sizeof *f);
-	size_t size;
 	int n;
 
 	f->ctx = *ctx;
@@ -1059,30 +1118,6 @@ struct fetch *fetch_start(const struct fetch_ctx *ctx, const char *url,
 		f->dial_port = f->proxy->port;
 		f->dial_literal = f->proxy->literal;
 	}
-	/* Plain HTTP through a proxy: the target in absolute form, and the
-	 * proxy's credentials with it. */
-	bool via = f->proxy != NULL && f->scheme == URL_HTTP;
-	char *extra = fetch_extra_headers(ctx->cfg, cond);
-	if (via && f->proxy->auth != NULL) {
-		char *both = util_printf("%s%s", extra ? extra : "",
-					 f->proxy->auth);
-
-		free(extra);
-		extra = both;
-	}
-	size = http_request_size(ref, ctx->cfg->user_agent, extra);
-	f->request = xmalloc(size);
-	n = http_build_request_ex(
-		f->request, size, ref, url, ctx->cfg->user_agent,
-		ctx->cfg->accept_encoding == CONFIG_ENCODING_GZIP ? "gzip"
-								   : "identity",
-		extra, via);
-	free(extra);
-	if (n < 0) {
-		fetch_fail(f, ERR_INVALID_URL, "request does not fit");
-		return f;
-	}
-	f->request_len = (size_t)n;
 	fetch_get_conn(f, true);
 	return f;
 }

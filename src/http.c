@@ -39,6 +39,7 @@
 
 /* Long enough for every header name we look for. */
 #define FIELD_NAME_SIZE 16
+#define DETAIL_SIZE 192
 
 /* Why the parser failed, when the failure was ours rather than llhttp's. */
 enum http_fail {
@@ -71,7 +72,7 @@ struct http_resp {
 	enum http_fail fail; /* set by a callback that returned an error */
 	const char *cut_at;  /* FAIL_BODY_TOO_LARGE in a body span: where the
 			      * limit fell in the bytes being fed */
-	char detail[192];
+	char *detail; /* why it failed (DETAIL_SIZE), NULL until it does */
 
 	bool started;	      /* a byte was fed since the last reset */
 	bool interim_seen;    /* a 1xx response was skipped */
@@ -101,17 +102,13 @@ struct http_resp {
 	struct hvalue etag;
 	struct hvalue last_modified;
 	struct hvalue content_encoding;
-	char content_type_buf[CONTENT_TYPE_SIZE];
-	char retry_after_buf[RETRY_AFTER_SIZE];
-	char etag_buf[ETAG_SIZE];
-	char last_modified_buf[LAST_MODIFIED_SIZE];
-	char content_encoding_buf[CONTENT_ENCODING_SIZE];
 	/* Where the final response's body bytes go (http_resp_set_body_cb). */
 	http_body_cb body_cb;
 	void *body_arg;
-	/* location.buf (8 KiB) is allocated on the first Location header the
-	 * connection sees, so parsers of connections that never redirect stay
-	 * small: memory per connection is what bounds 10,000 in flight. */
+	/* The values' buffers (and detail) are allocated when a response
+	 * first needs them and freed by http_resp_trim() once it has been
+	 * read, so a connection waiting for its response holds none: memory
+	 * per connection is what bounds 10,000 in flight. */
 };
 
 static bool status_is_interim(int status)
@@ -399,27 +396,42 @@ struct http_resp *http_resp_new(size_t max_header_bytes,
 {
 	struct http_resp *r = xcalloc(1, sizeof(*r));
 
-	r->content_type.buf = r->content_type_buf;
-	r->content_type.size = sizeof(r->content_type_buf);
-	r->location.buf = NULL;
+	r->content_type.size = CONTENT_TYPE_SIZE;
 	r->location.size = LOCATION_SIZE;
-	r->retry_after.buf = r->retry_after_buf;
-	r->retry_after.size = sizeof(r->retry_after_buf);
-	r->etag.buf = r->etag_buf;
-	r->etag.size = sizeof(r->etag_buf);
-	r->last_modified.buf = r->last_modified_buf;
-	r->last_modified.size = sizeof(r->last_modified_buf);
-	r->content_encoding.buf = r->content_encoding_buf;
-	r->content_encoding.size = sizeof(r->content_encoding_buf);
+	r->retry_after.size = RETRY_AFTER_SIZE;
+	r->etag.size = ETAG_SIZE;
+	r->last_modified.size = LAST_MODIFIED_SIZE;
+	r->content_encoding.size = CONTENT_ENCODING_SIZE;
 	http_resp_reset(r, max_header_bytes, max_body_bytes);
 	return r;
+}
+
+static void hvalue_trim(struct hvalue *v)
+{
+	free(v->buf);
+	v->buf = NULL;
+	v->len = 0;
+	v->present = false;
+}
+
+void http_resp_trim(struct http_resp *r)
+{
+	hvalue_trim(&r->content_type);
+	hvalue_trim(&r->location);
+	hvalue_trim(&r->retry_after);
+	hvalue_trim(&r->etag);
+	hvalue_trim(&r->last_modified);
+	hvalue_trim(&r->content_encoding);
+	r->target = NULL;
+	free(r->detail);
+	r->detail = NULL;
 }
 
 void http_resp_free(struct http_resp *r)
 {
 	if (r == NULL)
 		return;
-	free(r->location.buf);
+	http_resp_trim(r);
 	free(r);
 }
 
@@ -432,7 +444,8 @@ void http_resp_reset(struct http_resp *r, size_t max_header_bytes,
 	r->error = HTTP_ERR_NONE;
 	r->fail = FAIL_NONE;
 	r->cut_at = NULL;
-	r->detail[0] = '\0';
+	if (r->detail != NULL)
+		r->detail[0] = '\0';
 	r->started = false;
 	r->interim_seen = false;
 	r->read_to_limit = false;
@@ -457,8 +470,10 @@ static enum http_feed fail(struct http_resp *r, enum http_error e,
 {
 	va_list ap;
 
+	if (r->detail == NULL)
+		r->detail = xmalloc(DETAIL_SIZE);
 	va_start(ap, fmt);
-	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	vsnprintf(r->detail, DETAIL_SIZE, fmt, ap);
 	va_end(ap);
 	r->error = e;
 	r->keep_alive = false;
@@ -681,7 +696,7 @@ bool http_resp_body_cut(const struct http_resp *r)
 
 const char *http_resp_error_detail(const struct http_resp *r)
 {
-	return r->detail;
+	return r->detail != NULL ? r->detail : "";
 }
 
 enum errkind http_error_kind(enum http_error e)

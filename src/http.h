@@ -51,6 +51,10 @@ void http_resp_free(struct http_resp *r);
 void http_resp_reset(struct http_resp *r, size_t max_header_bytes,
 		     uint64_t max_body_bytes);
 
+/* The response has been read (its values and error detail taken): free
+ * the buffers they were kept in until the next response needs them. */
+void http_resp_trim(struct http_resp *r);
+
 /* Feed `len` bytes received from the server.  1xx interim responses (other
  * than 101) are skipped transparently: only the final response counts.
  * 101 Switching Protocols is treated as a final response without a body
