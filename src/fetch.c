@@ -83,7 +83,6 @@ struct fetch {
 	char *request;
 	size_t request_len;
 	struct dns_req *dns;
-	struct dns_addrs addrs;
 	struct dial *dial; /* while CONNECTING */
 	struct conn *conn;
 	struct http_resp *parser;
@@ -870,12 +869,12 @@ static void fetch_dial_cb(void *arg, const struct dial_result *res)
 	fetch_send(f);
 }
 
-/* Open a new connection to one of f->addrs. */
-static void fetch_connect(struct fetch *f)
+/* Open a new connection to one of addrs (the dial keeps its copy). */
+static void fetch_connect(struct fetch *f, const struct dns_addrs *addrs)
 {
 	fetch_set_state(f, FETCH_CONNECTING);
 	f->dial = dial_start(f->ctx.base, f->ctx.pool, f->key,
-			     f->scheme == URL_HTTPS, &f->addrs, f->dial_port,
+			     f->scheme == URL_HTTPS, addrs, f->dial_port,
 			     fetch_dial_cb, f);
 }
 
@@ -894,25 +893,24 @@ static void fetch_dns_cb(void *arg, const struct dns_addrs *addrs,
 			fetch_fail(f, ERR_DNS, "%s", error);
 		return;
 	}
-	f->addrs = *addrs;
-	fetch_connect(f);
+	fetch_connect(f, addrs);
 }
 
-/* Fill f->addrs from an IP literal host. */
-static void fetch_literal_addr(struct fetch *f)
+/* The address of an IP literal host into *out. */
+static void fetch_literal_addr(const struct fetch *f, struct dns_addrs *out)
 {
-	union dns_sockaddr *a = &f->addrs.addr[0];
+	union dns_sockaddr *a = &out->addr[0];
 
-	memset(&f->addrs, 0, sizeof f->addrs);
+	memset(out, 0, sizeof *out);
 	if (inet_pton(AF_INET, f->dial_host, &a->in.sin_addr) == 1) {
 		a->in.sin_family = AF_INET;
-		f->addrs.len[0] = sizeof a->in;
-		f->addrs.n = 1;
+		out->len[0] = sizeof a->in;
+		out->n = 1;
 	} else if (inet_pton(AF_INET6, f->dial_host, &a->in6.sin6_addr) ==
 		   1) {
 		a->in6.sin6_family = AF_INET6;
-		f->addrs.len[0] = sizeof a->in6;
-		f->addrs.n = 1;
+		out->len[0] = sizeof a->in6;
+		out->n = 1;
 	}
 }
 
@@ -928,10 +926,11 @@ static void fetch_get_conn(struct fetch *f, bool allow_pool)
 	}
 	f->reused = false;
 	fetch_arm_timer(f);
-	if (f->dial_literal || f->addrs.n > 0) {
-		if (f->addrs.n == 0)
-			fetch_literal_addr(f);
-		fetch_connect(f);
+	if (f->dial_literal) {
+		struct dns_addrs addrs;
+
+		fetch_literal_addr(f, &addrs);
+		fetch_connect(f, &addrs);
 		return;
 	}
 	fetch_set_state(f, FETCH_RESOLVING);
