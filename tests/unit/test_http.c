@@ -931,6 +931,43 @@ static void test_reset_changes_limits(void)
 	http_resp_free(r);
 }
 
+/* http_resp_trim() drops what the last response left (values, error
+ * detail) and the next response captures its own afresh. */
+static void test_trim_between_responses(void)
+{
+	static const char a[] = "HTTP/1.1 200 OK\r\nETag: \"one\"\r\n"
+				"Last-Modified: Sun, 29 Nov 2026 10:00:00 GMT\r\n"
+				"Content-Type: text/html\r\n"
+				"Content-Length: 0\r\n\r\n";
+	static const char b[] = "HTTP/1.1 200 OK\r\nETag: \"two\"\r\n"
+				"Content-Length: 0\r\n\r\n";
+	static const char bad[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
+				  "\r\nabcdefghi";
+	struct http_resp *r = http_resp_new(DEF_HDR, 4);
+	size_t used;
+
+	TAP_CHECK(http_resp_feed(r, a, sizeof(a) - 1, &used) == HTTP_DONE);
+	TAP_CHECK_STR(http_resp_etag(r), "\"one\"");
+	TAP_CHECK_STR(http_resp_content_type(r), "text/html");
+	http_resp_trim(r);
+	TAP_CHECK(http_resp_etag(r) == NULL);
+	TAP_CHECK(http_resp_last_modified(r) == NULL);
+	TAP_CHECK(http_resp_content_type(r) == NULL);
+	http_resp_reset(r, DEF_HDR, 4);
+	TAP_CHECK(http_resp_feed(r, b, sizeof(b) - 1, &used) == HTTP_DONE);
+	TAP_CHECK_STR(http_resp_etag(r), "\"two\"");
+	TAP_CHECK(http_resp_last_modified(r) == NULL);
+	TAP_CHECK(http_resp_content_type(r) == NULL);
+	http_resp_reset(r, DEF_HDR, 4);
+	TAP_CHECK(http_resp_feed(r, bad, sizeof(bad) - 1, &used) ==
+		  HTTP_ERROR);
+	TAP_CHECK_STR(http_resp_error_detail(r), "body larger than 4 bytes");
+	http_resp_trim(r);
+	TAP_CHECK_STR(http_resp_error_detail(r), "");
+	http_resp_trim(r); /* twice is harmless */
+	http_resp_free(r);
+}
+
 static void test_build_request(void)
 {
 	struct url_ref u;
@@ -1122,6 +1159,7 @@ static const struct tap_test tests[] = {
     {"long header values are truncated", test_long_values},
     {"keep-alive reuse with reset", test_keep_alive_reuse},
     {"reset changes limits", test_reset_changes_limits},
+    {"trim between responses", test_trim_between_responses},
     {"request building", test_build_request},
     {"Retry-After: seconds and the three date forms", test_retry_after},
     {"redirect statuses", test_redirect_statuses},
