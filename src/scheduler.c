@@ -1126,9 +1126,9 @@ static void sched_unstart(struct sched *s, struct job *j)
 	s->n_in_flight--;
 }
 
-/* The leases ran out with no renewal: another node may take this node's
- * host shards any moment now and fetch their hosts, so the fetches still
- * running here end, and their jobs wait for a renewal (or for
+/* The leases are about to run out with no renewal: another node may take
+ * this node's host shards any moment now and fetch their hosts, so the
+ * fetches still running here end first, and their jobs wait for a renewal (or for
  * sched_forget(), if their rows went elsewhere meanwhile). */
 static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1151,8 +1151,9 @@ static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg)
 		n++;
 	}
 	if (n > 0)
-		log_warn("this node's leases ran out: aborted %zu fetch%s in "
-			 "flight, to start again once they are renewed",
+		log_warn("this node's leases are running out: aborted %zu "
+			 "fetch%s in flight, to start again once they are "
+			 "renewed",
 			 n, n == 1 ? "" : "es");
 	sched_notify(s);
 }

@@ -54,8 +54,8 @@ void sched_set_captures(struct sched *s, struct captures *cs);
 void sched_kick(struct sched *s);
 
 /* A shared store: start no fetch at or after `fence_ms` (util_mono_ms()),
- * when this node's leases may soon run out, and at `end_ms`, when they do,
- * abort the fetches still running (their jobs wait again, to start once
+ * when this node's leases may soon run out, and at `end_ms`, just before
+ * they can, abort the fetches still running (their jobs wait again, to start once
  * the leases are renewed or to be dropped if their rows went to other
  * nodes); until a later call moves both (see upkeep.h).  0: no such limit
  * (the default). */

@@ -28,14 +28,18 @@ struct upkeep {
 	char *cause;
 };
 
-int64_t upkeep_end_ms(int lease_s, int64_t sent_ms)
-{
-	return sent_ms + (int64_t)lease_s * 1000;
-}
-
 int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms)
 {
-	return upkeep_end_ms(lease_s, sent_ms) - (int64_t)lease_s * 1000 / 6;
+	int64_t lease_ms = (int64_t)lease_s * 1000;
+
+	return sent_ms + lease_ms - lease_ms / 6;
+}
+
+int64_t upkeep_end_ms(int lease_s, int64_t sent_ms)
+{
+	int64_t lease_ms = (int64_t)lease_s * 1000;
+
+	return sent_ms + lease_ms - lease_ms / 12;
 }
 
 static void upkeep_work(void *arg)

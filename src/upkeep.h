@@ -18,8 +18,9 @@ struct upkeep;
 struct upkeep_news {
 	bool gained; /* the node took host shards: there may be rows to claim */
 	/* The leases were renewed: start no fetch at or after fence_ms
-	 * (util_mono_ms()), and abort those still running at end_ms, unless
-	 * a later tick moves both; 0: unchanged. */
+	 * (util_mono_ms()), and abort those still running at end_ms (just
+	 * before the leases can run out), unless a later tick moves both;
+	 * 0: unchanged. */
 	int64_t fence_ms, end_ms;
 	/* Rows that are no longer this node's: do not fetch them. */
 	const int64_t *lost;
@@ -36,8 +37,10 @@ struct upkeep_news {
  * once another node may hold its shard. */
 int64_t upkeep_fence_ms(int lease_s, int64_t sent_ms);
 
-/* When those leases end at the earliest: another node may take the host
- * shards from then on. */
+/* When the fetches still running must end: a twelfth of the lease before
+ * it can run out (another node may take the host shards from then on), so
+ * that their servers have seen this node's connections close before the
+ * next node's requests can come. */
 int64_t upkeep_end_ms(int lease_s, int64_t sent_ms);
 
 /* news_cb runs on the loop after each tick that brought news.  Returns

@@ -469,9 +469,9 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
 def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
                                              fault_server):
     """A fetch that runs past the node's lease (a slow server) while the
-    node is cut off from the database is aborted when the lease ends:
-    the node that takes the host's shard then fetches it alone, never
-    beside the cut-off node's request."""
+    node is cut off from the database is aborted just before the lease
+    can end: the node that takes the host's shard then fetches it alone,
+    never beside the cut-off node's request."""
     lease_s = 6
     pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
                                 ["p1", "p2"],
@@ -501,7 +501,7 @@ def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
     proxy.freeze()
     frozen = time.monotonic()
     wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
-               "p1 aborting its fetches at its lease's end")
+               "p1 aborting its fetches before its lease ends")
     time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
     proxy.thaw()
     wait_until(lambda: counts(b).get("done", 0) == len(urls), 90,
