@@ -276,11 +276,12 @@ static bool queue_same_file(int fd, const struct store_queue_pos *pos)
 }
 
 /* Has f changed under us in a way appending cannot explain?  Returns why
- * ("truncated", "rewritten") or NULL.  A rewrite with `>` that grows past
+ * ("truncated", "rewritten") or NULL; st is f's fstat(), brought up to
+ * date when the answer is not NULL.  A rewrite with `>` that grows past
  * the offset is only visible in the bytes already read: the file's first
  * bytes (its identity) or the bytes just before the committed offset no
  * longer hash the same, or no newline ends them. */
-static const char *qfile_changed(const struct qfile *f, const struct stat *st)
+static const char *qfile_changed(const struct qfile *f, struct stat *st)
 {
 	int64_t h;
 	char nl;
@@ -289,16 +290,21 @@ static const char *qfile_changed(const struct qfile *f, const struct stat *st)
 		return "truncated";
 	if (f->commit_off == 0)
 		return NULL;
-	if (f->head_len > 0 && (queue_hash(f->fd, 0, f->head_len, &h) != 0 ||
-				h != f->head_hash))
+	if ((f->head_len > 0 && (queue_hash(f->fd, 0, f->head_len, &h) != 0 ||
+				 h != f->head_hash)) ||
+	    (f->tail_len > 0 &&
+	     (queue_hash(f->fd, f->commit_off - f->tail_len, f->tail_len,
+			 &h) != 0 ||
+	      h != f->tail_hash)) ||
+	    pread(f->fd, &nl, 1, f->commit_off - 1) != 1 || nl != '\n') {
+		/* A truncation (copytruncate's `: > queue`) that came between
+		 * the fstat() and these reads looks like a rewrite to them:
+		 * look at the size again, so that it is named for what it
+		 * is. */
+		if (fstat(f->fd, st) == 0 && st->st_size < f->read_off)
+			return "truncated";
 		return "rewritten";
-	if (f->tail_len > 0 &&
-	    (queue_hash(f->fd, f->commit_off - f->tail_len, f->tail_len, &h) !=
-		     0 ||
-	     h != f->tail_hash))
-		return "rewritten";
-	if (pread(f->fd, &nl, 1, f->commit_off - 1) != 1 || nl != '\n')
-		return "rewritten";
+	}
 	return NULL;
 }
 

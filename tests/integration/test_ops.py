@@ -10,6 +10,7 @@ import calendar
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -217,6 +218,46 @@ def test_copy_truncate_seen_then_restart(gatherd, nginx):
     assert_exactly_once(rows, A + B, "lines appended after a truncation "
                         "gatherd had seen, then a restart")
     assert_all_done_ok(rows)
+
+
+def test_truncation_during_the_check_is_named_truncated(gatherd, nginx):
+    """copytruncate's `: > queue` landing between gatherd's fstat() of the
+    queue file and its reads of the bytes it had read: the size it saw was
+    the old one, the bytes are gone.  It is a truncation and is logged as
+    one ("was truncated"), not as a rewrite.  The window is widened by
+    delaying the return of the daemon's fstat calls (strace fault
+    injection on its main thread), so the race is always hit; it used to
+    be hit now and then by the copy-truncate tests above."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is needed to delay the daemon's fstat")
+    g = gatherd
+    g.write_config(fetch={"retries": 0, "robots": "false"})
+    A = nginx_urls(nginx, "tt", 50)
+    g.write_queue(A)
+    proc = g.start()
+    g.wait_ready(proc)
+    wait_all_finished(g, len(A), 60)
+    tracer = subprocess.Popen(
+        ["strace", "-p", str(proc.pid), "-qq", "-o", "/dev/null", "-e",
+         "trace=fstat,newfstatat", "-e",
+         "inject=fstat,newfstatat:delay_exit=700000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # attached (and one poll's fstat delayed)
+        assert tracer.poll() is None, tracer.stderr.read()
+        # cp wakes the daemon (a new file in the directory): its fstat
+        # sees the old size and returns late; the truncation comes while
+        # it is held.
+        subprocess.run(["sh", "-c", "cp queue queue.1 && sleep 0.2 && "
+                        ": > queue"], cwd=g.root, check=True, timeout=30)
+        g.wait_log(proc, "was truncated", 15)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=10)
+    err = g.stderr_of(proc)
+    assert "was rewritten" not in err, err[-3000:]
+    rc, _ = g.stop(proc)
+    assert rc == 0
 
 
 def test_stop_while_rewound_file_is_stored(gatherd, nginx):
