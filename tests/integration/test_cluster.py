@@ -398,6 +398,28 @@ class FreezableProxy:
         self.lsock.close()
 
 
+def start_proxied_pair(request, gatherd_bin, tmp_path, lease_s, fetch):
+    """Nodes p1 and p2 on one database, p1 reaching it through a
+    FreezableProxy, both running with the shards spread over them:
+    (p1, p2, p1's process, p2's process, the proxy)."""
+    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
+                                ["p1", "p2"], fetch=fetch,
+                                store={"lease_s": lease_s})
+    proxy = FreezableProxy(pg.port)
+    request.addfinalizer(proxy.close)
+    fa = {"retries": 0, "robots": "false", "request_timeout_ms": 60000}
+    fa.update(fetch)
+    a.write_config(fetch=fa, gatherd={"stats_interval_s": 1},
+                   store={"lease_s": lease_s,
+                          "conninfo": pg.conninfo(db).replace(
+                              "port=%d" % pg.port, "port=%d" % proxy.port)})
+    pa, pb = a.start(), b.start()
+    a.wait_ready(pa)
+    b.wait_ready(pb)
+    wait_spread(a, 2)
+    return a, b, pa, pb, proxy
+
+
 @pytest.mark.parametrize("partition", ["hang", "cut"])
 def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
                                          fault_server, partition):
@@ -409,23 +431,9 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     "cut", the first renewal after the partition both finds them lost and
     lets the node fetch), and every URL still ends as exactly one row."""
     lease_s = 6
-    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
-                                ["p1", "p2"],
-                                fetch={"max_per_host": 1,
-                                       "max_in_flight": 16},
-                                store={"lease_s": lease_s})
-    proxy = FreezableProxy(pg.port)
-    request.addfinalizer(proxy.close)
-    a.write_config(fetch={"max_per_host": 1, "max_in_flight": 16,
-                          "retries": 0, "robots": "false"},
-                   gatherd={"stats_interval_s": 1},
-                   store={"lease_s": lease_s,
-                          "conninfo": pg.conninfo(db).replace(
-                              "port=%d" % pg.port, "port=%d" % proxy.port)})
-    pa, pb = a.start(), b.start()
-    a.wait_ready(pa)
-    b.wait_ready(pb)
-    wait_spread(a, 2)
+    a, b, pa, pb, proxy = start_proxied_pair(
+        request, gatherd_bin, tmp_path, lease_s,
+        {"max_per_host": 1, "max_in_flight": 16})
     # 150 ms each, 15 s of work per host: p1's window (1,024 rows, 12 or
     # so hosts at one request each) lasts past its fence, so that it
     # still has fetches to hold back when its leases run out.
@@ -473,22 +481,8 @@ def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
     can end: the node that takes the host's shard then fetches it alone,
     never beside the cut-off node's request."""
     lease_s = 6
-    pg, db, (a, b) = make_nodes(request, gatherd_bin, tmp_path,
-                                ["p1", "p2"],
-                                fetch={"max_per_host": 1},
-                                store={"lease_s": lease_s})
-    proxy = FreezableProxy(pg.port)
-    request.addfinalizer(proxy.close)
-    a.write_config(fetch={"max_per_host": 1, "retries": 0,
-                          "robots": "false", "request_timeout_ms": 60000},
-                   gatherd={"stats_interval_s": 1},
-                   store={"lease_s": lease_s,
-                          "conninfo": pg.conninfo(db).replace(
-                              "port=%d" % pg.port, "port=%d" % proxy.port)})
-    pa, pb = a.start(), b.start()
-    a.wait_ready(pa)
-    b.wait_ready(pb)
-    wait_spread(a, 2)
+    a, b, pa, pb, proxy = start_proxied_pair(
+        request, gatherd_bin, tmp_path, lease_s, {"max_per_host": 1})
     # One 15 s request per host, on 16 hosts: p1 holds the shards of about
     # half of them, and its requests outlast its lease by far.
     hosts = 16
