@@ -31,7 +31,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	build-essential meson ninja-build pkg-config python3 \
 	libevent-dev libssl-dev libsqlite3-dev libinih-dev node-llhttp \
-	libsystemd-dev zlib1g-dev libidn2-dev libpq-dev \
+	zlib1g-dev libidn2-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the build reads (not local build directories).  meson.build
@@ -63,7 +63,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
 	libevent-pthreads-2.1-7 libevent-openssl-2.1-7 \
-	libssl3 libsqlite3-0 libinih1 libsystemd0 zlib1g libidn2-0 libpq5 \
+	libssl3 libsqlite3-0 libinih1 zlib1g libidn2-0 libpq5 \
 	sqlite3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
@@ -80,8 +80,11 @@ RUN groupadd --system --gid 10001 gatherd \
 COPY --from=build /out/usr/bin/gatherd /usr/bin/gatherd
 COPY --from=build /out/etc/gatherd/gatherd.conf /etc/gatherd/gatherd.conf
 
-# Fail the image build, not the first start, when a shared library is missing.
-RUN ! ldd /usr/bin/gatherd | grep 'not found'
+# Fail the image build, not the first start, when a shared library is
+# missing: those it is linked with, and libpq, which it opens when the
+# store is PostgreSQL.
+RUN ! ldd /usr/bin/gatherd | grep 'not found' \
+ && ldconfig -p | grep -q 'libpq\.so\.5 '
 
 USER gatherd
 WORKDIR /var/lib/gatherd

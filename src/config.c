@@ -32,6 +32,8 @@
 
 #if HAVE_LIBPQ
 #include <libpq-fe.h>
+
+#include "pq_load.h"
 #endif
 
 #ifndef GATHERD_VERSION
@@ -586,9 +588,12 @@ static char *check_conninfo(const char *value)
 #if HAVE_LIBPQ
 	PQconninfoOption *opts;
 	char *err = NULL, *why = NULL;
+	const char *load_err;
 
 	if (value[0] == '\0')
 		return NULL;
+	if (pq_load(&load_err) != 0)
+		return xstrdup(load_err);
 	/* libpq's parse errors quote the text they stumbled on, which may
 	 * be the password: they are not passed on. */
 	opts = PQconninfoParse(value, &err);

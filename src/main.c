@@ -12,7 +12,6 @@
 
 #include <event2/event.h>
 
-#include "build-config.h"
 #include "capture.h"
 #include "cat.h"
 #include "cli.h"
@@ -23,6 +22,7 @@
 #include "lock.h"
 #include "maint.h"
 #include "metrics.h"
+#include "notify.h"
 #include "status.h"
 #include "proxy.h"
 #include "log.h"
@@ -35,12 +35,6 @@
 #include "upkeep.h"
 #include "util.h"
 
-#if HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#define app_notify(...) sd_notifyf(0, __VA_ARGS__)
-#else
-#define app_notify(...) ((void)0)
-#endif
 
 #ifndef GATHERD_VERSION
 #define GATHERD_VERSION "0.0.0"
@@ -302,21 +296,20 @@ static void app_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(a->base);
 }
 
-#if HAVE_LIBSYSTEMD
 /* WATCHDOG=1 from the loop itself: if the loop stalls, systemd notices. */
 static void app_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
-	sd_notify(0, "WATCHDOG=1");
+	notify_send("WATCHDOG=1");
 }
 
 static void app_watchdog_start(struct app *a)
 {
-	uint64_t usec = 0;
+	uint64_t usec = notify_watchdog_usec();
 
-	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+	if (usec == 0)
 		return;
 	a->ev_watchdog = event_new(a->base, -1, EV_PERSIST, app_watchdog_cb, a);
 	if (a->ev_watchdog == NULL)
@@ -326,12 +319,6 @@ static void app_watchdog_start(struct app *a)
 			     (suseconds_t)(usec % 1000000)};
 	event_add(a->ev_watchdog, &tv);
 }
-#else
-static void app_watchdog_start(struct app *a)
-{
-	(void)a;
-}
-#endif
 
 static void app_stop(struct app *a, const char *why)
 {
@@ -347,7 +334,7 @@ static void app_stop(struct app *a, const char *why)
 	}
 	log_info("%s: stopping; waiting up to %d ms for in-flight fetches",
 		 why, a->cfg.shutdown_timeout_ms);
-	app_notify("STOPPING=1");
+	notify_send("STOPPING=1");
 	a->stopping = true;
 	queue_stop(a->queue);
 	sched_drain(a->sched);
@@ -363,13 +350,13 @@ static void app_reload(struct app *a)
 	char *cause = NULL;
 	bool fixed = false;
 
-	app_notify("RELOADING=1");
+	notify_send("RELOADING=1");
 	if (config_load(&next, a->cfg_path, a->ov, a->n_ov, &cause) != 0) {
 		log_error("reload refused, keeping the current configuration: "
 			  "%s",
 			  cause);
 		free(cause);
-		app_notify("READY=1");
+		notify_send("READY=1");
 		return;
 	}
 	config_apply_reload(&a->cfg, &next, &fixed);
@@ -380,7 +367,7 @@ static void app_reload(struct app *a)
 	log_info("configuration reloaded%s",
 		 fixed ? " (some changes need a restart: see above)" : "");
 	sched_kick(a->sched);
-	app_notify("READY=1");
+	notify_send("READY=1");
 }
 
 static void app_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -562,7 +549,7 @@ static int app_run(struct app *a)
 		 store_describe(a->store),
 		 (long long)oj.queued, a->cfg.max_in_flight,
 		 a->cfg.max_per_host, a->once ? ", --once" : "");
-	app_notify("READY=1\nSTATUS=ready");
+	notify_send("READY=1\nSTATUS=ready");
 	app_watchdog_start(a);
 	a->running = ran = true;
 	sched_kick(a->sched);

@@ -14,7 +14,6 @@
 
 #include "batcher.h"
 #include "capture.h"
-#include "build-config.h"
 #include "config.h"
 #include "conn.h"
 #include "dns.h"
@@ -23,14 +22,12 @@
 #include "queue.h"
 #include "tls.h"
 #include "log.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "store.h"
 #include "thread.h"
 #include "util.h"
 
-#if HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #define STATS_HB_HOSTS 100 /* busiest hosts kept in the heartbeat */
 
@@ -174,9 +171,7 @@ static void stats_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (st->cfg->stats_interval_s > 0 &&
 	    (total != st->last_total || ss.in_flight > 0 || ss.in_memory > 0))
 		log_info("stats: %s", line);
-#if HAVE_LIBSYSTEMD
-	sd_notifyf(0, "STATUS=%s", line);
-#endif
+	notify_send("STATUS=%s", line);
 	st->last_total = total;
 	st->last_ms = now;
 	if (now - st->last_hb_ms >= stats_hb_interval(st) * 1000 - 500)

@@ -7,6 +7,9 @@
 
 #include "build-config.h"
 #include "config.h"
+#if HAVE_LIBPQ
+#include "pq_load.h"
+#endif
 #include "store_backend.h"
 #include "util.h"
 
@@ -23,31 +26,40 @@ void store_conf_init(struct store_conf *sc, const struct config *cfg)
 	sc->hand_over_gap_ms = cfg->host_delay_ms;
 }
 
-/* The backend a configuration names (NULL: not in this build). */
-static const struct store_backend *store_backend_of(const struct store_conf *sc)
+/* The backend a configuration names, or NULL with *cause set (not in
+ * this build, or its library cannot be loaded). */
+static const struct store_backend *store_backend_of(const struct store_conf *sc,
+						   char **cause)
 {
 	switch (sc->kind) {
 	case STORE_SQLITE:
 		return &store_sqlite_backend;
 	case STORE_POSTGRESQL:
 #if HAVE_LIBPQ
+	{
+		const char *err;
+
+		if (pq_load(&err) != 0) {
+			*cause = xstrdup(err);
+			return NULL;
+		}
 		return &store_pg_backend;
+	}
 #else
 		break;
 #endif
 	}
+	*cause = util_printf("this gatherd was built without PostgreSQL "
+			     "(libpq)");
 	return NULL;
 }
 
 /* The backend of sc in `be`, or return the error (the outputs were set
  * to nothing before). */
 #define STORE_TOOL_BACKEND(sc, be, cause)                                   \
-	const struct store_backend *be = store_backend_of(sc);              \
-	if (be == NULL) {                                                     \
-		*(cause) = util_printf("this gatherd was built without "      \
-				       "PostgreSQL (libpq)");                 \
-		return -1;                                                    \
-	}
+	const struct store_backend *be = store_backend_of(sc, cause);       \
+	if (be == NULL)                                                       \
+		return -1;
 
 int store_open(const struct store_conf *sc, struct store **out, char **cause)
 {

@@ -597,13 +597,22 @@ class Gatherd:
             % (cp.returncode, cp.stderr[-4000:]))
         return cp, took
 
-    def start(self, *extra):
-        """Start the daemon (no --once) with stderr to a file."""
+    def start(self, *extra, env=None):
+        """Start the daemon (no --once) with stderr to a file; `env` adds
+        to (or, with None values, removes from) the environment."""
         p = self._stderr_path()
+        full = None
+        if env:
+            full = dict(os.environ)
+            for k, v in env.items():
+                if v is None:
+                    full.pop(k, None)
+                else:
+                    full[k] = v
         proc = subprocess.Popen(
             [self.bin, "-c", str(self.conf)] + list(extra),
             stdout=subprocess.DEVNULL, stderr=open(p, "wb"), cwd=self.root,
-            start_new_session=True)
+            start_new_session=True, env=full)
         proc.stderr_path = p
         self.procs.append(proc)
         return proc
