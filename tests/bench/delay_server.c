@@ -11,7 +11,11 @@
  *                [--port-file FILE] [--stats-file FILE]
  *
  * Per request, the query string may override the defaults: `?ms=250`
- * (mean think time) and `&len=5000` (body bytes).  Responses carry a
+ * (mean think time) and `&len=5000` (body bytes).  /robots.txt is the
+ * exception: a 404 at once, as a site with no robots.txt answers it from
+ * its static files (only gatherd asks for it: the other tools do not fetch
+ * robots.txt, so its think time would be a cost only gatherd pays, once
+ * per host, that a real site does not charge).  Responses carry a
  * Content-Length and keep the connection alive unless the client asked
  * for `Connection: close` (or spoke HTTP/1.0 without keep-alive).  Once
  * listening, "PLAIN_PORT TLS_PORT\n" is written to --port-file (0 for a
@@ -82,6 +86,7 @@ struct ds_conn {
 	size_t len;
 	bool busy;
 	bool head_only;
+	bool not_found; /* /robots.txt */
 	bool close_after;
 	bool closing;
 	bool tls;
@@ -200,6 +205,8 @@ static bool ds_conn_take_request(struct ds_conn *c)
 	q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
 	if (q != NULL)
 		q++;
+	c->not_found = (size_t)((q != NULL ? q - 1 : sp2) - (sp1 + 1)) == 11 &&
+		       memcmp(sp1 + 1, "/robots.txt", 11) == 0;
 	ms = ds_query_num(q, sp2, "ms");
 	len = ds_query_num(q, sp2, "len");
 	c->len = len >= 0 ? (size_t)len : s->default_len;
@@ -215,6 +222,10 @@ static bool ds_conn_take_request(struct ds_conn *c)
 
 	mean = ms >= 0 ? (double)ms : (double)s->delay_ms;
 	mean *= 1.0 - s->jitter + 2.0 * s->jitter * ds_rand01(s);
+	if (c->not_found) {
+		mean = 0.0;
+		c->len = 0;
+	}
 	tv.tv_sec = (time_t)(mean / 1000.0);
 	tv.tv_usec =
 	    (suseconds_t)((mean - 1000.0 * (double)tv.tv_sec) * 1000.0);
@@ -234,12 +245,13 @@ static void ds_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	evbuffer_add_printf(out,
-			    "HTTP/1.1 200 OK\r\n"
+			    "HTTP/1.1 %s\r\n"
 			    "Server: delay_server\r\n"
 			    "Content-Type: text/html; charset=utf-8\r\n"
 			    "Content-Length: %zu\r\n"
 			    "Connection: %s\r\n\r\n",
-			    c->len, c->close_after ? "close" : "keep-alive");
+			    c->not_found ? "404 Not Found" : "200 OK", c->len,
+			    c->close_after ? "close" : "keep-alive");
 	if (!c->head_only && c->len > 0)
 		evbuffer_add_reference(out, s->body, c->len, NULL, NULL);
 	s->requests++;
