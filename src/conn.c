@@ -241,6 +241,22 @@ void conn_pool_linger(struct conn_pool *p, const char *key, int ms)
 	}
 }
 
+void conn_pool_close_key(struct conn_pool *p, const char *key)
+{
+	struct conn_idle *il = map_get(p->idle, key);
+	struct conn *c;
+
+	/* conn_unidle frees the list with its last connection. */
+	while (il != NULL && (c = TAILQ_FIRST(&il->conns)) != NULL) {
+		bool last = il->n == 1;
+
+		conn_unidle(c);
+		conn_close(c);
+		if (last)
+			break;
+	}
+}
+
 size_t conn_pool_idle_count(const struct conn_pool *p)
 {
 	return p->n_idle;
@@ -270,11 +286,25 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	struct conn_idle *il = map_get(p->idle, key);
 	struct conn *c;
 
-	if (il == NULL)
-		return NULL;
 	/* Most recently used first: the least likely to have been closed
-	 * by the server's own keep-alive timeout. */
-	c = TAILQ_LAST(&il->conns, conn_list);
+	 * by the server's own keep-alive timeout.  A connection whose idle
+	 * time ran out in this turn of the loop, its callback (the close)
+	 * not run yet, is closed here instead: libevent has taken its socket
+	 * out of epoll, and adding the event again while the timeout is
+	 * active would not put it back (the response would never be read). */
+	for (;;) {
+		if (il == NULL)
+			return NULL;
+		c = TAILQ_LAST(&il->conns, conn_list);
+		if (c->rev == NULL || event_pending(c->rev, EV_READ, NULL))
+			break;
+		bool last = il->n == 1;
+
+		conn_unidle(c);
+		conn_close(c);
+		if (last)
+			il = NULL;
+	}
 	conn_unidle(c);
 	p->reused++;
 	if (c->rev != NULL)

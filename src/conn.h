@@ -29,6 +29,8 @@ size_t conn_pool_idle_count(const struct conn_pool *p);
 /* The idle connections of key close after `ms` (if that is sooner):
  * their server has no more work for now. */
 void conn_pool_linger(struct conn_pool *p, const char *key, int ms);
+/* Close the idle connections of key now (its server has no more work). */
+void conn_pool_close_key(struct conn_pool *p, const char *key);
 /* Keep at most n idle connections, closing the least recently used. */
 void conn_pool_set_max_idle(struct conn_pool *p, size_t n);
 /* Close every idle connection (out of descriptors); returns how many. */

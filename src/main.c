@@ -207,7 +207,10 @@ static void app_check_finish(struct app *a)
 			event_base_loopbreak(a->base);
 		return;
 	}
-	if (a->once && queue_caught_up(a->queue) && sched_idle(a->sched))
+	if (!a->once || !queue_caught_up(a->queue))
+		return;
+	sched_input_ended(a->sched);
+	if (sched_idle(a->sched))
 		event_base_loopbreak(a->base);
 }
 

@@ -136,6 +136,7 @@ struct sched {
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
+	bool input_ended;     /* sched_input_ended() */
 	int64_t fence_ms;     /* sched_set_fence(); 0: none */
 	int64_t lease_end_ms; /* sched_set_fence(): ev_lease_end's time */
 	bool fenced;          /* dispatch stopped at fence_ms (said once) */
@@ -690,15 +691,26 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	metrics_hist_observe(&s->counters.ttfb, res->ttfb_ms);
 	/* The host's last job in memory: unless it comes back (a retry, a
 	 * redirect, rows loaded next), its idle connections are of no use
-	 * and hold a slot on its server; they linger only briefly.  The
-	 * origin is taken before a redirect changes the job's URL. */
+	 * and hold a slot on its server; they linger only briefly.  With no
+	 * more input and every queued row in memory (--once at its tail), a
+	 * host with nothing waiting gets no more work at all, so its idle
+	 * connections close now, spread over the run's tail rather than all
+	 * at its end.  The origin is taken before a redirect changes the
+	 * job's URL. */
 	char origin[320];
-	bool last = h->n_waiting == 0 && h->in_flight == 0 &&
-		    url_ref_origin(&j->ref, job_url(j), origin,
-				   sizeof origin) > 0;
+	bool spent = s->input_ended && s->exhausted && !s->loading &&
+		     !s->load_backoff;
+	bool last = h->n_waiting == 0 && h->in_flight == 0;
+
+	if ((last || spent) &&
+	    url_ref_origin(&j->ref, job_url(j), origin, sizeof origin) <= 0)
+		last = spent = false;
 	sched_after_attempt(s, j);
 	host_make_ready(h);
-	if (host_maybe_free(h) && last)
+	spent = spent && h->n_waiting == 0;
+	if (spent)
+		conn_pool_close_key(s->fctx.pool, origin);
+	if (host_maybe_free(h) && last && !spent)
 		conn_pool_linger(s->fctx.pool, origin, SCHED_HOST_LINGER_MS);
 	sched_dispatch(s);
 }
@@ -750,11 +762,15 @@ static bool sched_robots_allow(struct sched *s, struct job *j, struct host *h,
 }
 
 /* An origin's robots.txt is known: its parked jobs go back to their
- * hosts, at the front. */
+ * hosts, at the front, and their host goes first among the ready ones:
+ * those jobs waited already, and a crawl of many new hosts would
+ * otherwise start the robots.txt fetches of every other host in the
+ * window (one turn each) before their pages. */
 static void sched_robots_ready(void *arg, const char *origin)
 {
 	struct sched *s = arg;
 	struct sched_parked *p = map_get(s->parked, origin);
+	struct host *h = NULL;
 	struct job *j;
 
 	if (p == NULL)
@@ -766,9 +782,15 @@ static void sched_robots_ready(void *arg, const char *origin)
 			job_fail(j, ERR_INVALID_URL,
 				 xstrdup("not a valid http(s) URL"));
 			sched_add_result(s, j);
+		} else {
+			h = j->host;
 		}
 	}
 	free(p);
+	if (h != NULL && h->ready) {
+		TAILQ_REMOVE(&s->ready, h, ready_link);
+		TAILQ_INSERT_HEAD(&s->ready, h, ready_link);
+	}
 	sched_dispatch(s);
 }
 
@@ -1035,6 +1057,11 @@ void sched_set_captures(struct sched *s, struct captures *cs)
 	s->caps = cs;
 	if (cs != NULL)
 		capture_set_room_cb(cs, sched_capture_room_cb, s);
+}
+
+void sched_input_ended(struct sched *s)
+{
+	s->input_ended = true;
 }
 
 void sched_kick(struct sched *s)

@@ -212,3 +212,32 @@ def test_idle_connections_of_finished_hosts_close(gatherd, nginx):
     assert rc == 0
     err = g.stderr_of(proc)
     assert "connections opened %d," % len(hosts) in err, err[-2000:]
+
+
+def test_once_closes_a_finished_hosts_connections_at_once(gatherd, nginx,
+                                                          fault_server):
+    """--once, the queue file read to its end: a host with nothing left to
+    fetch closes its idle connections as soon as its last URL ends, not 2 s
+    later, while a slow host is still being fetched (the closes spread over
+    the run's tail instead of all waiting for its end)."""
+    g = gatherd
+    hosts = ["127.0.0.%d" % i for i in range(10, 30)]
+    urls = [nginx.url("/one.txt?tail=%d" % i, host=h)
+            for h in hosts for i in range(3)]
+    slow = fault_server.url("/slow?ms=8000&tail=1")
+    g.write_config(fetch={"max_per_host": 1, "max_in_flight": 8,
+                          "idle_timeout_ms": 60000})
+    g.write_queue([slow] + urls)
+    proc = g.start("--once")
+    g.wait_ready(proc)
+    wait_for(lambda: g.count("state = 'done' and url like '%one.txt%'")
+             == len(urls), 30, what="every nginx URL fetched")
+    t_done = time.monotonic()
+    wait_for(lambda: established_to(proc.pid, nginx.port) == 0, 10,
+             what="nginx connections closed")
+    took = time.monotonic() - t_done
+    assert took < 1.0, took  # lingering would take 2 s
+    assert proc.poll() is None, "the slow URL ended already"
+    assert g.count("url like '%slow%' and state = 'done'") == 0
+    assert proc.wait(30) == 0
+    assert g.count("state = 'done'") == len(urls) + 1

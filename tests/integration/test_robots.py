@@ -38,6 +38,8 @@ Crawl-delay: 1
 BLOCKS = {
     "rules": "alias {www}/robots-rules.txt;",
     "none": None,
+    "none2": None,
+    "none3": None,
     "down": "return 503;",
     "busy": "return 429;",
     "hops3": "return 301 /r1;",
@@ -265,6 +267,26 @@ def test_urls_wait_for_robots_without_holding_slots(gatherd, site):
     assert all(r["state"] == "done" for r in rows.values()), rows
     for b, n in before.items():
         assert len(site.requests(b, "/robots.txt")) == n + 1, b
+
+
+def test_urls_start_as_soon_as_their_robots_txt_is_known(gatherd, site):
+    """The URLs that waited for their origin's robots.txt go first once it
+    is known: with max_in_flight 1 over three new origins, each origin's
+    robots.txt is followed by its first page, not by the robots.txt of
+    every other origin in the window (which, over thousands of new hosts,
+    kept every page waiting behind them all)."""
+    blocks = ("none", "none2", "none3")
+    urls = [site.url(b, "/public/a?first=%d" % i) for i in range(2)
+            for b in blocks]
+    mark = len(site.log())
+    rows, _, _ = run(gatherd, urls, max_in_flight=1)
+    assert all(r["state"] == "done" for r in rows.values()), rows
+    log = [(port, uri) for port, uri, _, _ in site.log()[mark:]]
+    assert len(log) == len(urls) + len(blocks), log
+    for k, (port, uri) in enumerate(log):
+        if uri == "/robots.txt":
+            assert log[k + 1][0] == port, log
+            assert log[k + 1][1].startswith("/public/a?first="), log
 
 
 def test_robots_off_fetches_no_robots_txt(gatherd, site):
