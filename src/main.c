@@ -35,7 +35,6 @@
 #include "upkeep.h"
 #include "util.h"
 
-
 #ifndef GATHERD_VERSION
 #define GATHERD_VERSION "0.0.0"
 #endif

@@ -37,6 +37,9 @@
 /* The same on a shared store, where most rows come from others: each
  * node's queue file holds lines of every node's host shards. */
 #define SCHED_POLL_SHARED_MS 100
+/* Fetches started in one go before the loop looks at its sockets again
+ * (sched_dispatch). */
+#define SCHED_DISPATCH_SLICE 256
 #define SCHED_HOST_LINGER_MS 2000 /* idle connections of a host without
 				   * work */
 
@@ -141,6 +144,7 @@ struct sched {
 	int64_t lease_end_ms; /* sched_set_fence(): ev_lease_end's time */
 	bool fenced;          /* dispatch stopped at fence_ms (said once) */
 	struct event *ev_lease_end;
+	struct event *ev_dispatch; /* the rest of a long dispatch */
 	uint64_t n_done, n_failed, n_requeued;
 	struct sched_stats counters; /* the since-start part of sched_stats */
 	void (*idle_cb)(void *);
@@ -794,6 +798,13 @@ static void sched_robots_ready(void *arg, const char *origin)
 	sched_dispatch(s);
 }
 
+static void sched_dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sched_dispatch(arg);
+}
+
 /* Has the fence (sched_set_fence()) been reached?  Said once. */
 static bool sched_fence_reached(struct sched *s)
 {
@@ -810,6 +821,7 @@ static void sched_dispatch(struct sched *s)
 {
 	const struct config *cfg = s->cfg;
 	struct host *h;
+	int started = 0;
 
 	if (sched_fence_reached(s))
 		return;
@@ -835,6 +847,21 @@ static void sched_dispatch(struct sched *s)
 				event_add(h->delay_ev, &tv);
 			continue;
 		}
+
+		/* Thousands of slots free at once (a start, a reload): start
+		 * a slice, then let the loop send the requests of the
+		 * connections made so far, and go on in its next turn.  Every
+		 * server's think time starts with the request, not with the
+		 * connect, so the slots fill sooner that way. */
+		if (started == SCHED_DISPATCH_SLICE) {
+			struct timeval now = {0, 0};
+
+			TAILQ_INSERT_HEAD(&s->ready, h, ready_link);
+			h->ready = true;
+			event_add(s->ev_dispatch, &now);
+			break;
+		}
+		started++;
 
 		struct job *j = TAILQ_FIRST(&h->waiting);
 		TAILQ_REMOVE(&h->waiting, j, link);
@@ -1037,8 +1064,10 @@ struct sched *sched_new(struct event_base *base, struct worker *w,
 	s->ev_load_retry = event_new(base, -1, 0, sched_load_retry_cb, s);
 	s->ev_poll = event_new(base, -1, EV_PERSIST, sched_poll_cb, s);
 	s->ev_lease_end = event_new(base, -1, 0, sched_lease_end_cb, s);
+	s->ev_dispatch = event_new(base, -1, 0, sched_dispatch_cb, s);
 	if (s->ev_unpause == NULL || s->ev_load_retry == NULL ||
-	    s->ev_poll == NULL || s->ev_lease_end == NULL)
+	    s->ev_poll == NULL || s->ev_lease_end == NULL ||
+	    s->ev_dispatch == NULL)
 		util_oom();
 	int poll_ms = s->shared ? SCHED_POLL_SHARED_MS : SCHED_POLL_MS;
 	struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
@@ -1492,5 +1521,6 @@ void sched_free(struct sched *s)
 	event_free(s->ev_load_retry);
 	event_free(s->ev_poll);
 	event_free(s->ev_lease_end);
+	event_free(s->ev_dispatch);
 	free(s);
 }
