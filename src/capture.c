@@ -25,7 +25,7 @@
  * held) pauses its fetch, and resumes it below half of it; the same for
  * all captures together. */
 #define CAPTURE_MAX_PENDING (256 * 1024)
-#define CAPTURE_MAX_PENDING_ALL (4 * 1024 * 1024)
+#define CAPTURE_MAX_PENDING_ALL (2 * 1024 * 1024)
 
 /* What a job does, in this order. */
 enum {

@@ -336,7 +336,7 @@ def test_small_pages_wait_for_the_archive(gatherd, nginx):
     """Pages that come whole in a read or two never pause in the tap:
     while gzip is behind, new fetches must not start, or what waits for
     the disk grows with the run (26 MB of 14 KB pages were seen waiting,
-    against the 4 MiB cap).  What waited at the most stays within the cap
+    against the 2 MiB cap).  What waited at the most stays within the cap
     plus what the fetches already in flight bring."""
     g = gatherd
     wd = g.root / "warc"
@@ -362,9 +362,9 @@ def test_small_pages_wait_for_the_archive(gatherd, nginx):
     # gzip (on the worker) is slower than loopback: the archive fell
     # behind, and new fetches waited for it.
     assert holds > 0, cp.stderr[-2000:]
-    # The cap (4 MiB), and each fetch in flight may finish its page, in
+    # The cap (2 MiB), and each fetch in flight may finish its page, in
     # a chunk of up to 64 KiB (CAPTURE_CHUNK in src/capture.c).
-    bound = (4 << 20) + in_flight * (64 << 10)
+    bound = (2 << 20) + in_flight * (64 << 10)
     assert peak_mb * 1e6 <= bound, (peak_mb, bound)
 
 
