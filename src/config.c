@@ -583,6 +583,19 @@ static bool conninfo_uri_has_password(const char *v)
 	return colon != NULL && memchr(p, '/', (size_t)(at - p)) == NULL;
 }
 
+/* Can [store] conninfo be checked (libpq loads)?  A configuration on
+ * SQLite that sets it anyway loads without libpq installed. */
+static bool conninfo_checkable(void)
+{
+#if HAVE_LIBPQ
+	const char *err;
+
+	return pq_load(&err) == 0;
+#else
+	return true;
+#endif
+}
+
 static char *check_conninfo(const char *value)
 {
 #if HAVE_LIBPQ
@@ -1131,6 +1144,10 @@ static int load_validate(struct load_state *st)
 		if (i == db && cfg->store_backend != CONFIG_STORE_SQLITE)
 			continue; /* no SQLite database is used */
 		value = *(char *const *)field_cptr(cfg, o);
+		if (o->check == check_conninfo && value[0] != '\0' &&
+		    cfg->store_backend != CONFIG_STORE_POSTGRESQL &&
+		    !conninfo_checkable())
+			continue; /* not used, and no libpq to read it */
 		why = o->check(value);
 		if (why == NULL)
 			continue;

@@ -307,10 +307,16 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	}
 	conn_unidle(c);
 	p->reused++;
-	if (c->rev != NULL)
+	if (c->rev != NULL) {
 		c->io_cb = conn_unowned_cb; /* until the owner watches it */
-	else
+	} else {
+		/* TLS: the same timeout may be active here, in libevent's
+		 * read event of the bufferevent, which this code cannot see;
+		 * reading stops (the event leaves epoll and the active list)
+		 * and the owner's bufferevent_enable adds it afresh. */
+		bufferevent_disable(c->bev, EV_READ);
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	}
 	return c;
 }
 

@@ -206,10 +206,12 @@ static void app_check_finish(struct app *a)
 			event_base_loopbreak(a->base);
 		return;
 	}
-	if (!a->once || !queue_caught_up(a->queue))
+	if (!a->once)
 		return;
-	sched_input_ended(a->sched);
-	if (sched_idle(a->sched))
+	bool caught_up = queue_caught_up(a->queue);
+
+	sched_set_input_ended(a->sched, caught_up);
+	if (caught_up && sched_idle(a->sched))
 		event_base_loopbreak(a->base);
 }
 

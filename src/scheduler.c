@@ -139,7 +139,7 @@ struct sched {
 	bool paused;          /* out of file descriptors: wait a moment */
 	int64_t fd_warned_ms;
 	bool draining;
-	bool input_ended;     /* sched_input_ended() */
+	bool input_ended;     /* sched_set_input_ended() */
 	int64_t fence_ms;     /* sched_set_fence(); 0: none */
 	int64_t lease_end_ms; /* sched_set_fence(): ev_lease_end's time */
 	bool fenced;          /* dispatch stopped at fence_ms (said once) */
@@ -1088,9 +1088,9 @@ void sched_set_captures(struct sched *s, struct captures *cs)
 		capture_set_room_cb(cs, sched_capture_room_cb, s);
 }
 
-void sched_input_ended(struct sched *s)
+void sched_set_input_ended(struct sched *s, bool ended)
 {
-	s->input_ended = true;
+	s->input_ended = ended;
 }
 
 void sched_kick(struct sched *s)

@@ -53,10 +53,11 @@ void sched_set_captures(struct sched *s, struct captures *cs);
 /* New rows may be queued: load and dispatch. */
 void sched_kick(struct sched *s);
 
-/* No more rows will be queued (--once, the queue file read to its end):
- * from here on a connection whose host has nothing left to fetch is
- * closed as soon as it is idle, not kept for rows that cannot come. */
-void sched_input_ended(struct sched *s);
+/* Whether more rows may come (--once: the queue file is read to its end,
+ * until a line is appended): while none may, a connection whose host has
+ * nothing left to fetch is closed as soon as it is idle, not kept for
+ * rows that cannot come. */
+void sched_set_input_ended(struct sched *s, bool ended);
 
 /* A shared store: start no fetch at or after `fence_ms` (util_mono_ms()),
  * when this node's leases may soon run out, and at `end_ms`, just before
