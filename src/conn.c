@@ -243,17 +243,14 @@ void conn_pool_linger(struct conn_pool *p, const char *key, int ms)
 
 void conn_pool_close_key(struct conn_pool *p, const char *key)
 {
-	struct conn_idle *il = map_get(p->idle, key);
-	struct conn *c;
+	struct conn_idle *il;
 
 	/* conn_unidle frees the list with its last connection. */
-	while (il != NULL && (c = TAILQ_FIRST(&il->conns)) != NULL) {
-		bool last = il->n == 1;
+	while ((il = map_get(p->idle, key)) != NULL) {
+		struct conn *c = TAILQ_FIRST(&il->conns);
 
 		conn_unidle(c);
 		conn_close(c);
-		if (last)
-			break;
 	}
 }
 
@@ -283,7 +280,7 @@ static void conn_unowned_cb(struct conn *c, short what, void *arg)
 
 struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 {
-	struct conn_idle *il = map_get(p->idle, key);
+	struct conn_idle *il;
 	struct conn *c;
 
 	/* Most recently used first: the least likely to have been closed
@@ -293,19 +290,14 @@ struct conn *conn_pool_take(struct conn_pool *p, const char *key)
 	 * out of epoll, and adding the event again while the timeout is
 	 * active would not put it back (the response would never be read). */
 	for (;;) {
-		if (il == NULL)
+		if ((il = map_get(p->idle, key)) == NULL)
 			return NULL;
 		c = TAILQ_LAST(&il->conns, conn_list);
+		conn_unidle(c);
 		if (c->rev == NULL || event_pending(c->rev, EV_READ, NULL))
 			break;
-		bool last = il->n == 1;
-
-		conn_unidle(c);
 		conn_close(c);
-		if (last)
-			il = NULL;
 	}
-	conn_unidle(c);
 	p->reused++;
 	if (c->rev != NULL) {
 		c->io_cb = conn_unowned_cb; /* until the owner watches it */
