@@ -81,6 +81,25 @@ static void conn_trim_arm(struct conn_pool *p)
 	event_add(p->ev_trim, &tv);
 }
 
+/* Give back what a TLS connection holds for reading while nothing waits
+ * to be read: OpenSSL's record buffer, and libevent's.  libevent's TLS
+ * reads reserve a chain in the input buffer (4 KiB asked, 8 KiB given)
+ * before each SSL_read and keep it when the read brings nothing (a session
+ * ticket, a partial record): an empty chain on every connection waiting
+ * for its answer.  An evbuffer frees its chains when drained to empty, not
+ * when it already is; so one byte goes in and out. */
+static void conn_trim_tls(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	if (!SSL_is_init_finished(ssl) || SSL_has_pending(ssl))
+		return;
+	SSL_free_buffers(ssl); /* declines if bytes wait */
+	if (evbuffer_get_length(in) == 0 && evbuffer_add(in, "", 1) == 0)
+		evbuffer_drain(in, 1);
+}
+
 static void conn_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_pool *p = arg;
@@ -88,12 +107,8 @@ static void conn_trim_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	TAILQ_FOREACH(c, &p->tls_conns, tls_link) {
-		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-
-		if (SSL_is_init_finished(ssl) && !SSL_has_pending(ssl))
-			SSL_free_buffers(ssl); /* declines if bytes wait */
-	}
+	TAILQ_FOREACH(c, &p->tls_conns, tls_link)
+		conn_trim_tls(c);
 	if (!TAILQ_EMPTY(&p->tls_conns))
 		conn_trim_arm(p);
 }
@@ -563,8 +578,8 @@ void conn_release(struct conn *c, bool reusable)
 		map_put(p->idle, c->key, il);
 		TAILQ_INIT(&il->conns);
 	}
-	if (c->tls_active) /* nothing to read while idle: conn_trim_cb */
-		SSL_free_buffers(bufferevent_openssl_get_ssl(c->bev));
+	if (c->tls_active) /* nothing to read while idle */
+		conn_trim_tls(c);
 	if (c->parser != NULL)
 		http_resp_trim(c->parser);
 	c->uses++;
