@@ -67,7 +67,8 @@ TAILQ_HEAD(job_list, job);
 
 /* Per-host state, keyed by "host:port".  A host is on the ready list
  * exactly when it has waiting jobs, is below max_per_host and is not
- * waiting out host_delay_ms. */
+ * waiting out host_delay_ms (or its Crawl-delay).  It is freed when it
+ * holds no job and that delay is over (sched_host_maybe_free). */
 struct host {
 	TAILQ_ENTRY(host) ready_link;
 	bool ready;
@@ -76,6 +77,7 @@ struct host {
 	int in_flight;
 	int64_t next_start_ms;
 	struct event *delay_ev;
+	bool resting;    /* holds no work, kept until its delay ends */
 	struct sched *s;
 	char key[];
 };
@@ -101,6 +103,7 @@ struct sched {
 	size_t in_mem;
 	size_t n_in_flight;
 	size_t n_waiting;
+	size_t n_resting;     /* hosts kept only for their delay */
 	int64_t cursor;       /* highest row id loaded so far: no queued row
 			       * at or below it is left in the database
 			       * that is not in memory */

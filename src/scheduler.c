@@ -50,27 +50,19 @@ static void host_make_ready(struct host *h)
 	}
 }
 
-/* Free a host that holds nothing any more; true if it did. */
-bool sched_host_maybe_free(struct host *h)
-{
-	if (h->n_waiting > 0 || h->in_flight > 0 || h->delay_ev != NULL)
-		return false;
-	if (h->ready) {
-		TAILQ_REMOVE(&h->s->ready, h, ready_link);
-		h->ready = false;
-	}
-	map_del(h->s->hosts, h->key);
-	free(h);
-	return true;
-}
 
 static struct host *host_get(struct sched *s, const char *key)
 {
 	struct host *h = map_get(s->hosts, key);
 	size_t klen;
 
-	if (h != NULL)
+	if (h != NULL) {
+		if (h->resting) { /* work again; its delay_ev runs on */
+			h->resting = false;
+			s->n_resting--;
+		}
 		return h;
+	}
 	klen = strlen(key);
 	h = xcalloc(1, sizeof *h + klen + 1);
 	memcpy(h->key, key, klen + 1);
@@ -89,9 +81,52 @@ static void host_delay_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	event_free(h->delay_ev);
 	h->delay_ev = NULL;
+	if (h->resting) {
+		h->resting = false;
+		s->n_resting--;
+	}
 	host_make_ready(h);
 	sched_host_maybe_free(h);
 	sched_dispatch(s);
+}
+
+/* Host h starts nothing for `left` ms (then host_delay_cb). */
+static void host_wait(struct host *h, int64_t left)
+{
+	struct timeval tv = {(time_t)(left / 1000),
+			     (suseconds_t)(left % 1000) * 1000};
+
+	h->delay_ev = event_new(h->s->base, -1, 0, host_delay_cb, h);
+	if (h->delay_ev == NULL)
+		util_oom();
+	event_add(h->delay_ev, &tv);
+}
+
+/* Free a host that holds nothing any more; true if it did.  One whose
+ * spacing (host_delay_ms, its Crawl-delay) still runs rests until that
+ * ends instead, so that a row of it that comes meanwhile (appended, or
+ * loaded from further down the queue) waits out the rest of it: forgetting
+ * the host would start that row at once. */
+bool sched_host_maybe_free(struct host *h)
+{
+	struct sched *s = h->s;
+
+	if (h->n_waiting > 0 || h->in_flight > 0 || h->delay_ev != NULL)
+		return false;
+	if (h->ready) {
+		TAILQ_REMOVE(&s->ready, h, ready_link);
+		h->ready = false;
+	}
+	int64_t left = h->next_start_ms - util_mono_ms();
+	if (left > 0) {
+		host_wait(h, left);
+		h->resting = true;
+		s->n_resting++;
+		return false;
+	}
+	map_del(s->hosts, h->key);
+	free(h);
+	return true;
 }
 
 void sched_job_free_result(struct job *j)
@@ -376,10 +411,12 @@ static void sched_fetch_done(void *arg, struct fetch_result *res)
 	sched_after_attempt(s, j);
 	host_make_ready(h);
 	spent = spent && h->n_waiting == 0;
+	last = last && h->n_waiting == 0 && h->in_flight == 0;
 	if (spent)
 		conn_pool_close_key(s->fctx.pool, origin);
-	if (sched_host_maybe_free(h) && last && !spent)
+	else if (last)
 		conn_pool_linger(s->fctx.pool, origin, SCHED_HOST_LINGER_MS);
+	sched_host_maybe_free(h);
 	sched_dispatch(s);
 }
 
@@ -485,14 +522,7 @@ void sched_dispatch(struct sched *s)
 
 		int64_t now = util_mono_ms();
 		if (now < h->next_start_ms) {
-			int64_t left = h->next_start_ms - now;
-			struct timeval tv = {(time_t)(left / 1000),
-					     (suseconds_t)(left % 1000) * 1000};
-
-			h->delay_ev = event_new(s->base, -1, 0, host_delay_cb,
-						h);
-			if (h->delay_ev != NULL)
-				event_add(h->delay_ev, &tv);
+			host_wait(h, h->next_start_ms - now);
 			continue;
 		}
 
@@ -654,7 +684,7 @@ void sched_get_stats(const struct sched *s, struct sched_stats *st)
 {
 	*st = s->counters;
 	st->requeued = s->n_requeued;
-	st->hosts = map_count(s->hosts);
+	st->hosts = map_count(s->hosts) - s->n_resting;
 	st->done = s->n_done;
 	st->failed = s->n_failed;
 	st->in_flight = s->n_in_flight;

@@ -683,6 +683,43 @@ def test_per_host_limit_and_delay_without_slowing_other_hosts(gatherd,
     assert took < 5, took
 
 
+def test_host_delay_holds_for_urls_that_come_after_the_hosts_last(gatherd,
+                                                                  fsrv):
+    """host_delay_ms spaces a host's request starts even when the host had
+    nothing left to fetch in between: a URL appended just after the host's
+    last one ended waits out the rest of the delay (the host is kept,
+    resting, until the delay ends, not forgotten and started afresh)."""
+    f, g = fsrv, gatherd
+    k = tok("rest")
+    delay = 1.5
+    g.write_config(fetch={"max_per_host": 1,
+                          "host_delay_ms": int(delay * 1000)})
+    proc = g.start()
+    g.wait_ready(proc)
+    for i in range(3):
+        g.write_queue([f.url("/ok?len=3&key=%s&i=%d" % (k, i),
+                             host="127.0.0.6")], mode="a")
+        wait_for(lambda: g.count("state = 'done'") == i + 1, 15,
+                 what="URL %d fetched" % i)
+    rc, _ = g.stop(proc)
+    assert rc == 0, g.stderr_of(proc)[-2000:]
+    recs = f.records(k)
+    assert len(recs) == 3, recs
+    # Forgetting the host would start each URL as soon as it was read
+    # (tens of ms after the previous one ended).
+    assert min(gaps(starts(recs))) >= delay - 0.03, gaps(starts(recs))
+
+
+def test_once_does_not_wait_for_a_resting_hosts_delay(gatherd, fsrv):
+    """A host kept only for its delay holds no run open: --once ends when
+    its last URL is recorded, not when the host's delay (5 s) runs out."""
+    k = tok("rest-once")
+    urls = [fsrv.url("/ok?len=2&key=%s" % k, host="127.0.0.6")]
+    by, took, err = run_once(gatherd, urls, fetch={"host_delay_ms": 5000})
+    assert by[urls[0]]["state"] == "done", shown(by[urls[0]])
+    assert took < 3, (took, err[-1000:])
+
+
 # ====================================================================
 # DNS
 # ====================================================================
