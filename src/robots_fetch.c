@@ -335,6 +335,42 @@ enum robots_answer robots_cache_ask(struct robots_cache *rc, const char *url,
 	return ROBOTS_DENY;
 }
 
+size_t robots_cache_abort(struct robots_cache *rc)
+{
+	struct robots_job *j;
+	char **wait = NULL;
+	size_t n_wait = 0, aborted = 0;
+
+	while ((j = LIST_FIRST(&rc->jobs)) != NULL) {
+		struct robots_entry *e = lru_get(rc->cache, j->origin);
+
+		if (j->fetch != NULL) {
+			fetch_abort(j->fetch);
+			j->fetch = NULL;
+			rc->in_flight--;
+			aborted++;
+		}
+		if (e != NULL && e->rules != NULL) {
+			/* A refresh: the old rules go on answering, and the
+			 * next question after this fetches it again. */
+			e->fetching = false;
+		} else {
+			/* Asked again, and fetched anew, by its URLs. */
+			lru_remove(rc->cache, j->origin);
+			wait = xrealloc(wait, (n_wait + 1) * sizeof *wait);
+			wait[n_wait++] = j->origin;
+			j->origin = NULL;
+		}
+		robots_job_free(j);
+	}
+	for (size_t i = 0; i < n_wait; i++) {
+		rc->ready(rc->arg, wait[i]);
+		free(wait[i]);
+	}
+	free(wait);
+	return aborted;
+}
+
 size_t robots_cache_in_flight(const struct robots_cache *rc)
 {
 	return rc->in_flight;

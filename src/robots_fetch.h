@@ -52,6 +52,13 @@ enum robots_answer robots_cache_ask(struct robots_cache *rc, const char *url,
 				    int64_t *delay_ms, char *origin,
 				    size_t size);
 
+/* Abort every robots.txt fetch under way (a shared store's leases are
+ * running out): an origin's first fetch is forgotten, and the URLs that
+ * waited for it are handed back through ready() (asking again starts a new
+ * fetch); a refresh leaves the old rules answering.  How many requests
+ * were aborted. */
+size_t robots_cache_abort(struct robots_cache *rc);
+
 /* robots.txt fetches under way (they count against max_in_flight). */
 size_t robots_cache_in_flight(const struct robots_cache *rc);
 

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "robots_fetch.h"
 #include "sched_state.h"
 #include "util.h"
 
@@ -49,6 +50,9 @@ static void sched_lease_end_cb(evutil_socket_t fd, short what, void *arg)
 		sched_host_maybe_free(h);
 		n++;
 	}
+	/* robots.txt requests too: the node that takes a host's shard
+	 * fetches its robots.txt itself.  Their URLs wait again. */
+	n += robots_cache_abort(s->robots);
 	if (n > 0)
 		log_warn("this node's leases are running out: aborted %zu "
 			 "fetch%s in flight, to start again once they are "

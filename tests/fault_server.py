@@ -77,6 +77,8 @@ Control (not counted):
                          monotonic clock
   /_reset                clear the statistics and all keyed state
   /_config?slow_scale=X  multiply /slow delays by X from now on (not counted)
+  /_config?robots_ms=M   hold every /robots.txt M ms before its 404, from now
+                         on, those already waiting too (not counted)
 
 Any other path gets a 404 with a short body (counted like the others).
 
@@ -183,7 +185,7 @@ class Stats:
 STATS = Stats()
 # Multiplier applied to every /slow delay; set through /_config?slow_scale=X
 # so that a test can make URLs already queued in gatherd answer at once.
-CONFIG = {"slow_scale": 1.0}
+CONFIG = {"slow_scale": 1.0, "robots_ms": 0.0}
 
 
 class Request:
@@ -291,10 +293,12 @@ async def handle_one(reader, writer, ip, method, target, head_block,
         await writer.drain()
         return keep
     if path == "/_config":
-        try:
-            CONFIG["slow_scale"] = float(q.get("slow_scale", ["1"])[0])
-        except ValueError:
-            pass
+        for name in ("slow_scale", "robots_ms"):
+            try:
+                if name in q:
+                    CONFIG[name] = float(q[name][0])
+            except ValueError:
+                pass
         writer.write(head("HTTP/1.1 200 OK", [("Content-Length", 0)]))
         await writer.drain()
         return keep
@@ -884,6 +888,15 @@ async def behave(reader, writer, req, method, path, q, keep, head_block):
         await writer.drain()
         return keep
 
+    if path == "/robots.txt":
+        # Held while /_config's robots_ms says so (read after each nap).
+        t0 = time.monotonic()
+        for _ in range(int(MAX_HOLD_S * 20) + 1):
+            left = CONFIG["robots_ms"] / 1000.0 - (time.monotonic() - t0)
+            if left <= 0:
+                break
+            if not await sleep_or_peer_gone(reader, min(left, 0.05)):
+                return False
     req.finish()
     writer.write(ok_response(9, status="404 Not Found", keep=keep))
     await writer.drain()

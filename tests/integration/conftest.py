@@ -355,6 +355,11 @@ class FaultServer:
         http_get(self.url("/_config?slow_scale=%s" % scale,
                           host=self._ctl_host()))
 
+    def set_robots_ms(self, ms):
+        """Hold every /robots.txt (a 404) `ms` ms, those waiting too."""
+        http_get(self.url("/_config?robots_ms=%s" % ms,
+                          host=self._ctl_host()))
+
     def stop(self):
         kill_group(self.proc, signal.SIGTERM)
         err = (self.root / "fault.stderr").read_text(errors="replace")

@@ -517,6 +517,53 @@ def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
     assert max(worst.values()) <= 1, worst
 
 
+def test_partitioned_node_aborts_its_robots_txt_fetches(request, gatherd_bin,
+                                                        tmp_path,
+                                                        fault_server):
+    """The same for robots.txt: a node cut off from the database aborts
+    the robots.txt requests it has in flight (here: held by the server)
+    just before its lease can end, so that the node taking a host's shard
+    fetches the host's robots.txt alone, and the URLs that waited for it
+    are fetched there."""
+    lease_s = 6
+    a, b, pa, pb, proxy = start_proxied_pair(
+        request, gatherd_bin, tmp_path, lease_s,
+        {"max_per_host": 1, "robots": "true"})
+    fault_server.set_robots_ms(60000)
+    hosts = 16
+    urls = [fault_server.url("/ok?len=10&n=%d" % i,
+                             host="127.0.0.%d" % (101 + i))
+            for i in range(hosts)]
+    a.write_queue(urls, mode="a")
+    wait_until(lambda: fault_server.stats()["global"]["current"] == hosts,
+               30, "every host's robots.txt in flight")
+    proxy.freeze()
+    frozen = time.monotonic()
+    wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
+               "p1 aborting its robots.txt fetches before its lease ends")
+    # p2 takes p1's shards and asks for their robots.txt itself.
+    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+    st = fault_server.stats()
+    fault_server.set_robots_ms(0)
+    proxy.thaw()
+    wait_until(lambda: counts(b).get("done", 0) == len(urls), 90,
+               "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    rows = b.query("SELECT url, state FROM results")
+    assert sorted(r["url"] for r in rows) == sorted(urls)
+    assert all(r["state"] == "done" for r in rows)
+    # p1's hosts had their robots.txt asked twice by then (p1's, aborted,
+    # then p2's) ...
+    twice = [ip for ip, s in st["by_ip"].items() if s["total"] >= 2]
+    assert twice, st["by_ip"]
+    # ... and never two at a time.
+    worst = {ip: s["max_concurrent"]
+             for ip, s in fault_server.stats()["by_ip"].items()}
+    assert max(worst.values()) <= 1, worst
+
+
 def test_redirect_target_fetched_by_its_shards_node(request, gatherd_bin,
                                                     tmp_path, fault_server):
     """URLs of 20 hosts, spread over two nodes' shards, all redirect to
