@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "lru.h"
+#include "policy.h"
 #include "robots.h"
 #include "util.h"
 
@@ -34,6 +35,7 @@ struct robots_job {
 	char *url; /* of this hop */
 	struct url_ref ref;
 	int hops;
+	int attempts; /* requests made for this hop */
 	struct fetch *fetch;
 	struct event *retry_ev; /* out of descriptors: try again soon */
 	struct fetch_tap tap;
@@ -186,7 +188,7 @@ static struct robots *robots_outcome(struct robots_job *j,
 	return r;
 }
 
-/* Out of descriptors a moment ago: the same hop again. */
+/* The same hop again, after a wait. */
 static void robots_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct robots_job *j = arg;
@@ -195,6 +197,20 @@ static void robots_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (robots_job_go(j) != 0)
 		log_error("robots.txt of %s: bad URL %s", j->origin, j->url);
+}
+
+/* Fetch the same hop again in `ms` ms; the URLs keep waiting. */
+static void robots_job_later(struct robots_job *j, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000),
+			     (suseconds_t)(ms % 1000) * 1000};
+
+	if (j->retry_ev == NULL)
+		j->retry_ev = event_new(j->rc->fctx.base, -1, 0,
+					robots_retry_cb, j);
+	if (j->retry_ev == NULL)
+		util_oom();
+	event_add(j->retry_ev, &tv);
 }
 
 static void robots_fetch_done(void *arg, struct fetch_result *res)
@@ -206,16 +222,33 @@ static void robots_fetch_done(void *arg, struct fetch_result *res)
 	j->fetch = NULL;
 	rc->in_flight--;
 	if (res->fd_exhausted) {
-		/* Not the server's doing: the URLs keep waiting. */
-		struct timeval tv = {0, 250 * 1000};
-
+		/* Not the server's doing: soon again. */
 		fetch_result_free(res);
-		if (j->retry_ev == NULL)
-			j->retry_ev = event_new(rc->fctx.base, -1, 0,
-						robots_retry_cb, j);
-		if (j->retry_ev == NULL)
-			util_oom();
-		event_add(j->retry_ev, &tv);
+		robots_job_later(j, 250);
+		return;
+	}
+	/* A failure worth another attempt (the pages' rule: policy.c) is
+	 * tried again, up to [fetch] retries, before the origin counts as
+	 * unreachable: one reset connection or 503 must not refuse all of its
+	 * URLs for ROBOTS_UNREACHABLE_TTL_S. */
+	struct policy_outcome o = {
+		.ok = res->ok,
+		.status = res->status,
+		.error = res->error,
+		.retry_after_ms = res->retry_after_ms,
+	};
+	if (policy_decide(cfg, &o, ++j->attempts, 0, false) == POLICY_RETRY) {
+		int64_t delay = policy_retry_delay(cfg, j->attempts,
+						   res->retry_after_ms,
+						   util_random32());
+
+		log_debug("robots.txt of %s: retrying in %lld ms (attempt %d: "
+			  "%s %d)",
+			  j->origin, (long long)delay, j->attempts,
+			  res->ok ? "status" : errkind_name(res->error),
+			  res->status);
+		fetch_result_free(res);
+		robots_job_later(j, delay);
 		return;
 	}
 	/* A redirect: follow it, within the hop budget (RFC 9309 2.3.1.2). */
@@ -225,6 +258,7 @@ static void robots_fetch_done(void *arg, struct fetch_result *res)
 		j->url = res->location;
 		res->location = NULL;
 		j->hops++;
+		j->attempts = 0; /* attempts are per URL, as for pages */
 		fetch_result_free(res);
 		if (robots_job_go(j) == 0)
 			return;

@@ -7,7 +7,9 @@
  * redirects are followed up to ROBOTS_MAX_REDIRECTS hops, more mean "no
  * robots.txt"; 4xx (but 429) mean no rules at all; 5xx, 429 and a server
  * that cannot be reached disallow everything, for ROBOTS_UNREACHABLE_TTL_S
- * only, after which it is asked again.
+ * only, after which it is asked again.  Before that, a failure that a page
+ * would retry (policy.c: [fetch] retries, retry_statuses, the backoff and
+ * Retry-After) is retried the same way, its URLs waiting meanwhile.
  *
  * The scheduler asks before every fetch.  While an origin's robots.txt is
  * on its way the answer is ROBOTS_PENDING: the URL waits without a slot,

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/random.h>
 
 #include <event2/event.h>
 
@@ -210,16 +209,6 @@ static void sched_retry_cb(evutil_socket_t fd, short what, void *arg)
 	sched_dispatch(s);
 }
 
-/* A uniform random number for the retry jitter. */
-static uint32_t sched_random(void)
-{
-	uint32_t rnd = 0;
-
-	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
-		rnd = (uint32_t)rand();
-	return rnd;
-}
-
 static void sched_unpause_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
@@ -336,7 +325,7 @@ static void sched_after_attempt(struct sched *s, struct job *j)
 		s->counters.retries++;
 		int64_t delay = policy_retry_delay(cfg, j->attempts,
 						   r->retry_after_ms,
-						   sched_random());
+						   util_random32());
 		struct timeval tv = {(time_t)(delay / 1000),
 				     (suseconds_t)(delay % 1000) * 1000};
 

@@ -30,4 +30,7 @@ int64_t util_wall_ms(void);
 /* Monotonic time in milliseconds (for durations and deadlines). */
 int64_t util_mono_ms(void);
 
+/* A uniform random number (retry jitter: not for secrets). */
+uint32_t util_random32(void);
+
 #endif

@@ -79,6 +79,7 @@ Control (not counted):
   /_config?slow_scale=X  multiply /slow delays by X from now on (not counted)
   /_config?robots_ms=M   hold every /robots.txt M ms before its 404, from now
                          on, those already waiting too (not counted)
+  /_config?robots_fail=N the next N /robots.txt requests get a 503 (at once)
 
 Any other path gets a 404 with a short body (counted like the others).
 
@@ -185,7 +186,7 @@ class Stats:
 STATS = Stats()
 # Multiplier applied to every /slow delay; set through /_config?slow_scale=X
 # so that a test can make URLs already queued in gatherd answer at once.
-CONFIG = {"slow_scale": 1.0, "robots_ms": 0.0}
+CONFIG = {"slow_scale": 1.0, "robots_ms": 0.0, "robots_fail": 0}
 
 
 class Request:
@@ -293,7 +294,7 @@ async def handle_one(reader, writer, ip, method, target, head_block,
         await writer.drain()
         return keep
     if path == "/_config":
-        for name in ("slow_scale", "robots_ms"):
+        for name in ("slow_scale", "robots_ms", "robots_fail"):
             try:
                 if name in q:
                     CONFIG[name] = float(q[name][0])
@@ -888,6 +889,13 @@ async def behave(reader, writer, req, method, path, q, keep, head_block):
         await writer.drain()
         return keep
 
+    if path == "/robots.txt" and CONFIG["robots_fail"] >= 1:
+        CONFIG["robots_fail"] -= 1
+        req.finish()
+        writer.write(ok_response(5, status="503 Service Unavailable",
+                                 keep=keep))
+        await writer.drain()
+        return keep
     if path == "/robots.txt":
         # Held while /_config's robots_ms says so (read after each nap).
         t0 = time.monotonic()

@@ -360,6 +360,11 @@ class FaultServer:
         http_get(self.url("/_config?robots_ms=%s" % ms,
                           host=self._ctl_host()))
 
+    def fail_robots(self, n):
+        """Answer the next `n` /robots.txt requests with a 503."""
+        http_get(self.url("/_config?robots_fail=%d" % n,
+                          host=self._ctl_host()))
+
     def stop(self):
         kill_group(self.proc, signal.SIGTERM)
         err = (self.root / "fault.stderr").read_text(errors="replace")

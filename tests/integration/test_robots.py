@@ -220,6 +220,32 @@ def test_a_server_in_trouble_disallows_everything(gatherd, site, block,
     assert site.requests(block, "/p") == []
 
 
+@pytest.mark.parametrize("fails,retries", [(2, 2), (3, 2)])
+def test_a_robots_txt_failure_is_retried_as_a_page_would_be(
+        gatherd, fault_server, fails, retries):
+    """A 503 for robots.txt is retried as a page's would be (`retries`,
+    the backoff), the origin's URLs waiting: two failures and two retries
+    end with the pages fetched; three failures still refuse everything,
+    after exactly 1 + retries robots.txt requests and none for the
+    pages."""
+    f = fault_server
+    f.fail_robots(fails)
+    urls = [f.url("/ok?len=7&rr=%d&i=%d" % (fails, i)) for i in range(3)]
+    rows, cp, _ = run(gatherd, urls, retries=retries, retry_backoff_ms=50)
+    st = f.stats()
+    assert st["by_target"].get("/robots.txt") == min(fails, retries) + 1, \
+        st["by_target"]
+    pages = [u for u in st["by_target"] if u.startswith("/ok")]
+    if fails <= retries:
+        assert all(r["state"] == "done" for r in rows.values()), rows
+        assert len(pages) == len(urls), st["by_target"]
+    else:
+        for r in rows.values():
+            assert r["state"] == "failed" and r["error"] == "robots", r
+            assert "answered 503" in r["error_detail"], r
+        assert pages == [], st["by_target"]
+
+
 def test_an_unreachable_server_disallows_everything(gatherd):
     port = free_tcp_port()
     url = "http://127.0.0.1:%d/page" % port
