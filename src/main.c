@@ -368,6 +368,7 @@ static void app_reload(struct app *a)
 	log_set_level(a->cfg.log_level);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
 	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));
+	tls_set_sessions_per_key(a->tls, a->cfg.max_per_host);
 	log_info("configuration reloaded%s",
 		 fixed ? " (some changes need a restart: see above)" : "");
 	sched_kick(a->sched);
@@ -479,6 +480,7 @@ static int app_run(struct app *a)
 		rc = 2;
 		goto out;
 	}
+	tls_set_sessions_per_key(a->tls, a->cfg.max_per_host);
 	a->pool = conn_pool_new(a->base);
 	conn_pool_set_idle_ms(a->pool, a->cfg.idle_timeout_ms);
 	conn_pool_set_max_idle(a->pool, app_idle_cap(&a->cfg));

@@ -34,6 +34,9 @@ bool tls_session_put(struct tls *t, const char *key, SSL_SESSION *sess)
 SSL_SESSION *tls_session_take(struct tls *t, const char *key);
 /* How many session keys the cache holds. */
 size_t tls_session_keys(const struct tls *t);
+/* Keep up to n sessions per key (the connections a host may have at
+ * once: max_per_host), within the cache's own bounds; 8 until set. */
+void tls_set_sessions_per_key(struct tls *t, int n);
 
 /* Handshakes that run at once are bounded (TLS_MAX_HANDSHAKES in tls.c).
  * A connection ready to begin one takes a slot: tls_slot_take returns

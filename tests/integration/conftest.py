@@ -867,6 +867,28 @@ def fault_server_tls(tmp_path_factory, fault_pki):
     assert "Traceback" not in err, "fault server crashed:\n" + err
 
 
+def established_to(pid, port):
+    """Established TCP connections that process `pid` holds to `port`."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                rem_port = int(p[2].rsplit(":", 1)[1], 16)
+                if rem_port == port and p[3] == "01" and p[9] in inodes:
+                    n += 1
+    return n
+
+
 def proc_status_kb(pid, field="VmRSS"):
     """A `kB` field of /proc/<pid>/status (None once the process is gone)."""
     try:

@@ -4,7 +4,7 @@ the absence of head-of-line blocking between hosts."""
 import signal
 import time
 
-from conftest import parse_iso, wait_for
+from conftest import established_to, parse_iso, wait_for
 
 # Run on both stores (conftest.py: pytest_generate_tests).
 STORE_BACKENDS = ("sqlite", "postgresql")
@@ -157,29 +157,6 @@ def test_timers_start_when_request_starts(gatherd, fault_server):
     # One at a time: the last one waited ~2.1 s for its slot.
     assert took >= 2.6, took
     assert f.stats()["by_ip"]["127.0.0.7"]["max_concurrent"] == 1
-
-
-def established_to(pid, port):
-    """Established TCP connections that process `pid` holds to `port`."""
-    import os
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            inodes.add(t[8:-1])
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            next(f)
-            for line in f:
-                p = line.split()
-                rem_port = int(p[2].rsplit(":", 1)[1], 16)
-                if rem_port == port and p[3] == "01" and p[9] in inodes:
-                    n += 1
-    return n
 
 
 def test_idle_connections_of_finished_hosts_close(gatherd, nginx):

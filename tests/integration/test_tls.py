@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import CONTENT_TYPES, DOCROOT_FILES, Gatherd, wait_for
+from conftest import (CONTENT_TYPES, DOCROOT_FILES, Gatherd, established_to,
+                      wait_for)
 from tls_helpers import Pki, ScriptedTlsServer, TlsNginx
 
 SUMMARY = re.compile(r"connections opened (\d+), TLS handshakes (\d+) "
@@ -354,15 +355,47 @@ def test_many_urls_keepalive_then_resumption(gatherd_bin, tmp_path,
             if proto == "TLSv1.2":
                 # Only the first connections, opened together before any
                 # session existed, may be full handshakes.  TLS 1.3 gets
-                # only the looser bound above for now: OpenSSL marks a
-                # TLS 1.3 session not resumable once a handshake used
-                # it, and gatherd keeps one session per host, so a
+                # only the looser bound above: OpenSSL marks a TLS 1.3
+                # session not resumable once a handshake used it, so a
                 # reconnection made before the resumed connection's new
-                # ticket arrives does a full handshake.
+                # ticket arrives may find none left.
                 assert hs - resumed <= MAX_PER_HOST, info
             reused_requests = sum(1 for e in log if e["reused"] == "r")
             assert reused_requests >= N_MANY // 2, info
         assert took < 30, info
+
+
+def test_a_burst_of_new_connections_resumes_with_banked_tickets(
+        gatherd_bin, tmp_path, tls_nginx, pki):
+    """TLS 1.3 tickets are single use and a server sends a couple per
+    handshake: gatherd banks as many per host as it may open connections
+    to it at once (max_per_host), so that a later burst of new
+    connections resumes every one of them, not only the first eight."""
+    n, burst = tls_nginx, 32
+    g = new_gatherd(gatherd_bin, tmp_path, "burst")
+    g.write_config(tls={"ca_file": pki.ca_crt},
+                   fetch={"retries": 0, "max_per_host": burst,
+                          "max_in_flight": burst, "idle_timeout_ms": 200})
+    proc = g.start()
+    g.wait_ready(proc)
+    tag = "burst%d" % time.time_ns()
+    for phase in (1, 2):
+        # All of a phase's fetches start in one turn of the loop, on new
+        # connections (the pool closed the last phase's after 200 ms).
+        g.write_queue([n.url("good", "one.txt?t=%s&p=%d&i=%d"
+                             % (tag, phase, i)) for i in range(burst)],
+                      mode="a")
+        wait_for(lambda: g.count("state = 'done'") == phase * burst, 30,
+                 what="phase %d fetched" % phase)
+        wait_for(lambda: established_to(proc.pid, n.ports["good"]) == 0,
+                 10, what="phase %d's connections closed" % phase)
+    rc, _ = g.stop(proc)
+    assert rc == 0, g.stderr_of(proc)[-2000:]
+    opened, hs, resumed = summary(g.stderr_of(proc))
+    # Phase 1: full handshakes, nothing to resume yet; phase 2: every one
+    # resumed (8 at most when a host kept 8 tickets).
+    assert (opened, hs, resumed) == (2 * burst, 2 * burst, burst), \
+        (opened, hs, resumed)
 
 
 # ---------------------------------------------------------------- 5. shutdown

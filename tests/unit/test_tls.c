@@ -93,7 +93,7 @@ static void test_tls12_shared(void)
 }
 
 /* TLS 1.3 tickets go newest first, each once; the key goes with the last
- * one; only the newest PER_HOST are kept. */
+ * one; by default only the newest PER_HOST are kept. */
 static void test_tls13_single_use(void)
 {
 	struct tls *t = new_tls();
@@ -111,6 +111,74 @@ static void test_tls13_single_use(void)
 	tls_free(t);
 	for (int i = 0; i < PER_HOST + 2; i++)
 		SSL_SESSION_free(s[i]);
+}
+
+/* Up to `per_key` TLS 1.3 tickets kept for key k: the newest ones, each
+ * handed out once, newest first.  The count of the puts is `n`. */
+static void check_kept(struct tls *t, int n, int per_key)
+{
+	SSL_SESSION **s = calloc((size_t)n, sizeof *s);
+	int kept = n < per_key ? n : per_key;
+
+	for (int i = 0; i < n; i++) {
+		s[i] = session(TLS1_3_VERSION, 0, 300);
+		SSL_SESSION_up_ref(s[i]);
+		put(t, "k", s[i]);
+	}
+	for (int i = n - 1; i >= n - kept; i--)
+		TAP_CHECK(take(t, "k") == s[i]);
+	TAP_CHECK(take(t, "k") == NULL);
+	for (int i = 0; i < n; i++)
+		SSL_SESSION_free(s[i]);
+	free(s);
+}
+
+/* As many tickets per key as connections a host may have at once
+ * (max_per_host), within PER_HOST and SLOTS; lowering it (a reload)
+ * trims a key's list at its next ticket. */
+static void test_sessions_per_key(void)
+{
+	struct tls *t = new_tls();
+	SSL_SESSION *extra;
+
+	tls_set_sessions_per_key(t, 100);
+	check_kept(t, 150, 100);
+	tls_set_sessions_per_key(t, 2); /* never below PER_HOST */
+	check_kept(t, 20, PER_HOST);
+	tls_set_sessions_per_key(t, 100000); /* never above SLOTS */
+	check_kept(t, SLOTS + 10, SLOTS);
+
+	tls_set_sessions_per_key(t, 100);
+	for (int i = 0; i < 50; i++)
+		put(t, "k", session(TLS1_3_VERSION, 0, 300));
+	tls_set_sessions_per_key(t, 10);
+	extra = session(TLS1_3_VERSION, 0, 300);
+	SSL_SESSION_up_ref(extra);
+	put(t, "k", extra);
+	TAP_CHECK(take(t, "k") == extra);
+	for (int i = 0; i < 9; i++)
+		TAP_CHECK(take(t, "k") != NULL);
+	TAP_CHECK(take(t, "k") == NULL);
+
+	/* With the cache full (every key holding PER_HOST), no key grows
+	 * past PER_HOST: many sessions per key may not add up to more than
+	 * the cache held before. */
+	char key[48];
+	for (int i = 0; i < KEYS_MAX; i++) {
+		snprintf(key, sizeof key, "https://h%d.test:443", i);
+		for (int j = 0; j < PER_HOST; j++)
+			put(t, key, session(TLS1_3_VERSION, 0, 300));
+	}
+	TAP_CHECK(tls_session_keys(t) == KEYS_MAX);
+	tls_set_sessions_per_key(t, 100);
+	for (int j = 0; j < 20; j++)
+		put(t, "https://h7.test:443", session(TLS1_3_VERSION, 0, 300));
+	int n = 0;
+	while (take(t, "https://h7.test:443") != NULL)
+		n++;
+	TAP_CHECK(n == PER_HOST);
+	tls_free(t);
+	SSL_SESSION_free(extra);
 }
 
 /* An expired session is skipped (and freed) when one is handed out; a
@@ -308,6 +376,7 @@ static void test_handshake_slots(void)
 static const struct tap_test tests[] = {
     {"TLS 1.2 session shared", test_tls12_shared},
     {"TLS 1.3 tickets used once, newest first", test_tls13_single_use},
+    {"tickets per key follow max_per_host, bounded", test_sessions_per_key},
     {"expired sessions skipped", test_expired_skipped},
     {"expired keys swept as the cache is used", test_sweep_on_touch},
     {"keys bounded, least recently used evicted", test_keys_bounded},
