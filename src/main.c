@@ -72,6 +72,11 @@ struct app {
 	struct event *ev_watchdog;
 };
 
+/* The running daemon, for a debugger attached to it (gdb -p PID -ex
+ * 'print *app_for_debugger->queue'): app_run() is inlined into main(),
+ * where its `a` is "optimized out". */
+static struct app *volatile app_for_debugger;
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -423,6 +428,8 @@ static int app_run(struct app *a)
 	char *cause = NULL;
 	bool ran = false;
 	int rc = 1;
+
+	app_for_debugger = a;
 
 	/* Before anything touches the database or the queue file: a second
 	 * daemon must not ingest or fetch a single line.  (A node of a

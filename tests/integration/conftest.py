@@ -665,8 +665,9 @@ class Gatherd:
         if shutil.which("gdb") is None:
             return "\n".join(out + ["(gdb is not installed: no stacks)"])
         cmds = ["set pagination off", "thread apply all bt",
-                "thread 1", "frame function main",
-                "print *a.queue", "print a.stopping", "print a.running"]
+                "print *app_for_debugger->queue",
+                "print app_for_debugger->stopping",
+                "print app_for_debugger->running"]
         argv = ["gdb", "-batch", "-nx", "-p", str(proc.pid)]
         for c in cmds:
             argv += ["-ex", c]

@@ -2,6 +2,7 @@
 rotation (rename and recreate) and truncation; SIGTERM handling."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -163,3 +164,25 @@ def test_sigint_idle_daemon_exits_zero(gatherd, fault_server):
     rc, took = gatherd.stop(proc, signal.SIGINT, timeout=20)
     assert rc == 0, gatherd.stderr_of(proc)[-3000:]
     assert took < 5
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb not installed")
+def test_diagnose_shows_the_queue_readers_state(gatherd):
+    """The helper that tests call when a daemon does not do what they
+    wait for: besides the log and the threads, gdb attached to the daemon
+    prints the queue reader's state (through app_for_debugger, since the
+    app's own variable is optimized out in these builds)."""
+    g = gatherd
+    g.write_config()
+    g.write_queue([])
+    proc = g.start()
+    g.wait_ready(proc)
+    out = g.diagnose(proc)
+    rc, _ = g.stop(proc)
+    assert rc == 0, g.stderr_of(proc)[-3000:]
+    if "ptrace: Operation not permitted" in out:
+        pytest.skip("gdb may not attach here (ptrace_scope)")
+    # gdb's first print: the reader's struct, its file's path in it.
+    first = [ln for ln in out.splitlines() if ln.startswith("$1 = ")]
+    assert first and "read_off = " in first[0] and \
+        str(g.queue) in first[0], out[-3000:]
