@@ -32,8 +32,9 @@ SSL *tls_ssl_new(struct tls *t, const char *host, bool is_ip,
 bool tls_session_put(struct tls *t, const char *key, SSL_SESSION *sess)
 	__attribute__((warn_unused_result));
 SSL_SESSION *tls_session_take(struct tls *t, const char *key);
-/* How many session keys the cache holds. */
+/* How many session keys the cache holds, and sessions in all. */
 size_t tls_session_keys(const struct tls *t);
+size_t tls_session_count(const struct tls *t);
 /* Keep up to n sessions per key (the connections a host may have at
  * once: max_per_host), within the cache's own bounds; 8 until set. */
 void tls_set_sessions_per_key(struct tls *t, int n);

@@ -179,6 +179,32 @@ static void test_sessions_per_key(void)
 	TAP_CHECK(n == PER_HOST);
 	tls_free(t);
 	SSL_SESSION_free(extra);
+
+	/* A key that grew while there was room gives its sessions up, as
+	 * the one used longest ago, once the others fill the cache: the
+	 * total stays within KEYS_MAX * PER_HOST. */
+	t = new_tls();
+	tls_set_sessions_per_key(t, SLOTS);
+	for (int j = 0; j < SLOTS; j++)
+		put(t, "big", session(TLS1_3_VERSION, 0, 300));
+	TAP_CHECK(tls_session_count(t) == SLOTS);
+	for (int i = 0; i < KEYS_MAX; i++) {
+		snprintf(key, sizeof key, "https://h%d.test:443", i);
+		for (int j = 0; j < PER_HOST; j++)
+			put(t, key, session(TLS1_3_VERSION, 0, 300));
+	}
+	TAP_CHECK(tls_session_count(t) <= (size_t)KEYS_MAX * PER_HOST);
+	TAP_CHECK(take(t, "big") == NULL);
+	TAP_CHECK(take(t, "https://h9999.test:443") != NULL);
+	tls_free(t);
+
+	/* TLS 1.2 sessions are shared: a key keeps PER_HOST of them. */
+	t = new_tls();
+	tls_set_sessions_per_key(t, 100);
+	for (int j = 0; j < 50; j++)
+		put(t, "k12", session(TLS1_2_VERSION, 0, 300));
+	TAP_CHECK(tls_session_count(t) == PER_HOST);
+	tls_free(t);
 }
 
 /* An expired session is skipped (and freed) when one is handed out; a
