@@ -25,6 +25,7 @@ struct robots_entry {
 	int64_t expires_ms; /* monotonic */
 	int64_t delay_ms;   /* Crawl-delay, capped */
 	bool fetching;
+	int attempts;       /* failed requests of the fetch under way */
 };
 
 /* One origin's robots.txt being fetched, hop by hop. */
@@ -35,9 +36,9 @@ struct robots_job {
 	char *url; /* of this hop */
 	struct url_ref ref;
 	int hops;
-	int attempts; /* requests made for this hop */
+	int attempts; /* failed requests so far (robots_entry's, carried) */
 	struct fetch *fetch;
-	struct event *retry_ev; /* out of descriptors: try again soon */
+	struct event *retry_ev; /* waiting to try again (robots_retry_cb) */
 	struct fetch_tap tap;
 	char *body;
 	size_t len, cap;
@@ -188,18 +189,31 @@ static struct robots *robots_outcome(struct robots_job *j,
 	return r;
 }
 
-/* The same hop again, after a wait. */
+/* A retry's time has come.  The job ends and the origin's URLs go back
+ * to their hosts: the first of them that the scheduler dispatches asks
+ * again, which starts the fetch anew (its attempts carried in the entry),
+ * so that a retry starts only as any fetch does: within max_in_flight,
+ * not while draining, not past a shared store's fence. */
 static void robots_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct robots_job *j = arg;
+	struct robots_cache *rc = j->rc;
+	struct robots_entry *e = lru_get(rc->cache, j->origin);
+	char *origin = j->origin;
 
 	(void)fd;
 	(void)what;
-	if (robots_job_go(j) != 0)
-		log_error("robots.txt of %s: bad URL %s", j->origin, j->url);
+	if (e != NULL) {
+		e->fetching = false;
+		e->attempts = j->attempts;
+	}
+	j->origin = NULL;
+	robots_job_free(j);
+	rc->ready(rc->arg, origin);
+	free(origin);
 }
 
-/* Fetch the same hop again in `ms` ms; the URLs keep waiting. */
+/* Fetch robots.txt again in `ms` ms; the URLs keep waiting. */
 static void robots_job_later(struct robots_job *j, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000),
@@ -228,9 +242,10 @@ static void robots_fetch_done(void *arg, struct fetch_result *res)
 		return;
 	}
 	/* A failure worth another attempt (the pages' rule: policy.c) is
-	 * tried again, up to [fetch] retries, before the origin counts as
-	 * unreachable: one reset connection or 503 must not refuse all of its
-	 * URLs for ROBOTS_UNREACHABLE_TTL_S. */
+	 * tried again, up to [fetch] retries for the whole fetch (redirect
+	 * hops included; a retry starts again from /robots.txt), before the
+	 * origin counts as unreachable: one reset connection or 503 must not
+	 * refuse all of its URLs for ROBOTS_UNREACHABLE_TTL_S. */
 	struct policy_outcome o = {
 		.ok = res->ok,
 		.status = res->status,
@@ -258,7 +273,6 @@ static void robots_fetch_done(void *arg, struct fetch_result *res)
 		j->url = res->location;
 		res->location = NULL;
 		j->hops++;
-		j->attempts = 0; /* attempts are per URL, as for pages */
 		fetch_result_free(res);
 		if (robots_job_go(j) == 0)
 			return;
@@ -279,6 +293,7 @@ static void robots_fetch_done(void *arg, struct fetch_result *res)
 	robots_free(e->rules);
 	e->rules = rules;
 	e->fetching = false;
+	e->attempts = 0;
 	e->expires_ms = util_mono_ms() + ttl_s * 1000;
 	double d = robots_crawl_delay(rules);
 	if (d > cfg->robots_max_crawl_delay_s)
@@ -305,6 +320,7 @@ static void robots_job_start(struct robots_cache *rc, const char *origin,
 	j->rc = rc;
 	j->origin = xstrdup(origin);
 	j->url = util_printf("%s/robots.txt", origin);
+	j->attempts = e->attempts;
 	j->tap.body = robots_body_cb;
 	j->tap.body_limit = ROBOTS_PARSE_LIMIT + 1;
 	j->tap.arg = j;

@@ -13,7 +13,9 @@
  *
  * The scheduler asks before every fetch.  While an origin's robots.txt is
  * on its way the answer is ROBOTS_PENDING: the URL waits without a slot,
- * and the scheduler is told when the origin is ready. */
+ * and the scheduler is told when the origin is ready, or when a retry is
+ * due (then a URL of it that asks again starts the fetch anew: robots.txt
+ * requests start only from the scheduler's dispatch, within its limits). */
 #ifndef GATHERD_ROBOTS_FETCH_H
 #define GATHERD_ROBOTS_FETCH_H
 
@@ -29,8 +31,9 @@ struct robots_cache;
 #define ROBOTS_UNREACHABLE_TTL_S 300
 #define ROBOTS_CACHE_ORIGINS	 10000
 
-/* ready(arg, origin) runs on the loop when an origin's rules are known
- * (those that waited for it may ask again). */
+/* ready(arg, origin) runs on the loop when an origin's rules are known or
+ * a retry of its robots.txt is due (those that waited for it may ask
+ * again). */
 struct robots_cache *robots_cache_new(const struct fetch_ctx *fctx,
 				      void (*ready)(void *, const char *),
 				      void *arg);
@@ -58,7 +61,9 @@ enum robots_answer robots_cache_ask(struct robots_cache *rc, const char *url,
  * running out): an origin's first fetch is forgotten, and the URLs that
  * waited for it are handed back through ready() (asking again starts a new
  * fetch); a refresh leaves the old rules answering.  How many requests
- * were aborted. */
+ * were aborted.  ready() runs before this returns: the caller must have
+ * stopped starting fetches, or a ready() that dispatches would ask, and
+ * start them, again at once. */
 size_t robots_cache_abort(struct robots_cache *rc);
 
 /* robots.txt fetches under way (they count against max_in_flight). */
