@@ -623,6 +623,7 @@ out:
 		event_free(a->ev_watchdog);
 	event_base_free(a->base);
 	lock_release(a->lock);
+	app_for_debugger = NULL;
 	return rc;
 }
 

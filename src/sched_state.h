@@ -159,7 +159,8 @@ void sched_dispatch(struct sched *s);
 /* Take in-flight job j back from its fetch (and its record), which ends
  * without a result; j keeps its host. */
 void sched_unstart(struct sched *s, struct job *j);
-/* Free host h if it holds nothing any more; true if it did. */
+/* Free host h if it holds nothing any more (one whose delay still runs
+ * rests until it ends); true if it did. */
 bool sched_host_maybe_free(struct host *h);
 void sched_job_free(struct job *j);
 void sched_job_free_result(struct job *j);

@@ -49,7 +49,6 @@ static void host_make_ready(struct host *h)
 	}
 }
 
-
 static struct host *host_get(struct sched *s, const char *key)
 {
 	struct host *h = map_get(s->hosts, key);
