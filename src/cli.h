@@ -18,5 +18,4 @@ struct config;
  * queue file (or the database) could not be written. */
 int cli_submit(const struct config *cfg, int n, char **urls, bool direct);
 
-
 #endif

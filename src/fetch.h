@@ -129,6 +129,4 @@ void fetch_result_free(struct fetch_result *r);
 /* Stop a fetch at once without a result (shutdown). */
 void fetch_abort(struct fetch *f);
 
-
-
 #endif

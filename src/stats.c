@@ -8,9 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "batcher.h"
 #include "capture.h"
@@ -27,7 +26,6 @@
 #include "store.h"
 #include "thread.h"
 #include "util.h"
-
 
 #define STATS_HB_HOSTS 100 /* busiest hosts kept in the heartbeat */
 

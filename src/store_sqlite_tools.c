@@ -324,7 +324,6 @@ fail:
 	return -1;
 }
 
-
 int store_sqlite_submit(const struct store_conf *sc,
 			const struct store_line *lines, size_t n,
 			int64_t now_ms, char **cause)
