@@ -420,6 +420,30 @@ def start_proxied_pair(request, gatherd_bin, tmp_path, lease_s, fetch):
     return a, b, pa, pb, proxy
 
 
+def partition_p1_until_taken_over(a, pa, proxy, lease_s, what):
+    """Cut p1 off from the database, wait for it to abort `what` before
+    its lease ends, and keep it cut off until p2 has taken its shards
+    (2.5 leases)."""
+    proxy.freeze()
+    frozen = time.monotonic()
+    wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
+               "p1 aborting its %s before its lease ends" % what)
+    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+
+
+def stop_pair_all_done(a, b, pa, pb, urls, timeout=90):
+    """Wait for every row done, stop both nodes, and check that each URL
+    ended as exactly one done row."""
+    wait_until(lambda: counts(b).get("done", 0) == len(urls), timeout,
+               "every row done")
+    for g, p in ((a, pa), (b, pb)):
+        rc, _ = g.stop(p)
+        assert rc == 0, g.stderr_of(p)[-3000:]
+    rows = b.query("SELECT url, state FROM results")
+    assert sorted(r["url"] for r in rows) == sorted(urls)
+    assert all(r["state"] == "done" for r in rows)
+
+
 @pytest.mark.parametrize("partition", ["hang", "cut"])
 def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
                                          fault_server, partition):
@@ -460,15 +484,7 @@ def test_partitioned_node_stops_fetching(request, gatherd_bin, tmp_path,
     wait_until(lambda: "leases renewed: starting fetches again" in
                a.stderr_of(pa), 3 * lease_s, "p1 fetching again")
     assert "rows of host shards this node lost" in a.stderr_of(pa)
-    wait_until(lambda: counts(b).get("done", 0) == len(urls), 240,
-               "every row done")
-    for g, p in ((a, pa), (b, pb)):
-        rc, _ = g.stop(p)
-        assert rc == 0, g.stderr_of(p)[-3000:]
-    rows = b.query("SELECT url, state FROM results")
-    assert len(rows) == len(urls)
-    assert {r["url"] for r in rows} == set(urls)
-    assert all(r["state"] == "done" for r in rows)
+    stop_pair_all_done(a, b, pa, pb, urls, timeout=240)
     st = fault_server.stats()
     worst = {ip: s["max_concurrent"] for ip, s in st["by_ip"].items()}
     assert max(worst.values()) <= 1, worst
@@ -492,20 +508,9 @@ def test_partitioned_node_aborts_long_fetches(request, gatherd_bin, tmp_path,
     a.write_queue(urls, mode="a")
     wait_until(lambda: fault_server.stats()["global"]["current"] == hosts,
                30, "every host's request in flight")
-    proxy.freeze()
-    frozen = time.monotonic()
-    wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
-               "p1 aborting its fetches before its lease ends")
-    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+    partition_p1_until_taken_over(a, pa, proxy, lease_s, "fetches")
     proxy.thaw()
-    wait_until(lambda: counts(b).get("done", 0) == len(urls), 90,
-               "every row done")
-    for g, p in ((a, pa), (b, pb)):
-        rc, _ = g.stop(p)
-        assert rc == 0, g.stderr_of(p)[-3000:]
-    rows = b.query("SELECT url, state FROM results")
-    assert sorted(r["url"] for r in rows) == sorted(urls)
-    assert all(r["state"] == "done" for r in rows)
+    stop_pair_all_done(a, b, pa, pb, urls)
     st = fault_server.stats()
     # p1's requests were made twice (aborted there, then p2's) ...
     twice = [u for u in urls
@@ -537,23 +542,13 @@ def test_partitioned_node_aborts_its_robots_txt_fetches(request, gatherd_bin,
     a.write_queue(urls, mode="a")
     wait_until(lambda: fault_server.stats()["global"]["current"] == hosts,
                30, "every host's robots.txt in flight")
-    proxy.freeze()
-    frozen = time.monotonic()
-    wait_until(lambda: "aborted" in a.stderr_of(pa), lease_s + 5,
-               "p1 aborting its robots.txt fetches before its lease ends")
-    # p2 takes p1's shards and asks for their robots.txt itself.
-    time.sleep(max(0.0, frozen + 2.5 * lease_s - time.monotonic()))
+    # Meanwhile p2 takes p1's shards and asks for their robots.txt.
+    partition_p1_until_taken_over(a, pa, proxy, lease_s,
+                                  "robots.txt fetches")
     st = fault_server.stats()
     fault_server.set_robots_ms(0)
     proxy.thaw()
-    wait_until(lambda: counts(b).get("done", 0) == len(urls), 90,
-               "every row done")
-    for g, p in ((a, pa), (b, pb)):
-        rc, _ = g.stop(p)
-        assert rc == 0, g.stderr_of(p)[-3000:]
-    rows = b.query("SELECT url, state FROM results")
-    assert sorted(r["url"] for r in rows) == sorted(urls)
-    assert all(r["state"] == "done" for r in rows)
+    stop_pair_all_done(a, b, pa, pb, urls)
     # p1's hosts had their robots.txt asked twice by then (p1's, aborted,
     # then p2's) ...
     twice = [ip for ip, s in st["by_ip"].items() if s["total"] >= 2]
